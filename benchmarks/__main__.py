@@ -1,0 +1,32 @@
+"""Run one benchmark: ``python -m benchmarks NAME [options]`` (``--help`` per benchmark).
+
+Benchmarks:
+  core    the accelerated core: Cython batch vs pure-Python fallback vs the floor
+  store   durable ingest (decode -> core -> one synced write batch) vs raw rocksdict batches
+
+Each prints figures beside a baseline measured in the same run, shows progress on stderr,
+and with ``--json`` prints one JSON object as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "core": "benchmarks.core",
+    "store": "benchmarks.store",
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
+        print(__doc__.strip())
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(BENCHMARKS[argv[0]])
+    result: int = module.main(argv[1:])
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,135 @@
+"""Wiring of the daemon: one trio process, a lifespan nursery around a serving nursery.
+
+Start-up order: load and validate rules (a broken rule set refuses to start, naming file,
+line and key), open the store, start the committer, then the HTTP server, then the
+helpers (rule watcher, demo feeder). ``task_status.started`` reports the bound addresses.
+
+Shutdown (SIGINT/SIGTERM or ``shutdown.set()``): the HTTP server stops accepting and gives
+in-flight requests ``shutdown_grace_s``; then the committer drains every submission it
+has already taken (each is committed and acknowledged); then the helpers are cancelled;
+the store is closed last.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from functools import partial
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+import core_ext
+from gateway._demo import serve_demo_feeder
+from gateway._http import Services, build_app, load_or_create_token
+from gateway._metrics import Metrics
+from gateway._pipeline import Pipeline
+from gateway._reload import RuleHolder, watch_rules, watch_sighup
+from gateway._settings import Settings
+from gateway._store import StoreSettings, open_store
+
+log = logging.getLogger("gateway")
+
+
+def store_settings(settings: Settings) -> StoreSettings:
+    """The store's settings from the ``[store]`` section and the data directory."""
+    section = settings.store
+    return StoreSettings(
+        path=settings.data_path / "rocksdb",
+        sync=section.sync,
+        cache_orders=section.cache_orders,
+        recent_fingerprints=section.recent_fingerprints,
+        outbox_max_events=section.outbox_max_events,
+        outbox_max_bytes=section.outbox_max_bytes,
+    )
+
+
+async def _serve_http(
+    services: Services, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+) -> None:
+    config = HypercornConfig()
+    http = services.settings.http
+    host = f"[{http.host}]" if ":" in http.host else http.host
+    config.bind = [f"{host}:{http.port}"]
+    config.graceful_timeout = http.shutdown_grace_s
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    try:
+        await serve(build_app(services), config, shutdown_trigger=shutdown.wait, task_status=task_status)
+    finally:
+        services.pipeline.close()
+
+
+async def serve_gateway(
+    settings: Settings,
+    shutdown: trio.Event | None = None,
+    *,
+    task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gateway until ``shutdown`` is set.
+
+    Args:
+        settings: the validated settings.
+        shutdown: set it to stop gracefully (``run_gateway`` sets it on SIGINT/SIGTERM).
+        task_status: receives the ``Services`` (with ``services.bound`` addresses) once the
+            HTTP server listens.
+
+    Raises:
+        ConfigError: the rule files are invalid.
+        StoreError: the store cannot be opened (e.g. locked by another process).
+    """
+    shutdown = shutdown or trio.Event()
+    holder = RuleHolder(settings.rules_path)
+    metrics = Metrics()
+    metrics.core.labels(core_ext.IMPLEMENTATION).set(1)
+    metrics.rules_version.info({"digest": holder.current.digest})
+    store = open_store(store_settings(settings))
+    try:
+        pipeline = Pipeline(store, settings.pipeline, metrics)
+        services = Services(
+            settings=settings, store=store, pipeline=pipeline, rules=holder, metrics=metrics,
+            api_token=load_or_create_token(settings.token_path),
+        )
+        log.info("core implementation: %s", core_ext.IMPLEMENTATION)
+        log.info("rules: %s sources from %s (digest %s)", len(holder.current.sources),
+                 settings.rules_path, holder.current.digest)
+        log.info("store: %s (sync=%s)", store.settings.path, store.settings.sync)
+        async with trio.open_nursery() as lifespan:
+            async with trio.open_nursery() as serving:
+                await serving.start(pipeline.serve)
+                binds = await serving.start(_serve_http, services, shutdown)
+                services.bound = list(binds)
+                log.info("listening on %s; API token in %s", ", ".join(binds), settings.token_path)
+                if settings.gateway.rules_poll_s > 0:
+                    lifespan.start_soon(partial(watch_rules, holder, settings.gateway.rules_poll_s))
+                if settings.demo.enabled:
+                    lifespan.start_soon(serve_demo_feeder, settings, binds[0])
+                task_status.started(services)
+            lifespan.cancel_scope.cancel()
+    finally:
+        store.close()
+        log.info("store closed; gateway stopped")
+
+
+async def run_gateway(settings: Settings) -> None:
+    """``serve_gateway`` with SIGINT/SIGTERM -> graceful shutdown and SIGHUP -> rule reload.
+
+    A second SIGINT during the graceful shutdown stops at once (the default handler is
+    back by then); committed data is safe either way, only unacknowledged requests are cut.
+    """
+    shutdown = trio.Event()
+
+    async def on_signals() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("%s received: shutting down gracefully", signal.Signals(signum).name)
+                shutdown.set()
+                return
+
+    async with trio.open_nursery() as helpers:
+        helpers.start_soon(on_signals)
+        async with trio.open_nursery() as main:
+            services: Services = await main.start(serve_gateway, settings, shutdown)
+            helpers.start_soon(watch_sighup, services.rules)
+        helpers.cancel_scope.cancel()

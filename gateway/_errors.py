@@ -1,0 +1,91 @@
+"""The gateway's exception tree.
+
+Every boundary (HTTP, serial, RocksDB, upstream, config files) translates foreign
+exceptions into one of these with ``raise ... from exc``, so callers handle a small,
+meaningful set::
+
+    GatewayError
+    ├── ConfigError            a config or rule file is wrong (names file, line, key)
+    ├── IngestError            an inbound event batch is refused; nothing was stored
+    │   ├── SignatureError         bad or missing signature           -> HTTP 401
+    │   ├── MalformedEventError    body cannot be decoded/understood  -> HTTP 400
+    │   └── PayloadTooLargeError   body over the configured limit     -> HTTP 413
+    ├── StoreError             RocksDB failed; the step was not committed
+    │   └── BackpressureError      a configured bound is reached      -> HTTP 503
+    └── StateTransitionError   a programming error: an impossible transition was forced
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GatewayError(Exception):
+    """Base class of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """A configuration or mapping-rule file is invalid.
+
+    The message always says where: ``file:line: key: what is wrong``. ``line`` is
+    ``None`` only when the problem is not tied to one line (e.g. a missing file).
+
+    Args:
+        path: the offending file.
+        line: 1-based line number, or ``None``.
+        key: dotted key path inside the file (``"status.101"``), or ``""``.
+        message: what is wrong, in operator's words.
+    """
+
+    def __init__(self, path: str | Path, line: int | None, key: str, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.key = key
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+class IngestError(GatewayError):
+    """An inbound batch was refused before anything was stored."""
+
+    http_status = 400
+
+
+class SignatureError(IngestError):
+    """The request's signature, tenant secret or timestamp window does not verify."""
+
+    http_status = 401
+
+
+class MalformedEventError(IngestError):
+    """The request body cannot be decoded or lacks what the source's rules require."""
+
+    http_status = 400
+
+
+class PayloadTooLargeError(IngestError):
+    """The request body is over the configured ``max_body_bytes``."""
+
+    http_status = 413
+
+
+class StoreError(GatewayError):
+    """The durable store failed; the processing step was not committed."""
+
+
+class BackpressureError(StoreError):
+    """A configured bound (store, outbox, queue) is reached; retry later.
+
+    Args:
+        message: which bound and its value.
+        retry_after_s: the hint given to clients (``Retry-After``).
+    """
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StateTransitionError(GatewayError):
+    """An impossible state transition was forced; a bug, never operator input."""

@@ -1,0 +1,249 @@
+"""The HTTP surface: webhooks in, local API and metrics out (Starlette on hypercorn/trio).
+
+Routes::
+
+    GET  /healthz                                   open: liveness + core implementation
+    POST /webhooks/{source}/{tenant}                signed per source (see gateway.adapters)
+    GET  /metrics                                   Prometheus text          (token)
+    GET  /api/v1/rules                              live rule set, last reload error (token)
+    POST /api/v1/rules/reload                       reload rule files now    (token)
+    GET  /api/v1/tenants/{tenant}/orders/{order_id} order + its audit trail  (token)
+    GET  /api/v1/tenants/{tenant}/quarantine        quarantined events       (token)
+    GET  /api/v1/tenants/{tenant}/events?after=N&limit=M   the event log     (token)
+    GET  /api/v1/tenants/{tenant}/audit/verify      check the audit hash chain (token)
+
+The local API wants ``Authorization: Bearer <token>`` (the token file is created at first
+start, mode 0600; see ``[api] token_file``). Webhooks authenticate by their platform's
+signature with the tenant's secret instead. Status codes of ``/webhooks``: 200 stored
+durably (or a duplicate of something stored), 400 malformed, 401 signature / tenant /
+allow-list, 404 unknown source, 413 body or batch too large, 503 backpressure or store
+failure with ``Retry-After`` — on every non-2xx nothing was stored.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import core_ext
+from gateway._errors import BackpressureError, IngestError, PayloadTooLargeError, StoreError
+from gateway._metrics import Metrics
+from gateway._normalize import normalise_batch
+from gateway._pipeline import Pipeline, now_ms
+from gateway._reload import RuleHolder
+from gateway._settings import TENANT_NAME, Settings
+from gateway._store import Store
+from gateway.adapters import ADAPTERS, RawRequest, Reply
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Services:
+    """Everything the HTTP layer talks to; built by the daemon."""
+
+    settings: Settings
+    store: Store
+    pipeline: Pipeline
+    rules: RuleHolder
+    metrics: Metrics
+    api_token: str
+    started_at: float = field(default_factory=time.time)
+    bound: list[str] = field(default_factory=list)
+
+
+def load_or_create_token(path: Path) -> str:
+    """The API token in ``path``; a new random one (mode 0600) when the file is missing."""
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(token + "\n", encoding="utf-8")
+    log.info("created a new API token in %s", path)
+    return token
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status, headers, media_type="application/json")
+
+
+def _reply(reply: Reply, headers: dict[str, str] | None = None) -> Response:
+    return Response(reply.body, reply.status, headers, media_type=reply.content_type)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body of {declared} bytes is over max_body_bytes={limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body is over max_body_bytes={limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(services: Services) -> Starlette:
+    """The Starlette application bound to ``services``."""
+    settings = services.settings
+    metrics = services.metrics
+    token = services.api_token.encode()
+
+    def protected(handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            given = request.headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+                return _json({"error": "missing or wrong API token"}, 401, {"WWW-Authenticate": "Bearer"})
+            tenant = request.path_params.get("tenant")
+            if tenant is not None and not TENANT_NAME.match(tenant):
+                return _json({"error": "bad tenant name"}, 400)
+            return await handler(request)
+
+        return guarded
+
+    async def healthz(request: Request) -> Response:
+        live = services.rules.current
+        return _json({
+            "status": "ok",
+            "gateway_id": settings.gateway.id,
+            "core": core_ext.IMPLEMENTATION,
+            "rules": {"sources": sorted(live.sources), "digest": live.digest},
+            "uptime_s": round(time.time() - services.started_at, 1),
+        })
+
+    async def webhook(request: Request) -> Response:
+        source = request.path_params["source"]
+        tenant = request.path_params["tenant"]
+        adapter = ADAPTERS.get(source)
+        rules = services.rules.current.get(source)
+        if adapter is None or rules is None:
+            metrics.refused.labels(source[:32], "unknown_source").inc()
+            return _json({"ok": False, "error": f"unknown source {source!r}"}, 404)
+        credentials = settings.credentials(tenant, source) if TENANT_NAME.match(tenant) else None
+        if credentials is None:
+            metrics.refused.labels(source, "unknown_tenant").inc()
+            return _reply(adapter.failure(401, "unknown tenant for this source"))
+        try:
+            body = await _read_body(request, settings.http.max_body_bytes)
+            raw = RawRequest(
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                query=dict(request.query_params),
+                peer=request.client.host if request.client else "",
+            )
+            adapter.verify(raw, credentials, time.time())
+            decoded = adapter.decode(raw)
+            if len(decoded) > settings.http.max_events_per_request:
+                raise PayloadTooLargeError(
+                    f"{len(decoded)} events is over max_events_per_request={settings.http.max_events_per_request}")
+            events = normalise_batch(rules, tenant, decoded, now_ms())
+            report = await services.pipeline.submit(events)
+        except IngestError as exc:
+            reason = type(exc).__name__.removesuffix("Error").lower()
+            metrics.refused.labels(source, reason).inc()
+            log.info("refused %s webhook for tenant %s: %s", source, tenant, exc)
+            return _reply(adapter.failure(exc.http_status, str(exc)))
+        except BackpressureError as exc:
+            metrics.refused.labels(source, "backpressure").inc()
+            return _reply(adapter.failure(503, str(exc)), {"Retry-After": str(exc.retry_after_s)})
+        except StoreError as exc:
+            metrics.refused.labels(source, "store").inc()
+            return _reply(adapter.failure(503, "store unavailable"), {"Retry-After": "5"})
+        return _reply(adapter.success({
+            "accepted": len(report.results),
+            "counts": report.counts(),
+            "results": [r.to_dict() for r in report.results],
+        }))
+
+    async def metrics_endpoint(request: Request) -> Response:
+        metrics.quarantined.set(services.store.quarantine_count())
+        stats = services.store.outbox_stats()
+        metrics.outbox_events.set(stats.count)
+        metrics.outbox_bytes.set(stats.bytes)
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def rules_info(request: Request) -> Response:
+        holder = services.rules
+        live = holder.current
+        return _json({
+            "digest": live.digest,
+            "sources": {name: {"version": r.version, "kind": r.kind, "statuses": len(r.status)}
+                        for name, r in sorted(live.items())},
+            "reloads_ok": holder.successes,
+            "reloads_failed": holder.failures,
+            "last_error": str(holder.last_error) if holder.last_error else None,
+        })
+
+    async def rules_reload(request: Request) -> Response:
+        outcome = services.rules.reload()
+        metrics.rules_reloads.labels("ok" if outcome.ok else "failed").inc()
+        return _json({"ok": outcome.ok, "error": str(outcome.error) if outcome.error else None,
+                      "digest": services.rules.current.digest}, 200 if outcome.ok else 422)
+
+    async def order(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        order_id = request.path_params["order_id"]
+        state = services.store.get_order(tenant, order_id)
+        if state is None:
+            return _json({"error": "no such order"}, 404)
+        return _json({"order": state.to_dict(), "audit": list(services.store.iter_audit(tenant, order_id))})
+
+    async def quarantine(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        limit = _int_param(request, "limit", 100)
+        items = list(islice(services.store.iter_quarantine(tenant), limit))
+        return _json({"count": services.store.quarantine_count(tenant), "items": items})
+
+    async def events(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        after = _int_param(request, "after", 0)
+        limit = _int_param(request, "limit", 100)
+        return _json({"items": list(islice(services.store.iter_events(tenant, after), limit))})
+
+    async def audit_verify(request: Request) -> Response:
+        result = services.store.verify_audit_chain(request.path_params["tenant"])
+        return _json({"ok": result.ok, "records": result.records, "first_bad_seq": result.first_bad_seq,
+                      "reason": result.reason}, 200 if result.ok else 409)
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/webhooks/{source}/{tenant}", webhook, methods=["POST"]),
+        Route("/metrics", protected(metrics_endpoint), methods=["GET"]),
+        Route("/api/v1/rules", protected(rules_info), methods=["GET"]),
+        Route("/api/v1/rules/reload", protected(rules_reload), methods=["POST"]),
+        Route("/api/v1/tenants/{tenant}/orders/{order_id:path}", protected(order), methods=["GET"]),
+        Route("/api/v1/tenants/{tenant}/quarantine", protected(quarantine), methods=["GET"]),
+        Route("/api/v1/tenants/{tenant}/events", protected(events), methods=["GET"]),
+        Route("/api/v1/tenants/{tenant}/audit/verify", protected(audit_verify), methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+__all__ = ["Services", "build_app", "load_or_create_token"]

@@ -1,0 +1,173 @@
+"""The committer: group commit of normalised events, acknowledged only when durable.
+
+Request handlers call ``Pipeline.submit(events)``; it returns only after the write batch
+holding those events is durable (per ``[store] sync``). One task, ``Pipeline.serve``, owns
+all writes: it takes every submission waiting in its bounded channel (up to
+``max_group_events`` events), plans ONE step over all of them (``plan_step``, pure), and
+commits it as ONE RocksDB write batch. Many concurrent webhooks therefore share one fsync.
+
+Backpressure, never silent loss:
+
+* the submission channel holds ``queue_batches`` submissions; when it is full, or the
+  outbox is over ``outbox_max_events``/``outbox_max_bytes``, ``submit`` raises
+  ``BackpressureError`` at once (HTTP 503 + ``Retry-After``) and nothing is stored;
+* a failed commit (disk full, I/O error) fails every submission of the group with
+  ``StoreError`` (HTTP 503); nothing of the group is acknowledged or half-written.
+
+Cancellation: a submission whose caller is cancelled (client hung up) is still committed
+once the committer has taken it; the sender did not get a 2xx and will retry, and the retry
+is a duplicate that de-duplication absorbs.
+
+The write itself runs in a worker thread (``trio.to_thread`` with a limiter of one) so the
+event loop keeps accepting requests while RocksDB fsyncs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import trio
+
+from gateway._errors import BackpressureError, StoreError
+from gateway._metrics import Metrics
+from gateway._model import Event
+from gateway._settings import PipelineSection
+from gateway._step import EventResult, Outcome, plan_step
+from gateway._store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Submission:
+    events: list[Event]
+    done: trio.Event = field(default_factory=trio.Event)
+    results: list[EventResult] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class SubmitReport:
+    """The per-event results of one submission, in input order."""
+
+    results: list[EventResult]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r.outcome for r in self.results))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Pipeline:
+    """Group-commits submitted events into the store.
+
+    Args:
+        store: the open store; the pipeline is its only writer while serving.
+        settings: ``[pipeline]`` settings.
+        metrics: where counts go.
+    """
+
+    def __init__(self, store: Store, settings: PipelineSection, metrics: Metrics) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self._send, self._receive = trio.open_memory_channel[_Submission](settings.queue_batches)
+        self._limiter = trio.CapacityLimiter(1)
+        self.groups_committed = 0
+
+    def check_capacity(self) -> None:
+        """Raise ``BackpressureError`` when the outbox is over its bound."""
+        stats = self.store.outbox_stats()
+        bounds = self.store.settings
+        if stats.count >= bounds.outbox_max_events:
+            raise BackpressureError(f"outbox full: {stats.count} events >= outbox_max_events", 30)
+        if stats.bytes >= bounds.outbox_max_bytes:
+            raise BackpressureError(f"outbox full: {stats.bytes} bytes >= outbox_max_bytes", 30)
+
+    async def submit(self, events: list[Event]) -> SubmitReport:
+        """Commit ``events`` durably and report what happened to each.
+
+        Raises:
+            BackpressureError: queue or outbox full; nothing was stored.
+            StoreError: the write failed; nothing was stored.
+        """
+        if not events:
+            return SubmitReport([])
+        self.check_capacity()
+        submission = _Submission(events)
+        try:
+            self._send.send_nowait(submission)
+        except trio.WouldBlock:
+            raise BackpressureError("ingest queue full", 2) from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise BackpressureError("gateway is shutting down", 5) from None
+        await submission.done.wait()
+        if submission.error is not None:
+            raise submission.error
+        return SubmitReport(submission.results)
+
+    def close(self) -> None:
+        """Stop accepting submissions; ``serve`` drains what is queued, then returns."""
+        self._send.close()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the committer until ``close()`` and the queue is drained."""
+        task_status.started()
+        async with self._receive:
+            async for first in self._receive:
+                group = [first]
+                count = len(first.events)
+                while count < self.settings.max_group_events:
+                    try:
+                        more = self._receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    group.append(more)
+                    count += len(more.events)
+                with trio.CancelScope(shield=True):
+                    await self._commit_group(group, count)
+
+    async def _commit_group(self, group: list[_Submission], count: int) -> None:
+        started = time.perf_counter()
+        store = self.store
+        try:
+            plan = plan_step(
+                (event for submission in group for event in submission.events),
+                store.get_order, store.seen_fingerprint, store.order_for_waybill, now_ms(),
+            )
+            await trio.to_thread.run_sync(store.commit, plan.write, limiter=self._limiter)
+        except StoreError as exc:
+            log.error("commit of %d events failed, nothing acknowledged: %s", count, exc)
+            for submission in group:
+                submission.error = exc
+                submission.done.set()
+            return
+        except Exception as exc:  # a bug must not leave webhook handlers waiting forever
+            log.exception("processing step failed")
+            for submission in group:
+                submission.error = StoreError(f"processing failed: {exc!r}")
+                submission.done.set()
+            return
+        offset = 0
+        for submission in group:
+            submission.results = plan.results[offset: offset + len(submission.events)]
+            offset += len(submission.events)
+            submission.done.set()
+        self.groups_committed += 1
+        metrics = self.metrics
+        metrics.commit_seconds.observe(time.perf_counter() - started)
+        metrics.commit_events.observe(count)
+        tally = Counter((r.outcome, e.source) for r, e in zip(
+            plan.results, (e for s in group for e in s.events), strict=True))
+        for (outcome, source), n in tally.items():
+            metrics.events.labels(source, outcome).inc(n)
+        if tally and any(outcome == Outcome.QUARANTINED for outcome, _ in tally):
+            metrics.quarantined.set(store.quarantine_count())
+        stats = store.outbox_stats()
+        metrics.outbox_events.set(stats.count)
+        metrics.outbox_bytes.set(stats.bytes)

@@ -1,0 +1,345 @@
+"""Daemon settings: the ``gateway.toml`` file, typed, strict and fully defaulted.
+
+Every setting has a default; a config file only states what differs. Unknown (often
+misspelt) keys and wrong types refuse to start with ``file:line: key: message``.
+
+Reference (all keys, defaults in brackets)::
+
+    [gateway]
+    id = "edge-01"              # gateway_id sent upstream ["edge-01"]
+    data_dir = "data"           # RocksDB and the API token live here; a relative path is
+                                # relative to the working directory ["data"]
+    rules_dir = "rules"         # mapping rule files; relative to THIS file ["rules"]
+    rules_poll_s = 1.0          # how often rule files are checked for edits; 0 = only SIGHUP [1.0]
+    log_level = "INFO"          # DEBUG | INFO | WARNING | ERROR ["INFO"]
+
+    [http]
+    host = "127.0.0.1"          # listen address; loopback by default ["127.0.0.1"]
+    port = 8780                 # [8780]
+    max_body_bytes = 4194304    # larger request bodies get 413 [4 MiB]
+    max_events_per_request = 10000   # larger batches get 413 [10000]
+    shutdown_grace_s = 10.0     # in-flight requests get this long on SIGTERM [10.0]
+
+    [api]
+    token_file = ""             # bearer token of the local API; "" = <data_dir>/api-token,
+                                # created (mode 0600) at first start [""]
+
+    [store]
+    sync = "group"              # "group": fsync the WAL once per group commit before any
+                                # acknowledgement (survives power loss); "os": leave the
+                                # fsync to the OS (survives a crash of the process only) ["group"]
+    cache_orders = 200000       # hot orders kept in memory [200000]
+    recent_fingerprints = 1000000    # recent event fingerprints kept in memory [1000000]
+    outbox_max_events = 5000000 # outbox bound, in events [5000000]
+    outbox_max_bytes = 2147483648    # outbox bound, in bytes [2 GiB]
+
+    [pipeline]
+    max_group_events = 20000    # most events committed in one write batch [20000]
+    queue_batches = 256         # submitted batches waiting for the committer before
+                                # webhooks get 503 [256]
+
+    [tenants.NAME.SOURCE]       # one table per tenant and source it may send from
+    secret = ""                 # the shared secret, or
+    secret_env = ""             # the name of an environment variable holding it, or
+    secret_file = ""            # a file holding it (relative to THIS file)
+    allow_ips = []              # optional IP allow-list; empty = any loopback/LAN peer
+
+    [demo]
+    enabled = false             # post simulated ERP batches to ourselves [false]
+    interval_s = 3.0            # one batch every interval [3.0]
+    tenant = "demo"             # the tenant the demo feeds (needs an erp secret) ["demo"]
+
+Secrets are held in ``Secret`` objects whose ``repr``/``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from gateway._errors import ConfigError
+from gateway._toml import KeyPath, TomlDocument, check_keys
+
+TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SOURCE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+class Secret:
+    """A secret value that never shows itself in logs, reprs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        """The secret as UTF-8 bytes, for signing. Never log the result."""
+        return self._value.encode()
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    id: str = "edge-01"
+    data_dir: str = "data"
+    rules_dir: str = "rules"
+    rules_poll_s: float = 1.0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    host: str = "127.0.0.1"
+    port: int = 8780
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_events_per_request: int = 10_000
+    shutdown_grace_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    token_file: str = ""
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    sync: Literal["group", "os"] = "group"
+    cache_orders: int = 200_000
+    recent_fingerprints: int = 1_000_000
+    outbox_max_events: int = 5_000_000
+    outbox_max_bytes: int = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    max_group_events: int = 20_000
+    queue_batches: int = 256
+
+
+@dataclass(frozen=True)
+class DemoSection:
+    enabled: bool = False
+    interval_s: float = 3.0
+    tenant: str = "demo"
+
+
+@dataclass(frozen=True)
+class SourceCredentials:
+    """One tenant's credentials for one source (resolved: the secret itself)."""
+
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    allow_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole daemon configuration.
+
+    Attributes:
+        path: the file it was loaded from (``None`` for pure defaults).
+        tenants: ``tenants[tenant][source]`` credentials.
+    """
+
+    gateway: GatewaySection = GatewaySection()
+    http: HttpSection = HttpSection()
+    api: ApiSection = ApiSection()
+    store: StoreSection = StoreSection()
+    pipeline: PipelineSection = PipelineSection()
+    demo: DemoSection = DemoSection()
+    tenants: Mapping[str, Mapping[str, SourceCredentials]] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def config_dir(self) -> Path:
+        """Directory relative paths in the file are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def rules_path(self) -> Path:
+        return (self.config_dir / self.gateway.rules_dir).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.gateway.data_dir).resolve()
+
+    @property
+    def token_path(self) -> Path:
+        if self.api.token_file:
+            return (self.config_dir / self.api.token_file).resolve()
+        return self.data_path / "api-token"
+
+    def credentials(self, tenant: str, source: str) -> SourceCredentials | None:
+        """The credentials of ``tenant`` for ``source``, or ``None`` when not configured."""
+        return self.tenants.get(tenant, {}).get(source)
+
+
+_SECTIONS: dict[str, type] = {
+    "gateway": GatewaySection,
+    "http": HttpSection,
+    "api": ApiSection,
+    "store": StoreSection,
+    "pipeline": PipelineSection,
+    "demo": DemoSection,
+}
+
+T = TypeVar("T")
+
+
+def _coerce(doc: TomlDocument, at: KeyPath, value: Any, hint: Any) -> Any:
+    origin = get_origin(hint)
+    if origin is Literal:
+        if value not in get_args(hint):
+            allowed = ", ".join(repr(a) for a in get_args(hint))
+            raise doc.error(at, f"must be one of {allowed}, not {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise doc.error(at, "must be a list of strings")
+        return tuple(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise doc.error(at, f"must be a number, not {type(value).__name__}")
+        if value < 0:
+            raise doc.error(at, "must not be negative")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise doc.error(at, f"must be an integer, not {type(value).__name__}")
+        if value < 0:
+            raise doc.error(at, "must not be negative")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise doc.error(at, f"must be true or false, not {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise doc.error(at, f"must be a string, not {type(value).__name__}")
+        return value
+    raise TypeError(f"unsupported setting type {hint!r}")  # a bug in this module
+
+
+def _section(doc: TomlDocument, table: Any, at: KeyPath, cls: type[T]) -> T:
+    if not isinstance(table, dict):
+        raise doc.error(at, "must be a table")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    check_keys(doc, table, at, names)
+    values = {key: _coerce(doc, (*at, key), value, hints[key]) for key, value in table.items()}
+    return cls(**values)
+
+
+def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredentials:
+    if not isinstance(table, dict):
+        raise doc.error(at, "must be a table of secret/secret_env/secret_file/allow_ips")
+    check_keys(doc, table, at, ("secret", "secret_env", "secret_file", "allow_ips"))
+    given = [k for k in ("secret", "secret_env", "secret_file") if table.get(k)]
+    if len(given) > 1:
+        raise doc.error((*at, given[1]), f"give only one of secret, secret_env, secret_file (found {given})")
+    value = ""
+    for key in ("secret", "secret_env", "secret_file"):
+        if key in table and not isinstance(table[key], str):
+            raise doc.error((*at, key), "must be a string")
+    if table.get("secret"):
+        value = table["secret"]
+    elif table.get("secret_env"):
+        name = table["secret_env"]
+        if name not in os.environ:
+            raise doc.error((*at, "secret_env"), f"environment variable {name!r} is not set")
+        value = os.environ[name]
+    elif table.get("secret_file"):
+        secret_path = doc.path.parent / table["secret_file"]
+        try:
+            value = secret_path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise doc.error((*at, "secret_file"), f"cannot read {secret_path}: {exc.strerror}") from exc
+    if not value:
+        raise doc.error(at, "no secret given (secret, secret_env or secret_file)")
+    allow = _coerce(doc, (*at, "allow_ips"), table.get("allow_ips", []), tuple[str, ...])
+    return SourceCredentials(secret=Secret(value), allow_ips=allow)
+
+
+def parse_settings(doc: TomlDocument) -> Settings:
+    """Build ``Settings`` from a parsed file.
+
+    Raises:
+        ConfigError: unknown key, wrong type, bad tenant name, unreadable secret.
+    """
+    data = doc.data
+    check_keys(doc, data, (), [*_SECTIONS, "tenants"])
+    sections = {name: _section(doc, data[name], (name,), cls) for name, cls in _SECTIONS.items() if name in data}
+    tenants: dict[str, dict[str, SourceCredentials]] = {}
+    raw_tenants = data.get("tenants", {})
+    if not isinstance(raw_tenants, dict):
+        raise doc.error(("tenants",), "must be a table of tenants")
+    for tenant, sources in raw_tenants.items():
+        if not TENANT_NAME.match(tenant):
+            raise doc.error(("tenants", tenant), "tenant names are 1-64 of A-Z a-z 0-9 _ -")
+        if not isinstance(sources, dict):
+            raise doc.error(("tenants", tenant), "must be a table of sources")
+        tenants[tenant] = {}
+        for source, table in sources.items():
+            if not SOURCE_NAME.match(source):
+                raise doc.error(("tenants", tenant, source), "source names are 1-32 of a-z 0-9 _")
+            tenants[tenant][source] = _credentials(doc, table, ("tenants", tenant, source))
+    settings = Settings(**sections, tenants=tenants, path=doc.path.resolve())
+    if not TENANT_NAME.match(settings.demo.tenant):
+        raise doc.error(("demo", "tenant"), "tenant names are 1-64 of A-Z a-z 0-9 _ -")
+    if settings.http.port > 65535:
+        raise doc.error(("http", "port"), "must be 0..65535")
+    return settings
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Load and validate a ``gateway.toml``.
+
+    Raises:
+        ConfigError: with file, line and key.
+    """
+    return parse_settings(TomlDocument.load(path))
+
+
+def default_config_path() -> Path:
+    """The embedded default ``gateway.toml`` (shipped as ``gateway.default_config``).
+
+    In a source checkout this is ``config/gateway.toml``.
+    """
+    checkout = Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
+    if checkout.is_file():
+        return checkout
+    return Path(str(resources.files("gateway.default_config").joinpath("gateway.toml")))
+
+
+def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
+    """A copy with some section fields replaced, e.g. ``http={"port": 0}`` (CLI flags, tests)."""
+    changes: dict[str, Any] = {}
+    for name, values in sections.items():
+        changes[name] = dataclasses.replace(getattr(settings, name), **values)
+    return dataclasses.replace(settings, **changes)
+
+
+__all__ = [
+    "ApiSection", "DemoSection", "GatewaySection", "HttpSection", "PipelineSection", "Secret",
+    "Settings", "SourceCredentials", "StoreSection", "default_config_path", "load_settings",
+    "parse_settings", "with_overrides",
+]
