@@ -92,11 +92,16 @@ class TomlDocument:
                     self._lines.setdefault(path, number)
                     path = (*path, index)
                 table = path
-                self._lines.setdefault(table, number)
+                self._mark(table, number)
                 continue
             key = _KEY_LINE.match(line)
             if key:
-                self._lines.setdefault((*table, *_split_key(key.group(1))), number)
+                self._mark((*table, *_split_key(key.group(1))), number)
+
+    def _mark(self, path: KeyPath, number: int) -> None:
+        # Parents defined implicitly ([a.b.c] defines a and a.b) point at their first use.
+        for end in range(1, len(path) + 1):
+            self._lines.setdefault(path[:end], number)
 
     def line_of(self, key_path: Iterable[str | int]) -> int | None:
         """The line of ``key_path``, else of its nearest located parent, else ``None``."""

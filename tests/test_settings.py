@@ -1,0 +1,116 @@
+"""Daemon settings: defaults, strictness with file/line/key, secrets never shown."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway._errors import ConfigError
+from gateway._settings import Settings, default_config_path, load_settings, with_overrides
+from gateway._toml import TomlDocument
+
+
+def write(tmp_path, text):
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_default_config_loads():
+    settings = load_settings(default_config_path())
+    assert settings.http.host == "127.0.0.1"
+    assert settings.demo.enabled
+    assert settings.credentials("demo", "erp") is not None
+    assert settings.rules_path.name == "rules"
+
+
+def test_empty_file_means_all_defaults(tmp_path):
+    settings = load_settings(write(tmp_path, ""))
+    defaults = Settings()
+    assert settings.store == defaults.store
+    assert settings.http.port == 8780
+    assert settings.store.sync == "group"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("[gateway]\nid = 'x'\n\n[http]\nprot = 8080\n", 5, "http.prot", "unknown key"),
+        ("[store]\nsync = 'never'\n", 2, "store.sync", "must be one of"),
+        ("[http]\nport = '80'\n", 2, "http.port", "must be an integer"),
+        ("[pipeline]\nqueue_batches = -1\n", 2, "pipeline.queue_batches", "negative"),
+        ("[demo]\nenabled = 1\n", 2, "demo.enabled", "true or false"),
+        ("[stor]\nsync = 'os'\n", 1, "stor", "unknown key"),
+        ("[tenants.'bad tenant'.erp]\nsecret = 'x'\n", 1, "tenants.bad tenant", "tenant names"),
+        ("[tenants.t1.erp]\nsecret = 'x'\nsecrte = 'y'\n", 3, "tenants.t1.erp.secrte", "unknown key"),
+        ("[tenants.t1.erp]\nallow_ips = []\n", 1, "tenants.t1.erp", "no secret"),
+        ("[tenants.t1.erp]\nsecret_env = 'GATEWAY_TEST_SURELY_UNSET'\n", 2, "tenants.t1.erp.secret_env", "not set"),
+    ],
+)
+def test_errors_name_file_line_and_key(tmp_path, text, line, key, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    error = info.value
+    assert error.path == str(path)
+    assert error.line == line
+    assert error.key == key
+    assert words in error.message
+    assert str(error).startswith(f"{path}:{line}: {key}: ")
+
+
+def test_invalid_toml_names_the_line(tmp_path):
+    path = write(tmp_path, "[http]\nport = = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.line == 2
+
+
+def test_secret_sources(tmp_path, monkeypatch):
+    (tmp_path / "erp.secret").write_text("from-file\n")
+    monkeypatch.setenv("GATEWAY_TEST_SECRET", "from-env")
+    path = write(tmp_path, "[tenants.a.erp]\nsecret_file = 'erp.secret'\n[tenants.b.erp]\nsecret_env = 'GATEWAY_TEST_SECRET'\n")
+    settings = load_settings(path)
+    assert settings.credentials("a", "erp").secret.reveal() == b"from-file"
+    assert settings.credentials("b", "erp").secret.reveal() == b"from-env"
+    assert settings.credentials("a", "douyin") is None
+    assert settings.credentials("zzz", "erp") is None
+
+
+def test_secrets_never_show_in_repr_or_logs(tmp_path, caplog):
+    path = write(tmp_path, "[tenants.a.erp]\nsecret = 'hunter2-very-secret'\n")
+    settings = load_settings(path)
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("test").info("settings: %s %r", settings, settings)
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings)
+    assert "hunter2" not in caplog.text
+
+
+def test_two_secret_kinds_are_refused(tmp_path):
+    path = write(tmp_path, "[tenants.a.erp]\nsecret = 'x'\nsecret_env = 'HOME'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.line == 3
+
+
+def test_relative_paths(tmp_path):
+    path = write(tmp_path, "[gateway]\nrules_dir = 'my-rules'\ndata_dir = 'var/data'\n")
+    settings = load_settings(path)
+    assert settings.rules_path == (tmp_path / "my-rules").resolve()
+    assert settings.token_path.name == "api-token"
+
+
+def test_overrides_replace_only_named_fields(tmp_path):
+    settings = load_settings(write(tmp_path, "[http]\nport = 9000\nmax_body_bytes = 10\n"))
+    changed = with_overrides(settings, http={"port": 0})
+    assert changed.http.port == 0 and changed.http.max_body_bytes == 10
+
+
+def test_locator_handles_quoted_dotted_and_array_tables(tmp_path):
+    doc = TomlDocument(tmp_path / "x.toml", '[a]\n"x.y" = 1\nb.c = 2\n[[t]]\nk = 1\n[[t]]\nk = 2\n')
+    assert doc.line_of(("a", "x.y")) == 2
+    assert doc.line_of(("a", "b", "c")) == 3
+    assert doc.line_of(("t", 1, "k")) == 7
+    assert doc.line_of(("a", "missing")) == 1
