@@ -1,0 +1,131 @@
+"""The ``gateway`` command: help, check-config, and ``run`` as a real process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from gateway.cli import main
+from tests._support import ROOT, erp_event, signed, write_config
+
+SUBCOMMANDS = ["run", "check-config", "audit-verify", "version"]
+
+
+def gateway_cmd(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
+                          timeout=60, cwd=kw.get("cwd", ROOT), env={**os.environ, **kw.get("env", {})})
+
+
+def test_help_lists_every_subcommand():
+    result = gateway_cmd("--help")
+    assert result.returncode == 0
+    for name in SUBCOMMANDS:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_has_help(name, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([name, "--help"])
+    assert info.value.code == 0
+    assert "usage: gateway" in capsys.readouterr().out
+
+
+def test_check_config_passes_on_the_shipped_tree(capsys):
+    assert main(["check-config", str(ROOT / "config")]) == 0
+    out = capsys.readouterr().out
+    assert "gateway.toml: OK" in out
+    for source in ("douyin", "tmall", "pinduoduo", "xiaohongshu", "youzan", "kuaidi100", "cainiao", "erp"):
+        assert source in out
+
+
+def broken_copy(tmp_path):
+    target = tmp_path / "config"
+    shutil.copytree(ROOT / "config", target)
+    return target
+
+
+def test_check_config_names_file_line_and_key_of_a_broken_rule(tmp_path, capsys):
+    config = broken_copy(tmp_path)
+    rule = config / "rules" / "douyin.toml"
+    lines = rule.read_text(encoding="utf-8").splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith('"101"'))
+    lines[index] = '"101" = "PENDING_REVEIW"'
+    rule.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["check-config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"{rule}:{index + 1}: status.101" in err
+
+
+def test_check_config_names_a_misspelt_daemon_key(tmp_path, capsys):
+    config = broken_copy(tmp_path)
+    path = config / "gateway.toml"
+    text = path.read_text(encoding="utf-8").replace("port = 8780", "prot = 8780")
+    path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("prot = 8780") + 1
+    assert main(["check-config", str(config)]) == 1
+    assert f"{path}:{line}: http.prot: unknown key" in capsys.readouterr().err
+
+
+def test_check_config_refuses_credentials_for_a_source_without_rules(tmp_path, capsys):
+    config = broken_copy(tmp_path)
+    path = config / "gateway.toml"
+    path.write_text(path.read_text(encoding="utf-8") + "\n[tenants.demo.wechat]\nsecret = 'x'\n")
+    assert main(["check-config", str(config)]) == 1
+    assert "tenants.demo.wechat" in capsys.readouterr().err
+
+
+def test_version_names_the_core():
+    result = gateway_cmd("version")
+    assert result.returncode == 0
+    assert re.search(r"core: (cython|python)", result.stdout)
+
+
+def test_run_as_a_real_process_ingests_and_stops_on_sigterm(tmp_path):
+    config = write_config(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--config", str(config)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = None
+        seen = []
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            found = re.search(r"listening on (\S+?)[;,]", line)
+            if found:
+                url = found.group(1)
+        assert url, "".join(seen)
+        url = url if "://" in url else f"http://{url}"
+        assert any("core implementation" in line for line in seen)
+        body, headers = signed([erp_event(1, "PAID"), erp_event(2, "WAIT_AUDIT")])
+        response = httpx.post(f"{url}/webhooks/erp/t1", content=body, headers=headers, timeout=10)
+        assert response.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, rest
+        assert "shutting down" in rest and "store closed" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+    from gateway._daemon import store_settings
+    from gateway._settings import load_settings
+    from gateway._store import open_store
+
+    with open_store(store_settings(load_settings(config))) as store:
+        assert store.get_order("t1", "douyin|DY00000001").status.value == "PAID"
+        assert len(list(store.iter_audit("t1"))) == 2
+        assert store.outbox_stats().count == 2
+        assert store.verify_audit_chain("t1").ok

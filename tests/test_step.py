@@ -1,0 +1,164 @@
+"""The processing step (pure): what one group of events writes, per outcome."""
+
+from __future__ import annotations
+
+from gateway._model import CODE_RESUME, CODE_UNKNOWN, Event, OrderState, Status
+from gateway._step import Outcome, iso_ms, plan_step
+
+S = Status
+T0 = 1_764_036_000_000
+
+
+def ev(n, order="douyin|1", status=S.PAID, *, tenant="t1", source="erp", waybill="", data=None,
+       buyer=0, code=None, occurred=T0):
+    return Event(
+        tenant=tenant, source=source, source_event_id=f"e{n}", order_id=order, type="erp",
+        raw_status=str(status), status_code=status.code if code is None else code,
+        occurred_at_ms=occurred, received_at_ms=T0, fingerprint=1000 + n, buyer_key=buyer,
+        waybill=waybill, data=data or {}, rule=f"erp.toml@v1:status.{status}", raw={"n": n},
+    )
+
+
+class World:
+    """Plain-dict stand-ins for the store's readers."""
+
+    def __init__(self):
+        self.orders: dict[tuple[str, str], OrderState] = {}
+        self.seen: set[tuple[str, int]] = set()
+        self.waybills: dict[tuple[str, str], str] = {}
+
+    def plan(self, events):
+        plan = plan_step(events, lambda t, o: self.orders.get((t, o)), lambda t, f: (t, f) in self.seen,
+                         lambda t, w: self.waybills.get((t, w)), T0 + 5)
+        for order in plan.write.orders:  # "commit"
+            self.orders[(order.tenant, order.order_id)] = order
+        for record in plan.write.events:
+            self.seen.add((record["tenant"], record["fingerprint"]))
+        for tenant, waybill, order_id in plan.write.waybill_index:
+            self.waybills[(tenant, waybill)] = order_id
+        return plan
+
+
+def test_new_order_writes_order_event_audit_outbox_in_one_step():
+    world = World()
+    plan = world.plan([ev(1, data={"amount": 12.5}, buyer=77)])
+    write = plan.write
+    assert [r.outcome for r in plan.results] == [Outcome.NEW]
+    assert len(write.orders) == len(write.events) == len(write.audit) == len(write.outbox) == 1
+    order = write.orders[0]
+    assert order.status is S.PAID and order.seq == 1 and order.data == {"amount": 12.5}
+    audit = write.audit[0]
+    fields = {c["field"]: (c["old"], c["new"]) for c in audit["changes"]}
+    assert fields["status"] == (None, "PAID")
+    assert fields["data.amount"] == (None, 12.5)
+    assert audit["rule"] == "erp.toml@v1:status.PAID" and audit["actor"] == "source:erp"
+    outbox = write.outbox[0]
+    assert outbox["event_id"] == f"{1001:016x}"
+    assert outbox["status"] == "PAID" and outbox["prev_status"] is None and outbox["seq"] == 1
+    assert outbox["occurred_at"] == iso_ms(T0)
+    assert write.buyer_index == [("t1", 77, order.created_at_ms, "douyin|1")]
+    assert write.events[0]["raw"] == {"n": 1}
+
+
+def test_duplicates_write_nothing_within_a_group_and_across_groups():
+    world = World()
+    plan = world.plan([ev(1), ev(1)])
+    assert [r.outcome for r in plan.results] == [Outcome.NEW, Outcome.DUPLICATE]
+    assert len(plan.write.events) == 1
+    again = world.plan([ev(1)])
+    assert [r.outcome for r in again.results] == [Outcome.DUPLICATE]
+    assert again.write.events == again.write.orders == again.write.audit == []
+
+
+def test_order_progresses_and_seq_counts_reported_events():
+    world = World()
+    world.plan([ev(1, status=S.PAID)])
+    plan = world.plan([ev(2, status=S.PENDING_REVIEW), ev(3, status=S.PACKED)])
+    assert [r.outcome for r in plan.results] == [Outcome.APPLIED, Outcome.APPLIED]
+    assert [o["seq"] for o in plan.write.outbox] == [2, 3]
+    assert [o["prev_status"] for o in plan.write.outbox] == ["PAID", "PENDING_REVIEW"]
+    assert world.orders[("t1", "douyin|1")].status is S.PACKED
+
+
+def test_late_event_is_recorded_counted_and_does_not_regress():
+    world = World()
+    world.plan([ev(1, status=S.FULFILLMENT_STARTED)])
+    plan = world.plan([ev(2, status=S.PAID, data={"amount": 9})])
+    result = plan.results[0]
+    assert result.outcome == Outcome.LATE
+    assert "FULFILLMENT_STARTED -> PAID refused" in result.reason
+    order = world.orders[("t1", "douyin|1")]
+    assert order.status is S.FULFILLMENT_STARTED and order.late_events == 1
+    assert plan.write.outbox == []  # upstream is not told about a refused regression
+    assert plan.write.audit[0]["decision"] == "late" and "refused" in plan.write.audit[0]["note"]
+    assert order.data == {"amount": 9}  # empty fields are still filled from a late event
+    assert plan.write.events[0]["outcome"] == "late"
+
+
+def test_late_event_does_not_overwrite_existing_data():
+    world = World()
+    world.plan([ev(1, status=S.SHIPPED, waybill="SF1", data={"amount": 10})])
+    world.plan([ev(2, status=S.PAID, waybill="SF-OLD", data={"amount": 99})])
+    order = world.orders[("t1", "douyin|1")]
+    assert order.waybill == "SF1" and order.data == {"amount": 10}
+
+
+def test_unknown_status_is_quarantined_not_dropped():
+    world = World()
+    plan = world.plan([ev(1, code=CODE_UNKNOWN)])
+    assert plan.results[0].outcome == Outcome.QUARANTINED
+    assert plan.results[0].reason == "unknown_status"
+    assert len(plan.write.quarantine) == 1 and len(plan.write.events) == 1
+    assert plan.write.quarantine[0]["raw"] == {"n": 1}
+    assert plan.write.orders == [] and plan.write.outbox == []
+
+
+def test_logistics_event_finds_its_order_by_waybill():
+    world = World()
+    world.plan([ev(1, status=S.SHIPPED, waybill="SF123")])
+    plan = world.plan([ev(2, order="", status=S.FULFILLMENT_STARTED, source="kuaidi100", waybill="SF123")])
+    assert plan.results[0].outcome == Outcome.APPLIED
+    assert plan.results[0].order_id == "douyin|1"
+    unknown = world.plan([ev(3, order="", status=S.IN_TRANSIT, source="kuaidi100", waybill="NOPE")])
+    assert unknown.results[0].outcome == Outcome.QUARANTINED
+    assert unknown.results[0].reason == "unknown_waybill"
+
+
+def test_waybill_learned_earlier_in_the_same_group_resolves():
+    world = World()
+    plan = world.plan([ev(1, status=S.SHIPPED, waybill="SF9"),
+                       ev(2, order="", status=S.IN_TRANSIT, source="kuaidi100", waybill="SF9")])
+    assert [r.outcome for r in plan.results] == [Outcome.NEW, Outcome.APPLIED]
+    assert len(plan.write.orders) == 1 and plan.write.orders[0].status is S.IN_TRANSIT
+
+
+def test_refund_then_resume():
+    world = World()
+    world.plan([ev(1, status=S.READY_TO_PACK)])
+    world.plan([ev(2, status=S.REFUND_INITIATED)])
+    plan = world.plan([ev(3, code=CODE_RESUME)])
+    assert plan.results[0].outcome == Outcome.APPLIED
+    assert world.orders[("t1", "douyin|1")].status is S.READY_TO_PACK
+
+
+def test_tenants_never_share_orders_or_dedup():
+    world = World()
+    world.plan([ev(1, tenant="a")])
+    plan = world.plan([ev(1, tenant="b")])
+    assert plan.results[0].outcome == Outcome.NEW
+    assert ("a", "douyin|1") in world.orders and ("b", "douyin|1") in world.orders
+
+
+def test_cached_orders_are_never_mutated_before_commit():
+    world = World()
+    world.plan([ev(1, status=S.PAID, data={"a": 1})])
+    cached = world.orders[("t1", "douyin|1")]
+    before = cached.to_dict()
+    plan_step([ev(2, status=S.PACKED, data={"a": 2})], lambda t, o: cached, lambda t, f: False,
+              lambda t, w: None, T0)
+    assert cached.to_dict() == before
+
+
+def test_iso_ms():
+    assert iso_ms(0) == ""
+    assert iso_ms(1_764_036_000_123) == "2025-11-25T02:00:00.123Z"
