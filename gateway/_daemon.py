@@ -56,7 +56,8 @@ async def _serve_http(
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     try:
-        await serve(build_app(services), config, shutdown_trigger=shutdown.wait, task_status=task_status)
+        await serve(build_app(services), config,  # type: ignore[arg-type]  # Starlette is ASGI 3
+                    shutdown_trigger=shutdown.wait, task_status=task_status)
     finally:
         services.pipeline.close()
 
@@ -79,7 +80,8 @@ async def serve_gateway(
         ConfigError: the rule files are invalid.
         StoreError: the store cannot be opened (e.g. locked by another process).
     """
-    shutdown = shutdown or trio.Event()
+    if shutdown is None:
+        shutdown = trio.Event()
     holder = RuleHolder(settings.rules_path)
     metrics = Metrics()
     metrics.core.labels(core_ext.IMPLEMENTATION).set(1)

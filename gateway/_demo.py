@@ -61,7 +61,7 @@ class DemoErp:
         batch: list[dict[str, Any]] = []
         for _ in range(2):
             platform = rnd.choice(_PLATFORMS)
-            order = {
+            order: dict[str, Any] = {
                 "platform": platform,
                 "order_no": f"{platform[:2].upper()}{rnd.randrange(10**9, 10**10)}",
                 "phone": f"13{rnd.randrange(10**8, 10**9)}",

@@ -168,7 +168,7 @@ def build_app(services: Services) -> Starlette:
         except BackpressureError as exc:
             metrics.refused.labels(source, "backpressure").inc()
             return _reply(adapter.failure(503, str(exc)), {"Retry-After": str(exc.retry_after_s)})
-        except StoreError as exc:
+        except StoreError:
             metrics.refused.labels(source, "store").inc()
             return _reply(adapter.failure(503, "store unavailable"), {"Retry-After": "5"})
         return _reply(adapter.success({

@@ -64,7 +64,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from gateway._errors import ConfigError
 from gateway._toml import KeyPath, TomlDocument, check_keys
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -287,7 +286,7 @@ def parse_settings(doc: TomlDocument) -> Settings:
     """
     data = doc.data
     check_keys(doc, data, (), [*_SECTIONS, "tenants"])
-    sections = {name: _section(doc, data[name], (name,), cls) for name, cls in _SECTIONS.items() if name in data}
+    sections: dict[str, Any] = {name: _section(doc, data[name], (name,), cls) for name, cls in _SECTIONS.items() if name in data}
     tenants: dict[str, dict[str, SourceCredentials]] = {}
     raw_tenants = data.get("tenants", {})
     if not isinstance(raw_tenants, dict):
