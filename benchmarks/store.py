@@ -30,6 +30,7 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 import core_ext
 from benchmarks._common import Progress, emit_json, machine, parser, verdict
+from gateway._daemon import tune_gc
 from gateway._mapping import load_rules
 from gateway._normalize import normalise_batch
 from gateway._step import plan_step
@@ -146,6 +147,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--events", type=int, default=200_000, help="events to ingest (default 200000)")
     p.add_argument("--group", type=int, default=5_000, help="events per group commit (default 5000)")
     args = p.parse_args(argv)
+    tune_gc()  # the daemon's GC policy, so the figure is what `gateway run` gets
     workdir = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
         print(f"store benchmark: {args.events:,} ERP events, {args.group:,} per group commit, "

@@ -33,8 +33,9 @@ _PLATFORMS = ["douyin", "tmall", "pinduoduo", "xiaohongshu", "youzan"]
 class DemoErp:
     """Generates plausible ERP events; deterministic for a given seed."""
 
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, run: str = "") -> None:
         self.random = random.Random(seed)
+        self.run = run  # keeps event ids of separate runs apart (else a restart is all duplicates)
         self.counter = 0
         self.open_orders: dict[str, dict[str, Any]] = {}
         self.sent: list[dict[str, Any]] = []
@@ -42,7 +43,7 @@ class DemoErp:
     def _event(self, order: dict[str, Any], status: str) -> dict[str, Any]:
         self.counter += 1
         event = {
-            "event_id": f"demo-{self.counter:07d}",
+            "event_id": f"demo-{self.run}{self.counter:07d}",
             "platform": order["platform"],
             "order_no": order["order_no"],
             "status": status,
@@ -95,8 +96,10 @@ async def serve_demo_feeder(settings: Settings, bound: str) -> None:
                           f"the demo needs [tenants.{tenant}.erp] with a secret")
     base = bound if "://" in bound else f"http://{bound}"
     url = f"{base}/webhooks/erp/{tenant}"
-    erp = DemoErp()
+    started = int(time.time())
+    erp = DemoErp(seed=started, run=f"{started}-")
     log.info("demo ERP posting to %s every %.1f s", url, settings.demo.interval_s)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per POST drowns the demo
     async with httpx.AsyncClient(timeout=10) as client:
         while True:
             body = orjson.dumps({"events": erp.next_batch()})
@@ -110,6 +113,10 @@ async def serve_demo_feeder(settings: Settings, bound: str) -> None:
                 response = await client.post(url, content=body, headers=headers)
                 reply = response.json()
                 log.info("demo ERP batch -> HTTP %s %s", response.status_code, reply.get("counts", reply))
+                for result in reply.get("results", []):
+                    if result["outcome"] != "duplicate":
+                        log.info("  %-24s %-11s %s %s", result["order_id"], result["outcome"],
+                                 result.get("status") or "", result.get("reason") or "")
             except httpx.HTTPError as exc:
                 log.warning("demo ERP post failed: %s", exc)
             await trio.sleep(settings.demo.interval_s)

@@ -177,7 +177,17 @@ def build_app(services: Services) -> Starlette:
             "results": [r.to_dict() for r in report.results],
         }))
 
+    reported = {"ok": 0, "failed": 0}
+
     async def metrics_endpoint(request: Request) -> Response:
+        # Reloads happen in the poller, on SIGHUP and over the API: count them from the
+        # holder's own tallies so every trigger is included exactly once.
+        holder = services.rules
+        for result, total in (("ok", holder.successes), ("failed", holder.failures)):
+            if total > reported[result]:
+                metrics.rules_reloads.labels(result).inc(total - reported[result])
+                reported[result] = total
+        metrics.rules_version.info({"digest": holder.current.digest})
         metrics.quarantined.set(services.store.quarantine_count())
         stats = services.store.outbox_stats()
         metrics.outbox_events.set(stats.count)
@@ -198,7 +208,6 @@ def build_app(services: Services) -> Starlette:
 
     async def rules_reload(request: Request) -> Response:
         outcome = services.rules.reload()
-        metrics.rules_reloads.labels("ok" if outcome.ok else "failed").inc()
         return _json({"ok": outcome.ok, "error": str(outcome.error) if outcome.error else None,
                       "digest": services.rules.current.digest}, 200 if outcome.ok else 422)
 

@@ -27,6 +27,7 @@ is ISO 8601 UTC with milliseconds, ``data`` holds the fields this event changed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -78,12 +79,17 @@ class StepPlan:
     results: list[EventResult] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso_ms(epoch_ms: int) -> str:
     """``1764036000123`` -> ``"2025-11-25T02:00:00.123Z"``; 0 -> ``""``."""
     if not epoch_ms:
         return ""
     seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
 
 
 def _quarantine_reason(event: Event) -> str:
@@ -139,7 +145,7 @@ def plan_step(
             "order_id": order_id,
             "type": event.type,
             "raw_status": event.raw_status,
-            "status": event.status.value if event.status else None,
+            "status": event.status,
             "occurred_at_ms": event.occurred_at_ms,
             "received_at_ms": event.received_at_ms,
             "rule": event.rule,
@@ -201,7 +207,7 @@ def plan_step(
         note = ""
         if late:
             refused = verdict.refused.value if verdict.refused else "@resume"
-            current = order.status.value if order.status else None
+            current = order.status
             note = f"late or out-of-order: {current} -> {refused} refused"
         write.audit.append({
             "tenant": tenant,
@@ -223,13 +229,13 @@ def plan_step(
                 "seq": order.seq,
                 "type": event.type,
                 "source": event.source,
-                "status": order.status.value if order.status else None,
-                "prev_status": prev_status.value if prev_status else None,
+                "status": order.status,
+                "prev_status": prev_status,
                 "occurred_at": iso_ms(event.occurred_at_ms),
                 "data": {c["field"]: c["new"] for c in changes if c["field"] not in ("status", "resume_status")},
             })
         plan.results.append(EventResult(
-            event_id, order_id, outcome, order.status.value if order.status else None,
+            event_id, order_id, outcome, order.status,
             reason=note,
         ))
     write.orders.extend(touched.values())
@@ -237,4 +243,4 @@ def plan_step(
 
 
 def _change(name: str, old: Status | None, new: Status | None) -> dict[str, Any]:
-    return {"field": name, "old": old.value if old else None, "new": new.value if new else None}
+    return {"field": name, "old": old, "new": new}

@@ -191,3 +191,26 @@ async def test_graceful_shutdown_closes_the_store(tmp_path):
     with open_store(store_settings(settings)) as store:  # the lock was released
         assert store.get_order("t1", "douyin|DY00000001") is not None
         assert orjson.dumps(store.outbox_stats().count) == b"1"
+
+
+async def test_rule_reload_over_the_api_is_counted_in_metrics(gateway):
+    response = await gateway.post("/api/v1/rules/reload", headers=gateway.auth_headers)
+    assert response.status_code == 200 and response.json()["ok"] is True
+    metrics = (await gateway.get("/metrics", headers=gateway.auth_headers)).text
+    assert 'gateway_rules_reloads_total{result="ok"} 1.0' in metrics
+    assert "gateway_core_implementation_info" in metrics
+
+
+async def test_demo_feeder_drives_orders_through_the_real_endpoint(tmp_path):
+    extra = "[demo]\nenabled = true\ninterval_s = 0.05\ntenant = 't1'\n"
+    settings = load_settings(write_config(tmp_path, extra))
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        services = await nursery.start(serve_gateway, settings, shutdown)
+        with trio.fail_after(20):
+            while not any(o["outcome"] == "applied" for o in services.store.iter_events("t1")):
+                await trio.sleep(0.05)
+        shutdown.set()
+    with open_store(store_settings(settings)) as store:
+        assert store.verify_audit_chain("t1").ok
+        assert store.outbox_stats().count > 0
