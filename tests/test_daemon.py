@@ -208,7 +208,7 @@ async def test_demo_feeder_drives_orders_through_the_real_endpoint(tmp_path):
     async with trio.open_nursery() as nursery:
         services = await nursery.start(serve_gateway, settings, shutdown)
         with trio.fail_after(20):
-            while not any(o["outcome"] == "applied" for o in services.store.iter_events("t1")):
+            while not any(o["outcome"] == "applied" for o in services.store.iter_events("t1")):  # noqa: ASYNC110  (the store has no event to wait on)
                 await trio.sleep(0.05)
         shutdown.set()
     with open_store(store_settings(settings)) as store:
