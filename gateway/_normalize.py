@@ -66,7 +66,9 @@ def normalise_batch(
     time_format = rules.occurred_at_format
     waybill_paths = rules.waybill
     type_paths = rules.event_type
-    data_paths = [(name, path.split(".")) for name, path in rules.data.items()]
+    # Most data paths are one top-level key: read those with one dict lookup each.
+    flat_paths = [(name, path) for name, path in rules.data.items() if "." not in path]
+    data_paths = [(name, path.split(".")) for name, path in rules.data.items() if "." in path]
     for index, (raw, row) in enumerate(zip(raw_events, rows, strict=True)):
         fingerprint, buyer, code, event_id, order_id, raw_status = row
         if not isinstance(raw, dict):
@@ -83,6 +85,10 @@ def normalise_batch(
         if time_paths:
             occurred = parse_occurred_at(extract(raw, time_paths), time_format)
         data: dict[str, Any] = {}
+        for name, key in flat_paths:
+            value = raw.get(key)
+            if value is not None:
+                data[name] = value
         for name, parts in data_paths:
             value = get_path(raw, parts)
             if value is not None:
