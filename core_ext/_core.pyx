@@ -480,10 +480,14 @@ def _encode(fields):
 
 @cython.final
 cdef class _Path:
-    """A parsed path: a literal, or components with their list index and learned key."""
+    """A parsed path: a literal, or components with their list index and learned key.
+
+    ``optional``: the path ended in ``?`` (dropped from the components; ``text`` keeps it).
+    """
 
     cdef readonly str text
     cdef bint is_literal
+    cdef bint optional
     cdef object literal
     cdef Py_ssize_t n
     cdef tuple keys            # our own key strings
@@ -496,9 +500,13 @@ cdef class _Path:
             raise TypeError(f"a path must be a str, not {type(text).__name__}")
         self.text = text
         self.is_literal = self.text.startswith("=")
+        if self.is_literal and self.text.endswith("?"):
+            raise ValueError(f"a literal cannot be optional: {self.text!r} ends in '?'")
+        self.optional = not self.is_literal and self.text.endswith("?")
         literal = self.text[1:]
         self.literal = _canonical(<PyObject*>literal) if self.is_literal else None
-        parts = [] if self.is_literal else self.text.split(".")
+        body = self.text[:-1] if self.optional else self.text
+        parts = [] if self.is_literal else body.split(".")
         self.n = len(parts)
         self.keys = tuple(parts)
         self.seen = list(parts)
@@ -596,11 +604,16 @@ cdef object _join_bar(object left, object right):
 
 @cython.final
 cdef class _Field:
-    """A field: the paths whose canonical texts are joined with "|"."""
+    """A field: the paths whose canonical texts are joined with "|".
+
+    ``optional``: two or more paths, at least one optional; such a field is read by
+    ``_extract_optional`` so the loop of the all-required field stays as it was.
+    """
 
     cdef readonly tuple texts
     cdef tuple paths
     cdef Py_ssize_t n
+    cdef bint optional
     cdef _Path first
     cdef _Path second
 
@@ -612,6 +625,27 @@ cdef class _Field:
         self.n = len(self.paths)
         self.first = self.paths[0] if self.n > 0 else None
         self.second = self.paths[1] if self.n > 1 else None
+        self.optional = self.n > 1 and any([(<_Path>path).optional for path in self.paths])
+
+    cdef object _extract_optional(self, PyObject* event):
+        """A field with optional parts: a missing optional part is "", all missing is None."""
+        cdef Py_ssize_t i, missing = 0
+        cdef _Path path
+        parts = []
+        for i in range(self.n):
+            path = <_Path>self.paths[i]
+            text = _canonical(path.read(event))
+            if text is None:
+                if not path.optional:
+                    return None
+                text = ""
+                missing += 1
+            parts.append(text)
+        if missing == self.n:
+            return None
+        if self.n == 2:
+            return _join_bar(parts[0], parts[1])
+        return "|".join(parts)
 
     cdef inline object extract(self, PyObject* event):
         cdef Py_ssize_t i
@@ -619,6 +653,8 @@ cdef class _Field:
             return _canonical(self.first.read(event))
         if self.n == 0:
             return None
+        if self.optional:
+            return self._extract_optional(event)
         first = _canonical(self.first.read(event))
         if first is None:
             return None
@@ -642,8 +678,11 @@ cdef dict _field_cache = {}
 def extract(event, paths):
     """The canonical text of a field: its paths' texts joined with ``"|"``, or ``None``.
 
+    A path ending in ``?`` is an optional part (see ``core_ext._core_py``).
+
     Raises:
         TypeError: ``paths`` is a bare str, or holds something that is not a str.
+        ValueError: a literal path ends in ``?`` (a literal cannot be optional).
     """
     if isinstance(paths, str):
         raise TypeError(f"a field is a sequence of paths, not the str {paths!r}")

@@ -30,11 +30,25 @@ starting with ``=`` is a literal: ``"=douyin"`` always yields ``canonical_text("
 A missing key, an index past the end, or a step into anything but a dict / list yields
 "missing"; reading never raises.
 
+A path ending in ``?`` is OPTIONAL (``"content.order_status?"``): the ``?`` is not part of
+the path (only that one last character is dropped: ``"a??"`` is the optional path ``"a?"``,
+so a key ending in ``?`` cannot be the last component of a plain path). Optional matters only
+in a field of two or more paths (below); alone, or as a buyer path, it reads like the path
+without it. A literal cannot be optional: a path starting with ``=`` and ending in ``?``
+(``"=x?"``) is a ``ValueError`` wherever a path is parsed (``extract``, ``SourceSpec``).
+
 **Fields** -- a field is a sequence of paths; ``extract`` returns the canonical texts of all
 of them joined with ``"|"`` (``("platform", "order_no")`` -> ``"douyin|DY123"``), or
-``None`` if ANY part is missing, ``None``, empty or not a scalar. A field of no paths
-yields ``None``. A bare ``str`` is refused (``TypeError``): it would be read as one path
-per character.
+``None`` if ANY required (not optional) part is missing, ``None``, empty or not a scalar.
+An optional part that is missing, ``None``, empty or not a scalar contributes the empty
+text instead: ``("message.type", "content.order_status?")`` reads
+``"pdd_refund_RefundCreated|"`` from a frame without ``order_status`` (``StatusMap.lookup``
+then falls back to the ``"pdd_refund_RefundCreated|*"`` wildcard). When every part is
+missing -- which with a present required part cannot happen, so only when all parts are
+optional -- the field is ``None``: ``("a?", "b?")`` gives ``"A|"``, ``"|B"``, ``"A|B"`` or
+``None``. A field without ``?`` reads exactly as before optional parts existed (its
+fingerprints are unchanged). A field of no paths yields ``None``. A bare ``str`` is refused
+(``TypeError``): it would be read as one path per character.
 
 **Buyer identities** -- ``normalise_identity(kind, value)``: the value first goes through
 ``canonical_text`` (``None`` -> ``""``), then by kind:
@@ -279,23 +293,28 @@ def buyer_key(tenant: str, kind: str, value: object) -> int:
 
 
 class _Path:
-    """A parsed path: a literal, or steps of (key, list index or None).
+    """A parsed path: a literal, or steps of (key, list index or None), maybe optional.
 
     ``key`` is the key of a one-component path (the common case, read without a loop).
+    ``optional``: the path ended in ``?`` (dropped from the steps; ``text`` keeps it).
     """
 
-    __slots__ = ("is_literal", "key", "literal", "steps", "text")
+    __slots__ = ("is_literal", "key", "literal", "optional", "steps", "text")
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str):
             raise TypeError(f"a path must be a str, not {type(text).__name__}")
         self.text = text
         self.is_literal = text.startswith("=")
+        if self.is_literal and text.endswith("?"):
+            raise ValueError(f"a literal cannot be optional: {text!r} ends in '?'")
+        self.optional = not self.is_literal and text.endswith("?")
         self.literal = canonical_text(text[1:]) if self.is_literal else None
         self.steps: tuple[tuple[str, int | None], ...] = ()
         if not self.is_literal:
+            body = text[:-1] if self.optional else text
             self.steps = tuple(
-                (part, int(part) if part.isascii() and part.isdigit() else None) for part in text.split(".")
+                (part, int(part) if part.isascii() and part.isdigit() else None) for part in body.split(".")
             )
         self.key = self.steps[0][0] if len(self.steps) == 1 else None
 
@@ -331,12 +350,16 @@ def _extract(event: object, paths: tuple[_Path, ...]) -> str | None:
     if len(paths) == 1:
         return canonical_text(_read(event, paths[0]))
     parts = []
+    missing = 0
     for path in paths:
         text = canonical_text(_read(event, path))
         if text is None:
-            return None
+            if not path.optional:
+                return None
+            text = ""
+            missing += 1
         parts.append(text)
-    return "|".join(parts) if parts else None
+    return "|".join(parts) if missing < len(parts) else None
 
 
 def extract(event: object, paths: Sequence[str]) -> str | None:
@@ -347,10 +370,12 @@ def extract(event: object, paths: Sequence[str]) -> str | None:
         paths: the field's paths (see the module docstring).
 
     Returns:
-        ``None`` when any part is missing, ``None``, empty or not a scalar.
+        ``None`` when any required part is missing, ``None``, empty or not a scalar, or
+        when every part is (an optional part, ending in ``?``, reads as ``""`` otherwise).
 
     Raises:
         TypeError: ``paths`` is a bare str, or holds something that is not a str.
+        ValueError: a literal path ends in ``?`` (a literal cannot be optional).
     """
     return _extract(event, _parse_paths(paths))
 
@@ -420,14 +445,15 @@ class SourceSpec:
         source: the source name (hashed into every fingerprint as given).
         event_id: the paths of the source event id.
         order_id: the paths of the order id (e.g. ``("platform", "order_no")``).
-        status: the paths of the raw status.
+        status: the paths of the raw status (e.g. ``("message.type", "content.order_status?")``).
         buyer: ``(kind, path)`` pairs tried in order; the first non-empty identity wins.
         status_map: the source's status map.
 
     Raises:
         TypeError: a field is a bare str, a path not a str, a buyer item not a pair, or
             ``status_map`` not a ``StatusMap``.
-        ValueError: a buyer kind is unknown.
+        ValueError: a buyer kind is unknown, or a literal path ends in ``?`` (a literal
+            cannot be optional).
     """
 
     __slots__ = (

@@ -50,11 +50,23 @@ component made of digits indexes a list (``param.lastResult.data.0.ftime`` is th
 entry of the list ``data``). ``[0]``-style indexes, empty components, spaces and ``|`` are
 refused. A value starting with ``=`` is a literal (``"=douyin"``). A field may be one path or
 a list of them (a *composite*): the values are joined with ``|``, and the field is absent when
-any part is absent (missing, empty text, an object or a list). So build a composite only of
-parts every event of the source carries: an event lacking one part of a composite ``status``
-has no status and is quarantined. ``event_id``, ``order_id`` and ``status`` need at least one real path;
-``occurred_at``, ``buyer`` paths and ``[data]`` paths are single paths without literals
-(``[data]`` values are carried as they are: numbers stay numbers, lists stay lists).
+any required part is absent (missing, empty text, an object or a list). An event lacking a
+required part of a composite ``status`` has no status and is quarantined.
+
+A part of a composite that some events lack can be made OPTIONAL by ending its path in ``?``:
+``status = ["message.type", "message.content.order_status?"]``. An absent optional part reads
+as empty text, so a frame without ``order_status`` has the raw status
+``"pdd_refund_RefundCreated|"`` (matched by the key ``"pdd_refund_RefundCreated|"`` or, more
+usefully, the wildcard ``"pdd_refund_RefundCreated|*"``). A field whose parts are ALL absent
+is still absent. ``?`` is only for a part of a composite of ``event_id``, ``order_id``,
+``status``, ``waybill`` or ``event_type``; a literal cannot be optional (``"=x?"`` is
+refused), nor can a single path (it is simply absent when missing), nor ``occurred_at``,
+``buyer`` or ``[data]`` paths. Only the last ``?`` is the mark: ``"a.b??"`` reads the key
+``"b?"`` optionally; a key ending in ``?`` cannot otherwise be the end of a path.
+
+``event_id``, ``order_id`` and ``status`` need at least one real path; ``occurred_at``,
+``buyer`` paths and ``[data]`` paths are single paths without literals (``[data]`` values are
+carried as they are: numbers stay numbers, lists stay lists).
 
 Status table
 ------------
@@ -62,7 +74,9 @@ Keys are raw statuses exactly as the ``status`` field reads them (quote them: ``
 composite status gives composite keys (``"pdd_refund_RefundCreated|cancelled"``); the key
 ``"<first part>|*"`` matches every raw status whose first part is that, when no exact key
 does. A key must have as many ``|`` parts as the status field has paths (or be such a
-wildcard). Values are standard states -- ``CREATED PAID PENDING_REVIEW READY_TO_PACK PACKING
+wildcard); a part may be empty only where its path is optional (``"<type>|"`` for the
+``["type", "status?"]`` event without a status), and not every part (such an event has no
+status). Values are standard states -- ``CREATED PAID PENDING_REVIEW READY_TO_PACK PACKING
 PACKED SHIPPED FULFILLMENT_STARTED IN_TRANSIT DELIVERED REFUND_INITIATED REFUNDED CANCELLED
 ON_HOLD`` -- or a pseudo target:
 
@@ -419,15 +433,24 @@ class _FileLoader:
             raise self.doc.error(("source", "version"), "must be 1 or more")
         return value
 
-    def _one_path(self, at: KeyPath, value: Any, *, literal: bool) -> str:
+    def _one_path(self, at: KeyPath, value: Any, *, literal: bool, optional: bool = False) -> str:
+        """One path; ``literal``: may be ``=text``; ``optional``: may end in ``?`` (a composite part)."""
         text = self._string(at, value)
         if literal and text.startswith("="):
+            if text.endswith("?"):
+                raise self.doc.error(at, f"bad literal {text!r}: a literal cannot be optional ('?'): it always has a value")
             if not _LITERAL.match(text) or core_ext.canonical_text(text[1:]) != text[1:]:
                 raise self.doc.error(at, f"bad literal {text!r}: '=' then text without '|' or surrounding spaces")
             return text
-        if not _PATH.match(text):
-            hint = " (index lists with a digit component: data.0.ftime)" if "[" in text else ""
-            raise self.doc.error(at, f"bad path {text!r}: dotted names without spaces or '|'{hint}")
+        marked = text.endswith("?")
+        if marked and not optional:
+            raise self.doc.error(at, f"bad path {text!r}: only a part of a composite (a list of paths) of "
+                                     "event_id, order_id, status, waybill or event_type can be optional ('?')")
+        body = text[:-1] if marked else text
+        if not _PATH.match(body):
+            hint = " (index lists with a digit component: data.0.ftime)" if "[" in body else ""
+            mark = " then '?'" if marked else ""
+            raise self.doc.error(at, f"bad path {text!r}: dotted names without spaces or '|'{mark}{hint}")
         return text
 
     def _paths(self, name: str, value: Any, *, need_path: bool = True) -> tuple[str, ...]:
@@ -437,7 +460,9 @@ class _FileLoader:
         if isinstance(value, list):
             if not value:
                 raise self.doc.error(at, "must name at least one path")
-            paths = tuple(self._one_path((*at, i), item, literal=True) for i, item in enumerate(value))
+            composite = len(value) >= 2
+            paths = tuple(self._one_path((*at, i), item, literal=True, optional=composite)
+                          for i, item in enumerate(value))
         elif isinstance(value, str):
             paths = (self._one_path(at, value, literal=True),)
         else:
@@ -480,6 +505,7 @@ class _FileLoader:
 
     def _status(self, table: Mapping[str, Any], status_paths: tuple[str, ...]) -> dict[str, str]:
         parts = len(status_paths)
+        optional = [_is_optional(path) for path in status_paths]
         status: dict[str, str] = {}
         if not table:
             self.errors.append(self.doc.error(("status",), "the status table is empty"))
@@ -503,8 +529,26 @@ class _FileLoader:
                     at, f"has {raw.count('|') + 1} '|' part(s) but [fields] status has {parts} path(s)"
                         + (" (a wildcard key is '<first part>|*')" if parts >= 2 else "")))
                 continue
+            if parts >= 2:
+                pieces = raw[:-2].split("|") if wildcard else raw.split("|")
+                empty = [i for i, piece in enumerate(pieces) if not piece]
+                if any(not optional[i] for i in empty):
+                    i = next(i for i in empty if not optional[i])
+                    self.errors.append(self.doc.error(
+                        at, f"part {i + 1} is empty, but the status path {status_paths[i]!r} is not optional "
+                            "(end it in '?' if events may lack it)"))
+                    continue
+                if not wildcard and len(empty) == parts:
+                    self.errors.append(self.doc.error(
+                        at, "never matches: every part is empty, and an event lacking every part has no status"))
+                    continue
             status[raw] = target
         return status
+
+
+def _is_optional(path: str) -> bool:
+    """Whether a (validated) field path is an optional composite part: ends in ``?``, not a literal."""
+    return path.endswith("?") and not path.startswith("=")
 
 
 def _kind(value: Any) -> str:

@@ -45,7 +45,7 @@ texts = st.one_of(
     st.from_regex(r"\s*\+?[0-9 ()+\-]{0,20}\s*", fullmatch=True),
 )
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), texts)
-KEYS = ["a", "b", "id", "0", "1", "status", "é", "x y", ""]
+KEYS = ["a", "b", "id", "0", "1", "status", "é", "x y", "", "q?"]
 keys = st.sampled_from(KEYS)
 json_values = st.recursive(
     scalars,
@@ -54,8 +54,12 @@ json_values = st.recursive(
 )
 events = st.dictionaries(keys, json_values, max_size=6)
 read_paths = st.lists(st.sampled_from(KEYS), min_size=1, max_size=3).map(".".join)
-paths = read_paths | texts.map(lambda text: "=" + text)
+optional_paths = read_paths.map(lambda path: path + "?")
+literal_paths = texts.filter(lambda text: not text.endswith("?")).map(lambda text: "=" + text)  # "=x?" is refused
+required_paths = read_paths.filter(lambda path: not path.endswith("?")) | literal_paths
+paths = read_paths | optional_paths | literal_paths
 fields = st.lists(paths, max_size=3)
+required_fields = st.lists(required_paths, max_size=3)
 hashed_fields = st.lists(st.none() | st.text(max_size=8), min_size=5, max_size=5).map(tuple)
 
 agreement = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,6 +126,18 @@ def test_golden_fingerprints(core: ModuleType) -> None:
     assert fingerprint("租户", "抖音", "事件-1", "订单|１２３", "待审核") == 480298198491685074
     encoded = core._encode(("t1", "erp", "erp-000123", "douyin|DY6919000000000001", "WAIT_AUDIT"))
     assert xxhash.xxh3_64_intdigest(encoded) == 5751540095286023246
+
+
+def test_golden_batch_rows(core: ModuleType) -> None:
+    """Fields without ``?`` (composite ``order_id`` included) keep their pre-optional-part rows."""
+    batch = [erp_event(1), erp_event(2, status="REFUND|PARTIAL", buyer={"phone": "12"}, device_id="Dev-9"),
+             {"event_id": 4}, "x"]
+    assert core.process_batch(erp_spec(core), "t1", batch) == [
+        (7376393493256566199, 12993719179660062347, 2, "erp-1", "douyin|DY00000001", "WAIT_AUDIT"),
+        (12916726635676666666, 4396309146346671166, 10, "erp-2", "douyin|DY00000002", "REFUND|PARTIAL"),
+        (2712600452563404109, 0, -2, "4", None, None),
+        (8029520736593572869, 0, -2, None, None, None),
+    ]
 
 
 def test_golden_buyer_keys(core: ModuleType) -> None:
@@ -337,6 +353,43 @@ def test_extract_examples(core: ModuleType, field: tuple[str, ...], expected: st
     assert core.extract(EVENT, list(field)) == expected
 
 
+OPTIONAL_EVENT = {
+    "message": {"type": "pdd_refund_RefundCreated", "content": {"tid": "T1", "empty": " ", "list": [1]}},
+    "a": "A", "b": 2, "q?": "key with a question mark", "lines": [{"sku": "S1"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        (("message.type", "message.content.order_status?"), "pdd_refund_RefundCreated|"),
+        (("message.type", "message.content.tid?"), "pdd_refund_RefundCreated|T1"),
+        (("message.type", "message.content.empty?"), "pdd_refund_RefundCreated|"),
+        (("message.type", "message.content.list?"), "pdd_refund_RefundCreated|"),
+        (("message.type", "message.content?"), "pdd_refund_RefundCreated|"),
+        (("missing?", "a"), "|A"), (("a", "missing?", "b"), "A||2"), (("a", "x?", "y?"), "A||"),
+        (("a?", "b?"), "A|2"), (("a?", "x?"), "A|"), (("x?", "b?"), "|2"), (("x?", "y?"), None),
+        (("x?", "y?", "z?"), None), (("a?", "missing"), None), (("missing", "a?"), None),
+        (("=pdd", "x?"), "pdd|"), (("=", "a?"), None), (("= ", "x?"), None),
+        (("lines.0.sku?", "lines.1.sku?"), "S1|"), (("a", "lines.9?"), "A|"),
+        (("a?",), "A"), (("x?",), None), (("message.type?",), "pdd_refund_RefundCreated"),
+        (("q??", "a"), "key with a question mark|A"), (("q?", "a"), "|A"), (("a", "q?"), "A|"),
+        (("?", "a"), "|A"), (("a", "a.?"), "A|"),
+    ],
+)
+def test_extract_optional_parts(core: ModuleType, field: tuple[str, ...], expected: str | None) -> None:
+    assert core.extract(OPTIONAL_EVENT, field) == expected
+    assert core.extract(OPTIONAL_EVENT, list(field)) == expected
+
+
+def test_a_literal_cannot_be_optional(core: ModuleType) -> None:
+    for field in (("=x?",), ("a", "=x?"), ("=?",), ("= x ?",)):
+        with pytest.raises(ValueError, match="literal cannot be optional"):
+            core.extract(OPTIONAL_EVENT, field)
+    assert core.extract(OPTIONAL_EVENT, ("=x? ",)) == "x?"  # it does not END in "?": the literal "x?"
+    assert core.extract(OPTIONAL_EVENT, ("a", "=?x")) == "A|?x"
+
+
 def test_extract_refuses_a_bare_str(core: ModuleType) -> None:
     with pytest.raises(TypeError):
         core.extract(EVENT, "event_id")
@@ -354,6 +407,33 @@ def test_extract_on_anything_never_raises(core: ModuleType, root: object) -> Non
 @given(event=json_values, field=fields)
 def test_extract_agrees(core: ModuleType, event: object, field: list[str]) -> None:
     assert core.extract(event, field) == spec_module.extract(event, field)
+
+
+@agreement
+@given(event=events | json_values, field=st.lists(paths, min_size=1, max_size=4))
+def test_optional_parts_follow_their_definition(core: ModuleType, event: object, field: list[str]) -> None:
+    """Each part read alone; a missing optional part is "", any missing required part or all missing is None."""
+    alone = [core.extract(event, [path]) for path in field]
+    optional = [not path.startswith("=") and path.endswith("?") for path in field]
+    if len(field) == 1 or all(text is None for text in alone):
+        expected = alone[0] if len(field) == 1 else None
+    elif any(text is None and not opt for text, opt in zip(alone, optional, strict=True)):
+        expected = None
+    else:
+        expected = "|".join(text or "" for text in alone)
+    assert core.extract(event, field) == expected
+    required = [path[:-1] if opt else path for path, opt in zip(field, optional, strict=True)]
+    if core.extract(event, required) is not None:  # dropping "?" only ever makes a field absent
+        assert core.extract(event, field) == core.extract(event, required)
+
+
+@agreement
+@given(event=events | json_values, field=required_fields)
+def test_fields_without_optional_parts_read_as_before(core: ModuleType, event: object, field: list[str]) -> None:
+    """Without "?", any missing part makes the whole field None (the pre-optional-part rule)."""
+    alone = [core.extract(event, [path]) for path in field]
+    expected = None if not field or None in alone else "|".join(alone)  # type: ignore[arg-type]
+    assert core.extract(event, field) == expected
 
 
 # --- status map -----------------------------------------------------------------------
@@ -454,6 +534,8 @@ def test_source_spec_attributes(core: ModuleType) -> None:
         ({"buyer": (("email", "x"),)}, ValueError), ({"buyer": (("phone",),)}, TypeError),
         ({"buyer": "phone"}, TypeError), ({"event_id": "event_id"}, TypeError), ({"status": (1,)}, TypeError),
         ({"status_map": {"A": 1}}, TypeError), ({"source": None}, TypeError), ({"buyer": (("phone", 3),)}, TypeError),
+        ({"status": ("s", "=x?")}, ValueError), ({"order_id": ("=x?", "o")}, ValueError),
+        ({"buyer": (("phone", "=x?"),)}, ValueError),
     ],
 )
 def test_source_spec_validation(core: ModuleType, changes: dict[str, Any], error: type[Exception]) -> None:
@@ -487,6 +569,34 @@ def test_process_batch_rows(core: ModuleType) -> None:
     assert rows[2][1] == rows[3][1] == rows[4][1] == 0
     assert rows[4][0] == core.fingerprint("t1", "erp", None, None, None)
     assert core.process_batch(spec, "t1", []) == []
+
+
+def test_process_batch_with_an_optional_status_part(core: ModuleType) -> None:
+    spec = core.SourceSpec(
+        "pinduoduo", ("id",), ("=pinduoduo", "message.content.tid"), ("message.type", "message.content.order_status?"),
+        (("buyer_id", "message.content.buyer?"),), core.StatusMap({"pdd_refund_RefundCreated|*": 10, "T|2": 6}),
+    )
+    assert spec.status == ("message.type", "message.content.order_status?")
+    assert spec.buyer == (("buyer_id", "message.content.buyer?"),)
+
+    def frame(n: int, topic: str, **content: Any) -> dict[str, Any]:
+        return {"id": f"f{n}", "message": {"type": topic, "content": {"tid": "T1", **content}}}
+
+    batch = [frame(1, "pdd_refund_RefundCreated"), frame(2, "pdd_refund_RefundCreated", order_status="cancelled"),
+             frame(3, "T", order_status=2, buyer="B-1"), frame(4, "T"), {"id": "f5", "message": {}}]
+    rows = core.process_batch(spec, "t1", batch)
+    assert [row[2:] for row in rows] == [
+        (10, "f1", "pinduoduo|T1", "pdd_refund_RefundCreated|"),
+        (10, "f2", "pinduoduo|T1", "pdd_refund_RefundCreated|cancelled"),
+        (6, "f3", "pinduoduo|T1", "T|2"),
+        (core.CODE_UNKNOWN, "f4", "pinduoduo|T1", "T|"),
+        (core.CODE_MISSING, "f5", None, None),
+    ]
+    assert rows[0][0] == core.fingerprint("t1", "pinduoduo", "f1", "pinduoduo|T1", "pdd_refund_RefundCreated|")
+    assert rows[2][1] == core.buyer_key("t1", "buyer_id", "B-1") and rows[0][1] == 0
+    assert rows == spec_module.process_batch(spec_module.SourceSpec(
+        spec.source, spec.event_id, spec.order_id, spec.status, spec.buyer,
+        spec_module.StatusMap({"pdd_refund_RefundCreated|*": 10, "T|2": 6})), "t1", batch)
 
 
 def test_bad_events_never_raise(core: ModuleType) -> None:

@@ -183,24 +183,48 @@ def test_pinduoduo_refund_callback_is_refund_initiated(shipped, order_status):
 def test_pinduoduo_rule_refs_name_the_matching_key(shipped):
     rules = shipped.get("pinduoduo")
     assert rules.rule_ref("pdd_refund_RefundCreated|cancelled") == \
-        "pinduoduo.toml@v1:status.pdd_refund_RefundCreated|cancelled"
-    assert rules.rule_ref("pdd_refund_RefundCreated|2") == "pinduoduo.toml@v1:status.pdd_refund_RefundCreated|*"
-    assert rules.rule_ref("pdd_unknown|2") == "pinduoduo.toml@v1"
-    assert rules.rule_ref(None) == "pinduoduo.toml@v1"
+        "pinduoduo.toml@v2:status.pdd_refund_RefundCreated|cancelled"
+    assert rules.rule_ref("pdd_refund_RefundCreated|2") == "pinduoduo.toml@v2:status.pdd_refund_RefundCreated|*"
+    assert rules.rule_ref("pdd_refund_RefundCreated|") == "pinduoduo.toml@v2:status.pdd_refund_RefundCreated|*"
+    assert rules.rule_ref("pdd_unknown|2") == "pinduoduo.toml@v2"
+    assert rules.rule_ref(None) == "pinduoduo.toml@v2"
 
 
-@pytest.mark.xfail(strict=True, reason="core_ext.extract reads a composite with a missing part as "
-                                       "missing; needs an optional-part feature in the core")
 def test_pinduoduo_thin_refund_frame_without_order_status(shipped):
     event = pinduoduo("pdd_refund_RefundCreated", order_status=None, refund_id=55)
     assert code_of(shipped.get("pinduoduo"), event) == Status.REFUND_INITIATED.code
+    assert run(shipped.get("pinduoduo"), event)[0][5] == "pdd_refund_RefundCreated|"  # optional part: ""
 
 
-@pytest.mark.xfail(strict=True, reason="core_ext.extract reads a composite with a missing part as "
-                                       "missing; needs an optional-part feature in the core")
 def test_xiaohongshu_after_sale_without_order_status(shipped):
     assert code_of(shipped.get("xiaohongshu"), xiaohongshu("msg_after_sale_create")) == \
         Status.REFUND_INITIATED.code
+
+
+def test_missing_optional_parts_keep_their_meaning(shipped):
+    # A status change without its status is not guessed: no wildcard for that tag.
+    assert code_of(shipped.get("xiaohongshu"), xiaohongshu("msg_fulfillment_status_change")) == core_ext.CODE_UNKNOWN
+    assert code_of(shipped.get("xiaohongshu"), xiaohongshu("msg_fulfillment_receiver_change")) == CODE_NO_CHANGE
+    frame = pinduoduo("pdd_trade_TradeSellerShip", order_status=None)
+    del frame["message"]["type"]
+    assert code_of(shipped.get("pinduoduo"), frame) == core_ext.CODE_MISSING  # every part missing: no status
+
+
+@pytest.mark.parametrize(("topic", "status", "target"), [
+    ("taobao_trade_TradeChanged", None, "@none"),
+    ("taobao_trade_TradeChanged", "WAIT_SELLER_SEND_GOODS", "@none"),
+    ("taobao_trade_TradeChanged", "TRADE_CLOSED", "CANCELLED"),
+    ("taobao_trade_TradeChanged", "TRADE_CLOSED_BY_TAOBAO", "CANCELLED"),
+    ("taobao_trade_TradeChanged", "WAIT_BUYER_CONFIRM_GOODS", "SHIPPED"),
+    ("taobao_trade_TradeBuyerPay", "WAIT_SELLER_SEND_GOODS", "PENDING_REVIEW"),
+    ("taobao_refund_RefundCreated", None, "REFUND_INITIATED"),
+])
+def test_tmall_top_status_refines_the_topic(shipped, topic, status, target):
+    rules = shipped.get("tmall")
+    event = tmall(topic) if status is None else tmall(topic, status=status)
+    row = run(rules, event)[0]
+    assert row[2] == target_code(target)
+    assert row[5] == f"{topic}|{status or ''}"
 
 
 # -- every status PROTOCOLS.md lists maps to something ----------------------------------------
@@ -413,6 +437,18 @@ def test_every_broken_file_is_reported(tmp_path):
     ("pinduoduo.toml", '"pdd_trade_TradeSuccess|3"', '"pdd_trade_TradeSuccess"', "status.pdd_trade_TradeSuccess",
      "'<first part>|*'"),
     ("erp.toml", "[data]", "[daata]", "daata", "unknown key"),
+    ("pinduoduo.toml", '"=pinduoduo"', '"=pinduoduo?"', "fields.order_id[0]", "cannot be optional"),
+    ("pinduoduo.toml", 'event_id = "id"', 'event_id = "id?"', "fields.event_id", "composite"),
+    ("pinduoduo.toml", 'refund_id = "message.content.refund_id"', 'refund_id = "message.content.refund_id?"',
+     "data.refund_id", "composite"),
+    ("pinduoduo.toml", 'occurred_at = "sendTime"', 'occurred_at = "sendTime?"', "fields.occurred_at", "composite"),
+    ("pinduoduo.toml", '"message.content.order_status?"', '"message.content.?"', "fields.status[1]",
+     "then '?'"),
+    ("pinduoduo.toml", '"message.content.order_status?"', '"?"', "fields.status[1]", "bad path"),
+    ("xiaohongshu.toml", '"msg_item_create|*"', '"|msg_item_create"', "status.|msg_item_create",
+     "'msgTag' is not optional"),
+    ("tmall.toml", '"taobao_trade_TradeCreate|*"', '"|*"', "status.|*", "'topic' is not optional"),
+    ("cainiao.toml", '"SIGN" = "DELIVERED"', '"SIGN|" = "DELIVERED"', "status.SIGN|", "1 path"),
 ])
 def test_strict_checks_name_file_line_and_key(tmp_path, file, old, new, key, words):
     rules = copy_rules(tmp_path)
@@ -465,6 +501,28 @@ def test_a_minimal_file_and_its_defaults(tmp_path):
     assert rules.waybill == ("carrier", "no") and rules.rule_ref("OUT") == "wms.toml@v3:status.OUT"
     row = run(rules, {"id": "1", "carrier": "SF", "no": "9", "s": "OUT"})[0]
     assert row[2] == Status.SHIPPED.code and row[4] is None
+
+
+def test_optional_parts_in_a_minimal_file(tmp_path):
+    head = ('[source]\nname = "wms"\nkind = "erp"\nversion = 1\n'
+            '[fields]\nevent_id = "id"\norder_id = ["=wms", "no"]\nwaybill = ["carrier?", "no?"]\n')
+    (tmp_path / "wms.toml").write_text(
+        head + 'status = ["s", "sub?"]\n[status]\n"OUT|" = "SHIPPED"\n"OUT|*" = "PACKED"\n"IN|x" = "PAID"\n',
+        encoding="utf-8")
+    rules = load_rules(tmp_path).get("wms")
+    assert rules is not None and rules.status_paths == ("s", "sub?") and rules.waybill == ("carrier?", "no?")
+    rows = run(rules, {"id": "1", "no": "9", "s": "OUT"}, {"id": "2", "no": "9", "s": "OUT", "sub": "y"},
+               {"id": "3", "s": "IN", "sub": "x", "carrier": "SF"}, {"id": "4", "no": "9", "sub": "x"})
+    assert [row[2] for row in rows] == [Status.SHIPPED.code, Status.PACKED.code, Status.PAID.code,
+                                        core_ext.CODE_MISSING]
+    assert [row[5] for row in rows] == ["OUT|", "OUT|y", "IN|x", None]
+    assert rules.rule_ref("OUT|") == "wms.toml@v1:status.OUT|" and rules.rule_ref("OUT|z") == "wms.toml@v1:status.OUT|*"
+    assert [core_ext.extract(e, rules.waybill) for e in ({"no": "9"}, {"carrier": "SF"}, {})] == ["|9", "SF|", None]
+    (tmp_path / "wms.toml").write_text(
+        head + 'status = ["s?", "sub?"]\n[status]\n"|" = "SHIPPED"\n"|x" = "PAID"\n"|*" = "PACKED"\n',
+        encoding="utf-8")
+    error = refused(tmp_path)
+    assert [(e.key, "never matches" in e.message) for e in error.errors] == [("status.|", True)]
 
 
 def test_rules_are_immutable(shipped):
