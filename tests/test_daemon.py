@@ -214,3 +214,21 @@ async def test_demo_feeder_drives_orders_through_the_real_endpoint(tmp_path):
     with open_store(store_settings(settings)) as store:
         assert store.verify_audit_chain("t1").ok
         assert store.outbox_stats().count > 0
+
+
+async def test_full_outbox_means_503_with_retry_after_and_nothing_stored(tmp_path):
+    settings = load_settings(write_config(tmp_path, "[store]\noutbox_max_events = 2\n"))
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        services = await nursery.start(serve_gateway, settings, shutdown)
+        base = services.bound[0]
+        async with httpx.AsyncClient(base_url=base if "://" in base else f"http://{base}") as client:
+            body, headers = signed([erp_event(1), erp_event(2)])
+            assert (await client.post("/webhooks/erp/t1", content=body, headers=headers)).status_code == 200
+            body, headers = signed([erp_event(3)])
+            refused = await client.post("/webhooks/erp/t1", content=body, headers=headers)
+            assert refused.status_code == 503
+            assert int(refused.headers["Retry-After"]) > 0
+            assert "outbox full" in refused.json()["error"]
+        assert len(list(services.store.iter_events("t1"))) == 2
+        shutdown.set()
