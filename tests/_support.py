@@ -55,3 +55,20 @@ def signed(events: list[dict[str, Any]] | bytes, tenant: str = "t1", *, secret: 
         "X-Gateway-Signature": sign(key, ts, body),
     }
     return body, headers
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    """A writable copy of ``source`` (e.g. the shipped rules) at ``target``."""
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+def edit_line(path: Path, old: str, new: str) -> int:
+    """Replace ``old`` in the first line containing it; return that 1-based line number."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = next(i for i, line in enumerate(lines) if old in line)
+    lines[index] = lines[index].replace(old, new, 1)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return index + 1

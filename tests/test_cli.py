@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from gateway.cli import main
-from tests._support import ROOT, erp_event, signed, write_config
+from tests._support import ROOT, copy_tree, edit_line, erp_event, signed, write_config
 
 SUBCOMMANDS = ["run", "check-config", "audit-verify", "version"]
 
@@ -48,21 +47,16 @@ def test_check_config_passes_on_the_shipped_tree(capsys):
 
 
 def broken_copy(tmp_path):
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
+    return copy_tree(ROOT / "config", tmp_path / "config")
 
 
 def test_check_config_names_file_line_and_key_of_a_broken_rule(tmp_path, capsys):
     config = broken_copy(tmp_path)
     rule = config / "rules" / "douyin.toml"
-    lines = rule.read_text(encoding="utf-8").splitlines()
-    index = next(i for i, line in enumerate(lines) if line.startswith('"101"'))
-    lines[index] = '"101" = "PENDING_REVEIW"'
-    rule.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    line = edit_line(rule, '"PENDING_REVIEW"', '"PENDING_REVEIW"')
     assert main(["check-config", str(config)]) == 1
     err = capsys.readouterr().err
-    assert f"{rule}:{index + 1}: status.101" in err
+    assert f"{rule}:{line}: status.101" in err
 
 
 def test_check_config_names_a_misspelt_daemon_key(tmp_path, capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -26,6 +25,7 @@ from gateway._mapping import (
     parse_occurred_at,
 )
 from gateway._model import CODE_NO_CHANGE, CODE_RESUME, PSEUDO_TARGETS, Status, target_code
+from tests._support import copy_tree, edit_line
 
 RULES = Path(__file__).resolve().parent.parent / "config" / "rules"
 NOV25_MS = 1_795_572_000_000  # 2026-11-25T10:00:00+08:00
@@ -341,18 +341,10 @@ def test_pseudo_targets_compile_to_their_codes(shipped):
 # -- strictness: broken copies of the shipped directory ---------------------------------------
 
 def copy_rules(tmp_path: Path) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(RULES, target)
-    return target
+    return copy_tree(RULES, tmp_path / "rules")
 
 
-def edit(path: Path, old: str, new: str) -> int:
-    """Replace the first line containing ``old``; return its 1-based line number."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    index = next(i for i, line in enumerate(lines) if old in line)
-    lines[index] = lines[index].replace(old, new, 1)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return index + 1
+edit = edit_line
 
 
 def refused(directory: Path) -> RuleErrors:

@@ -18,6 +18,7 @@ import trio
 from gateway._errors import ConfigError
 from gateway._mapping import RuleErrors
 from gateway._reload import RuleHolder, rules_signature, watch_rules, watch_sighup
+from tests._support import copy_tree, edit_line
 
 RULES = Path(__file__).resolve().parent.parent / "config" / "rules"
 POLL_S = 0.01
@@ -25,18 +26,10 @@ POLL_S = 0.01
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(RULES, target)
-    return target
+    return copy_tree(RULES, tmp_path / "rules")
 
 
-def replace(path: Path, old: str, new: str) -> int:
-    """Replace the first line containing ``old``; return its 1-based line number."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    index = next(i for i, line in enumerate(lines) if old in line)
-    lines[index] = lines[index].replace(old, new, 1)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return index + 1
+replace = edit_line
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
