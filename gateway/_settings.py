@@ -32,11 +32,28 @@ Reference (all keys, defaults in brackets)::
     recent_fingerprints = 1000000    # recent event fingerprints kept in memory [1000000]
     outbox_max_events = 5000000 # outbox bound, in events [5000000]
     outbox_max_bytes = 2147483648    # outbox bound, in bytes [2 GiB]
+    outbox_reserve_events = 100000   # the last part of the bound kept for pack-line scans:
+    outbox_reserve_bytes = 67108864  # webhooks get 503 at max - reserve, stations at max
+                                     # [100000 events, 64 MiB]
 
     [pipeline]
     max_group_events = 20000    # most events committed in one write batch [20000]
     queue_batches = 256         # submitted batches waiting for the committer before
                                 # webhooks get 503 [256]
+
+    [upstream]                  # the ERP the outbox is forwarded to (DESIGN section 6)
+    url = ""                    # POST target; "" = forwarding off (the outbox fills up to
+                                # its bound, then webhooks get 503) [""]
+    secret = ""                 # HMAC-SHA256 key of X-Gateway-Signature; or secret_env /
+    secret_env = ""             # secret_file as for tenants; required when url is set
+    secret_file = ""
+    batch_max_events = 500      # events per POST [500]
+    batch_max_bytes = 1048576   # body bytes per POST (one bigger event goes alone) [1 MiB]
+    linger_s = 0.05             # wait this long for a batch to fill when the backlog is short [0.05]
+    timeout_s = 10.0            # per POST; a timeout is retried [10.0]
+    retry_initial_s = 0.5       # first retry delay; doubles per failure, +-25 % jitter [0.5]
+    retry_max_s = 60.0          # retry delay cap (a longer Retry-After is capped too) [60.0]
+    progress_every_s = 5.0      # backlog drain progress in the log while a backlog exists [5.0]
 
     [tenants.NAME.SOURCE]       # one table per tenant and source it may send from
     secret = ""                 # the shared secret, or
@@ -127,12 +144,29 @@ class StoreSection:
     recent_fingerprints: int = 1_000_000
     outbox_max_events: int = 5_000_000
     outbox_max_bytes: int = 2 * 1024**3
+    outbox_reserve_events: int = 100_000
+    outbox_reserve_bytes: int = 64 * 1024**2
 
 
 @dataclass(frozen=True)
 class PipelineSection:
     max_group_events: int = 20_000
     queue_batches: int = 256
+
+
+@dataclass(frozen=True)
+class UpstreamSection:
+    """Where and how the outbox is forwarded (``secret`` is resolved from secret_env/_file)."""
+
+    url: str = ""
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    batch_max_events: int = 500
+    batch_max_bytes: int = 1024 * 1024
+    linger_s: float = 0.05
+    timeout_s: float = 10.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 60.0
+    progress_every_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -165,6 +199,7 @@ class Settings:
     store: StoreSection = StoreSection()
     pipeline: PipelineSection = PipelineSection()
     demo: DemoSection = DemoSection()
+    upstream: UpstreamSection = UpstreamSection()
     tenants: Mapping[str, Mapping[str, SourceCredentials]] = field(default_factory=dict)
     path: Path | None = None
 
@@ -248,17 +283,18 @@ def _section(doc: TomlDocument, table: Any, at: KeyPath, cls: type[T]) -> T:
     return cls(**values)
 
 
-def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredentials:
-    if not isinstance(table, dict):
-        raise doc.error(at, "must be a table of secret/secret_env/secret_file/allow_ips")
-    check_keys(doc, table, at, ("secret", "secret_env", "secret_file", "allow_ips"))
-    given = [k for k in ("secret", "secret_env", "secret_file") if table.get(k)]
+_SECRET_KEYS = ("secret", "secret_env", "secret_file")
+
+
+def _secret(doc: TomlDocument, table: dict[str, Any], at: KeyPath) -> Secret:
+    """The secret of a table giving one of secret / secret_env / secret_file ("" if none)."""
+    given = [k for k in _SECRET_KEYS if table.get(k)]
     if len(given) > 1:
         raise doc.error((*at, given[1]), f"give only one of secret, secret_env, secret_file (found {given})")
-    value = ""
-    for key in ("secret", "secret_env", "secret_file"):
+    for key in _SECRET_KEYS:
         if key in table and not isinstance(table[key], str):
             raise doc.error((*at, key), "must be a string")
+    value = ""
     if table.get("secret"):
         value = table["secret"]
     elif table.get("secret_env"):
@@ -272,10 +308,38 @@ def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredential
             value = secret_path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise doc.error((*at, "secret_file"), f"cannot read {secret_path}: {exc.strerror}") from exc
-    if not value:
+    return Secret(value)
+
+
+def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredentials:
+    if not isinstance(table, dict):
+        raise doc.error(at, "must be a table of secret/secret_env/secret_file/allow_ips")
+    check_keys(doc, table, at, (*_SECRET_KEYS, "allow_ips"))
+    secret = _secret(doc, table, at)
+    if not secret:
         raise doc.error(at, "no secret given (secret, secret_env or secret_file)")
     allow = _coerce(doc, (*at, "allow_ips"), table.get("allow_ips", []), tuple[str, ...])
-    return SourceCredentials(secret=Secret(value), allow_ips=allow)
+    return SourceCredentials(secret=secret, allow_ips=allow)
+
+
+def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:
+    at: KeyPath = ("upstream",)
+    if not isinstance(table, dict):
+        raise doc.error(at, "must be a table")
+    plain = {k: v for k, v in table.items() if k not in _SECRET_KEYS}
+    names = [f.name for f in dataclasses.fields(UpstreamSection) if f.name != "secret"]
+    check_keys(doc, table, at, [*names, *_SECRET_KEYS])
+    section = _section(doc, plain, at, UpstreamSection)
+    secret = _secret(doc, table, at)
+    url = section.url
+    if url and not url.startswith(("http://", "https://")):
+        raise doc.error((*at, "url"), f"must be an http:// or https:// URL, not {url!r}")
+    if url and not secret:
+        raise doc.error(at, "url is set but no secret (secret, secret_env or secret_file) signs the batches")
+    for name in ("batch_max_events", "batch_max_bytes", "timeout_s", "retry_initial_s", "retry_max_s"):
+        if not getattr(section, name):
+            raise doc.error((*at, name), "must be greater than 0")
+    return dataclasses.replace(section, secret=secret)
 
 
 def parse_settings(doc: TomlDocument) -> Settings:
@@ -285,8 +349,10 @@ def parse_settings(doc: TomlDocument) -> Settings:
         ConfigError: unknown key, wrong type, bad tenant name, unreadable secret.
     """
     data = doc.data
-    check_keys(doc, data, (), [*_SECTIONS, "tenants"])
+    check_keys(doc, data, (), [*_SECTIONS, "upstream", "tenants"])
     sections: dict[str, Any] = {name: _section(doc, data[name], (name,), cls) for name, cls in _SECTIONS.items() if name in data}
+    if "upstream" in data:
+        sections["upstream"] = _upstream(doc, data["upstream"])
     tenants: dict[str, dict[str, SourceCredentials]] = {}
     raw_tenants = data.get("tenants", {})
     if not isinstance(raw_tenants, dict):
@@ -339,6 +405,6 @@ def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Setting
 
 __all__ = [
     "ApiSection", "DemoSection", "GatewaySection", "HttpSection", "PipelineSection", "Secret",
-    "Settings", "SourceCredentials", "StoreSection", "default_config_path", "load_settings",
+    "Settings", "SourceCredentials", "StoreSection", "UpstreamSection", "default_config_path", "load_settings",
     "parse_settings", "with_overrides",
 ]
