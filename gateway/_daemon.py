@@ -54,6 +54,8 @@ def store_settings(settings: Settings) -> StoreSettings:
         recent_fingerprints=section.recent_fingerprints,
         outbox_max_events=section.outbox_max_events,
         outbox_max_bytes=section.outbox_max_bytes,
+        outbox_reserve_events=section.outbox_reserve_events,
+        outbox_reserve_bytes=section.outbox_reserve_bytes,
     )
 
 

@@ -9,8 +9,12 @@ commits it as ONE RocksDB write batch. Many concurrent webhooks therefore share 
 Backpressure, never silent loss:
 
 * the submission channel holds ``queue_batches`` submissions; when it is full, or the
-  outbox is over ``outbox_max_events``/``outbox_max_bytes``, ``submit`` raises
-  ``BackpressureError`` at once (HTTP 503 + ``Retry-After``) and nothing is stored;
+  outbox is over its bound, ``submit`` raises ``BackpressureError`` at once (HTTP 503 +
+  ``Retry-After``) and nothing is stored. The bound depends on who submits: external
+  webhooks (``priority="webhook"``, platforms retry) are refused at
+  ``outbox_max_* - outbox_reserve_*`` (the reserve is capped at half the bound);
+  pack-line scans (``priority="station"``: a packer is
+  waiting at the station) may use the reserve up to ``outbox_max_*`` itself;
 * a failed commit (disk full, I/O error) fails every submission of the group with
   ``StoreError`` (HTTP 503); nothing of the group is acknowledged or half-written.
 
@@ -28,6 +32,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 
@@ -39,6 +44,8 @@ from gateway._step import EventResult, Outcome, plan_step
 from gateway._store import Store
 
 log = logging.getLogger(__name__)
+
+Priority = Literal["webhook", "station"]
 
 
 @dataclass
@@ -80,17 +87,28 @@ class Pipeline:
         self._limiter = trio.CapacityLimiter(1)
         self.groups_committed = 0
 
-    def check_capacity(self) -> None:
-        """Raise ``BackpressureError`` when the outbox is over its bound."""
+    def check_capacity(self, priority: Priority = "webhook") -> None:
+        """Raise ``BackpressureError`` when the outbox is over the bound for ``priority``."""
         stats = self.store.outbox_stats()
         bounds = self.store.settings
-        if stats.count >= bounds.outbox_max_events:
-            raise BackpressureError(f"outbox full: {stats.count} events >= outbox_max_events", 30)
-        if stats.bytes >= bounds.outbox_max_bytes:
-            raise BackpressureError(f"outbox full: {stats.bytes} bytes >= outbox_max_bytes", 30)
+        max_events, max_bytes = bounds.outbox_max_events, bounds.outbox_max_bytes
+        what = "outbox_max"
+        if priority == "webhook":
+            max_events -= min(bounds.outbox_reserve_events, max_events // 2)
+            max_bytes -= min(bounds.outbox_reserve_bytes, max_bytes // 2)
+            what = "outbox_max - outbox_reserve"
+        if stats.count >= max_events:
+            raise BackpressureError(f"outbox full: {stats.count} events >= {what}_events ({max_events})", 30)
+        if stats.bytes >= max_bytes:
+            raise BackpressureError(f"outbox full: {stats.bytes} bytes >= {what}_bytes ({max_bytes})", 30)
 
-    async def submit(self, events: list[Event]) -> SubmitReport:
+    async def submit(self, events: list[Event], priority: Priority = "webhook") -> SubmitReport:
         """Commit ``events`` durably and report what happened to each.
+
+        Args:
+            events: normalised events, committed in order.
+            priority: ``"webhook"`` (refused before the outbox reserve) or ``"station"``
+                (pack-line scans: may use the reserve).
 
         Raises:
             BackpressureError: queue or outbox full; nothing was stored.
@@ -98,7 +116,7 @@ class Pipeline:
         """
         if not events:
             return SubmitReport([])
-        self.check_capacity()
+        self.check_capacity(priority)
         submission = _Submission(events)
         try:
             self._send.send_nowait(submission)

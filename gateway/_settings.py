@@ -33,8 +33,8 @@ Reference (all keys, defaults in brackets)::
     outbox_max_events = 5000000 # outbox bound, in events [5000000]
     outbox_max_bytes = 2147483648    # outbox bound, in bytes [2 GiB]
     outbox_reserve_events = 100000   # the last part of the bound kept for pack-line scans:
-    outbox_reserve_bytes = 67108864  # webhooks get 503 at max - reserve, stations at max
-                                     # [100000 events, 64 MiB]
+    outbox_reserve_bytes = 67108864  # webhooks get 503 at max - reserve, stations at max;
+                                     # capped at half the bound [100000 events, 64 MiB]
 
     [pipeline]
     max_group_events = 20000    # most events committed in one write batch [20000]

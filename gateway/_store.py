@@ -134,6 +134,8 @@ class StoreSettings:
         recent_fingerprints: fingerprints checked in memory before the ``dedup`` keyspace.
         outbox_max_events / outbox_max_bytes: outbox bounds, enforced by the caller with
             ``Store.outbox_stats()``.
+        outbox_reserve_events / outbox_reserve_bytes: the last part of each bound, kept for
+            pack-line scans (webhooks are refused at ``max - reserve``).
     """
 
     path: Path
@@ -142,12 +144,15 @@ class StoreSettings:
     recent_fingerprints: int = 1_000_000
     outbox_max_events: int = 5_000_000
     outbox_max_bytes: int = 2 * 1024**3
+    outbox_reserve_events: int = 100_000
+    outbox_reserve_bytes: int = 64 * 1024**2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         if self.sync not in ("group", "os"):
             raise ValueError(f"sync must be 'group' or 'os', not {self.sync!r}")
-        for name in ("cache_orders", "recent_fingerprints", "outbox_max_events", "outbox_max_bytes"):
+        for name in ("cache_orders", "recent_fingerprints", "outbox_max_events", "outbox_max_bytes",
+                     "outbox_reserve_events", "outbox_reserve_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 
