@@ -60,6 +60,18 @@ Reference (all keys, defaults in brackets)::
     secret_env = ""             # the name of an environment variable holding it, or
     secret_file = ""            # a file holding it (relative to THIS file)
     allow_ips = []              # optional IP allow-list; empty = any loopback/LAN peer
+    app_key = ""                # the platform's app id: Douyin app key (must equal the
+                                # app-id header), Youzan client_id, Pinduoduo client_id,
+                                # TOP app_key; REQUIRED for douyin and youzan (their
+                                # signatures cover it), checked when given for pinduoduo
+                                # and tmall [""]
+    sign_method = ""            # tmall (TOP): the one sign_method accepted, "md5", "hmac"
+                                # or "hmac-sha256"; "" = any of the three [""]
+    signature_header = "x-xhs-signature"   # xiaohongshu: the header carrying the
+                                # HMAC-SHA256 of the body (UNCONFIRMED scheme) ["x-xhs-signature"]
+    ws_url = "wss://message-api.pinduoduo.com/message"   # pinduoduo: the message WebSocket
+                                # endpoint; /{client_id}/{timestamp_ms}/{sign} is appended
+                                # ["wss://message-api.pinduoduo.com/message"]
 
     [demo]
     enabled = false             # post simulated ERP batches to ourselves [false]
@@ -176,12 +188,32 @@ class DemoSection:
     tenant: str = "demo"
 
 
+SignMethod = Literal["", "md5", "hmac", "hmac-sha256"]
+DEFAULT_SIGNATURE_HEADER = "x-xhs-signature"
+DEFAULT_PDD_WS_URL = "wss://message-api.pinduoduo.com/message"
+# Sources whose signature rule covers the app key: no app_key, no verification.
+APP_KEY_REQUIRED = frozenset({"douyin", "youzan"})
+
+
 @dataclass(frozen=True)
 class SourceCredentials:
-    """One tenant's credentials for one source (resolved: the secret itself)."""
+    """One tenant's credentials for one source (resolved: the secret itself).
+
+    Attributes:
+        secret: the shared secret (never shown by ``repr``).
+        allow_ips: optional peer allow-list; empty = any peer.
+        app_key: the platform's app id / client id ("" = not configured).
+        sign_method: TOP only: the one accepted ``sign_method`` ("" = md5, hmac or hmac-sha256).
+        signature_header: Xiaohongshu only: the (lower-case) header holding the body HMAC.
+        ws_url: Pinduoduo only: the message WebSocket endpoint.
+    """
 
     secret: Secret = field(default_factory=lambda: Secret(""))
     allow_ips: tuple[str, ...] = ()
+    app_key: str = ""
+    sign_method: SignMethod = ""
+    signature_header: str = DEFAULT_SIGNATURE_HEADER
+    ws_url: str = DEFAULT_PDD_WS_URL
 
 
 @dataclass(frozen=True)
@@ -311,15 +343,34 @@ def _secret(doc: TomlDocument, table: dict[str, Any], at: KeyPath) -> Secret:
     return Secret(value)
 
 
+_CREDENTIAL_KEYS = (*_SECRET_KEYS, "allow_ips", "app_key", "sign_method", "signature_header", "ws_url")
+_HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # RFC 9110 token
+_APP_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no blanks
+
+
 def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredentials:
     if not isinstance(table, dict):
-        raise doc.error(at, "must be a table of secret/secret_env/secret_file/allow_ips")
-    check_keys(doc, table, at, (*_SECRET_KEYS, "allow_ips"))
+        raise doc.error(at, "must be a table of secret/secret_env/secret_file/allow_ips/app_key/...")
+    check_keys(doc, table, at, _CREDENTIAL_KEYS)
     secret = _secret(doc, table, at)
     if not secret:
         raise doc.error(at, "no secret given (secret, secret_env or secret_file)")
     allow = _coerce(doc, (*at, "allow_ips"), table.get("allow_ips", []), tuple[str, ...])
-    return SourceCredentials(secret=secret, allow_ips=allow)
+    app_key = _coerce(doc, (*at, "app_key"), table.get("app_key", ""), str)
+    if app_key and not _APP_KEY.match(app_key):
+        raise doc.error((*at, "app_key"), "must be 1-128 printable ASCII characters without blanks")
+    source = at[-1]
+    if not app_key and source in APP_KEY_REQUIRED:
+        raise doc.error(at, f"{source} signatures cover the app key: give app_key")
+    sign_method = _coerce(doc, (*at, "sign_method"), table.get("sign_method", ""), SignMethod)
+    header = _coerce(doc, (*at, "signature_header"), table.get("signature_header", DEFAULT_SIGNATURE_HEADER), str)
+    if not _HEADER_TOKEN.match(header):
+        raise doc.error((*at, "signature_header"), f"must be an HTTP header name, not {header!r}")
+    ws_url = _coerce(doc, (*at, "ws_url"), table.get("ws_url", DEFAULT_PDD_WS_URL), str)
+    if not ws_url.startswith(("ws://", "wss://")) or any(c.isspace() for c in ws_url):
+        raise doc.error((*at, "ws_url"), f"must be a ws:// or wss:// URL, not {ws_url!r}")
+    return SourceCredentials(secret=secret, allow_ips=allow, app_key=app_key, sign_method=sign_method,
+                             signature_header=header.lower(), ws_url=ws_url)
 
 
 def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:

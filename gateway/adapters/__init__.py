@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from gateway.adapters._base import Adapter, RawRequest, Reply
 from gateway.adapters.erp import ErpAdapter
+from gateway.adapters.pinduoduo import PinduoduoAdapter
 
-ADAPTERS: dict[str, Adapter] = {adapter.source: adapter for adapter in (ErpAdapter(),)}
+ADAPTERS: dict[str, Adapter] = {
+    adapter.source: adapter
+    for adapter in (
+        ErpAdapter(),
+        PinduoduoAdapter(),
+    )
+}
 
-__all__ = ["ADAPTERS", "Adapter", "ErpAdapter", "RawRequest", "Reply"]
+__all__ = ["ADAPTERS", "Adapter", "ErpAdapter", "PinduoduoAdapter", "RawRequest", "Reply"]

@@ -1,0 +1,41 @@
+"""Form bodies and the sorted-parameter concatenation that TOP and Pinduoduo sign."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+
+from gateway._errors import MalformedEventError
+
+MAX_FORM_FIELDS = 200
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """The fields of an ``application/x-www-form-urlencoded`` body, strictly.
+
+    Raises:
+        MalformedEventError: not UTF-8, a field without ``=``, a repeated field (which one
+            was signed would be ambiguous), or more than ``MAX_FORM_FIELDS`` fields.
+    """
+    try:
+        text = body.decode("utf-8")
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                                       encoding="utf-8", errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError as exc:
+        raise MalformedEventError("form body is not UTF-8") from exc
+    except ValueError as exc:
+        raise MalformedEventError(f"body is not a form (k=v&k=v): {exc}") from exc
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if key in fields:
+            raise MalformedEventError(f"form field {key!r} is repeated")
+        fields[key] = value
+    return fields
+
+
+def top_concat(params: Mapping[str, str]) -> bytes:
+    """``concat(k + v for k in sorted(params))`` as UTF-8, without ``sign`` and empty values.
+
+    The string both TOP (Taobao/Tmall) and Pinduoduo sign; keys sort by code point.
+    """
+    return "".join(k + v for k, v in sorted(params.items()) if k != "sign" and v != "").encode()
