@@ -2,16 +2,23 @@
 
 Start-up order: load and validate rules (a broken rule set refuses to start, naming file,
 line and key), open the store, start the committer, then the HTTP server, then the
-helpers (rule watcher, demo feeder). ``task_status.started`` reports the bound addresses.
+forwarder and the helpers (rule watcher, demo feeder). ``task_status.started`` reports
+the bound addresses.
 
 Shutdown (SIGINT/SIGTERM or ``shutdown.set()``): the HTTP server stops accepting and gives
 in-flight requests ``shutdown_grace_s``; then the committer drains every submission it
-has already taken (each is committed and acknowledged); then the helpers are cancelled;
-the store is closed last.
+has already taken (each is committed and acknowledged); then the forwarder gets up to
+``shutdown_grace_s`` more to flush the outbox (what it cannot send stays in the outbox for
+the next start); then the helpers are cancelled; the store is closed last.
+
+Demo upstream: with ``[demo] enabled`` and no ``[upstream] url``, the gateway forwards to
+its own ``/demo/upstream`` route (signed with a fixed demo secret), which verifies each
+batch and logs it, so ``make run`` shows the whole path from webhook to ERP.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import signal
@@ -22,12 +29,13 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 import core_ext
-from gateway._demo import serve_demo_feeder
+from gateway._demo import DEMO_UPSTREAM_PATH, DEMO_UPSTREAM_SECRET, serve_demo_feeder
+from gateway._forwarder import open_forwarder
 from gateway._http import Services, build_app, load_or_create_token
 from gateway._metrics import Metrics
 from gateway._pipeline import Pipeline
 from gateway._reload import RuleHolder, watch_rules, watch_sighup
-from gateway._settings import Settings
+from gateway._settings import Secret, Settings, UpstreamSection
 from gateway._store import StoreSettings, open_store
 
 log = logging.getLogger("gateway")
@@ -57,6 +65,15 @@ def store_settings(settings: Settings) -> StoreSettings:
         outbox_reserve_events=section.outbox_reserve_events,
         outbox_reserve_bytes=section.outbox_reserve_bytes,
     )
+
+
+def _upstream_settings(settings: Settings, bound: str) -> UpstreamSection:
+    """``[upstream]``, or the demo's own upstream route when the demo runs without one."""
+    upstream = settings.upstream
+    if upstream.url or not settings.demo.enabled:
+        return upstream
+    base = bound if "://" in bound else f"http://{bound}"
+    return dataclasses.replace(upstream, url=base + DEMO_UPSTREAM_PATH, secret=Secret(DEMO_UPSTREAM_SECRET))
 
 
 async def _serve_http(
@@ -117,11 +134,23 @@ async def serve_gateway(
                 binds = await serving.start(_serve_http, services, shutdown)
                 services.bound = list(binds)
                 log.info("listening on %s; API token in %s", ", ".join(binds), settings.token_path)
+                upstream = _upstream_settings(settings, binds[0])
+                forwarder = open_forwarder(store, upstream, settings.gateway.id, metrics)
+                services.forwarder = forwarder
+                if forwarder is not None:
+                    log.info("forwarding the outbox to %s (%d events waiting)", upstream.url,
+                             store.outbox_stats().count)
+                    lifespan.start_soon(forwarder.serve)
+                else:
+                    log.warning("no [upstream] url: forwarding is off, the outbox fills up to its bound")
                 if settings.gateway.rules_poll_s > 0:
                     lifespan.start_soon(partial(watch_rules, holder, settings.gateway.rules_poll_s))
                 if settings.demo.enabled:
                     lifespan.start_soon(serve_demo_feeder, settings, binds[0])
                 task_status.started(services)
+            if services.forwarder is not None:
+                with trio.move_on_after(settings.http.shutdown_grace_s):
+                    await services.forwarder.wait_flushed()
             lifespan.cancel_scope.cancel()
     finally:
         store.close()

@@ -11,6 +11,10 @@ Routes::
     GET  /api/v1/tenants/{tenant}/quarantine        quarantined events       (token)
     GET  /api/v1/tenants/{tenant}/events?after=N&limit=M   the event log     (token)
     GET  /api/v1/tenants/{tenant}/audit/verify      check the audit hash chain (token)
+    GET  /api/v1/outbox                             backlog, oldest age, last error (token)
+    GET  /api/v1/outbox/dead?after=N&limit=M&tenant=T   dead letters with reasons (token)
+    POST /api/v1/outbox/requeue  {"ids": [...]} | {"all": true}   dead letters back (token)
+    POST /demo/upstream                             the demo's upstream ERP (demo only)
 
 The local API wants ``Authorization: Bearer <token>`` (the token file is created at first
 start, mode 0600; see ``[api] token_file``). Webhooks authenticate by their platform's
@@ -33,13 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import core_ext
+from gateway._demo import DEMO_UPSTREAM_PATH, demo_upstream_endpoint
 from gateway._errors import BackpressureError, IngestError, PayloadTooLargeError, StoreError
+from gateway._forwarder import Forwarder, outbox_report
 from gateway._metrics import Metrics
 from gateway._normalize import normalise_batch
 from gateway._pipeline import Pipeline, now_ms
@@ -65,6 +72,11 @@ class Services:
     api_token: str
     started_at: float = field(default_factory=time.time)
     bound: list[str] = field(default_factory=list)
+    forwarder: Forwarder | None = None
+
+    def outbox_report(self) -> dict[str, Any]:
+        upstream = self.forwarder.settings.url if self.forwarder else self.settings.upstream.url
+        return outbox_report(self.store, self.forwarder, upstream)
 
 
 def load_or_create_token(path: Path) -> str:
@@ -189,9 +201,14 @@ def build_app(services: Services) -> Starlette:
                 reported[result] = total
         metrics.rules_version.info({"digest": holder.current.digest})
         metrics.quarantined.set(services.store.quarantine_count())
-        stats = services.store.outbox_stats()
-        metrics.outbox_events.set(stats.count)
-        metrics.outbox_bytes.set(stats.bytes)
+        report = services.outbox_report()
+        metrics.outbox_events.set(report["backlog_events"])
+        metrics.outbox_bytes.set(report["backlog_bytes"])
+        metrics.outbox_oldest_age.set(report["oldest_age_s"] or 0)
+        metrics.dead_letters.set(report["dead_letters"])
+        metrics.upstream_failures.set(report["consecutive_failures"])
+        if report["last_success_at"]:
+            metrics.upstream_last_success.set(report["last_success_at"])
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def rules_info(request: Request) -> Response:
@@ -236,6 +253,34 @@ def build_app(services: Services) -> Starlette:
         return _json({"ok": result.ok, "records": result.records, "first_bad_seq": result.first_bad_seq,
                       "reason": result.reason}, 200 if result.ok else 409)
 
+    async def outbox(request: Request) -> Response:
+        return _json(services.outbox_report())
+
+    async def outbox_dead(request: Request) -> Response:
+        after = _int_param(request, "after", 0)
+        limit = _int_param(request, "limit", 100)
+        tenant = request.query_params.get("tenant")
+        letters = services.store.iter_dead(after)
+        if tenant:
+            letters = (d for d in letters if d.get("event", {}).get("tenant") == tenant)
+        return _json({"count": services.store.dead_count(), "items": list(islice(letters, limit))})
+
+    async def outbox_requeue(request: Request) -> Response:
+        try:
+            body = orjson.loads(await _read_body(request, 1024 * 1024) or b"{}")
+        except (orjson.JSONDecodeError, PayloadTooLargeError) as exc:
+            return _json({"error": f"body must be JSON: {exc}"}, 400)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not (isinstance(body, dict) and (body.get("all") is True or (
+                isinstance(ids, list) and ids and all(isinstance(i, int) and i > 0 for i in ids)))):
+            return _json({"error": 'give {"ids": [dead letter ids]} or {"all": true}'}, 400)
+        try:
+            seqs = await trio.to_thread.run_sync(services.store.requeue_dead, None if body.get("all") is True else ids)
+        except StoreError as exc:
+            return _json({"error": f"store: {exc}"}, 503, {"Retry-After": "5"})
+        log.info("requeued %d dead letters through the API", len(seqs))
+        return _json({"requeued": len(seqs), "outbox_seqs": seqs})
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/{source}/{tenant}", webhook, methods=["POST"]),
@@ -246,7 +291,12 @@ def build_app(services: Services) -> Starlette:
         Route("/api/v1/tenants/{tenant}/quarantine", protected(quarantine), methods=["GET"]),
         Route("/api/v1/tenants/{tenant}/events", protected(events), methods=["GET"]),
         Route("/api/v1/tenants/{tenant}/audit/verify", protected(audit_verify), methods=["GET"]),
+        Route("/api/v1/outbox", protected(outbox), methods=["GET"]),
+        Route("/api/v1/outbox/dead", protected(outbox_dead), methods=["GET"]),
+        Route("/api/v1/outbox/requeue", protected(outbox_requeue), methods=["POST"]),
     ]
+    if settings.demo.enabled:
+        routes.append(Route(DEMO_UPSTREAM_PATH, demo_upstream_endpoint(), methods=["POST"]))
     return Starlette(routes=routes)
 
 

@@ -10,6 +10,12 @@ Names (all prefixed ``gateway_``):
 * ``commit_events`` — histogram of events per group commit.
 * ``quarantined`` — gauge: events currently in quarantine (all tenants).
 * ``outbox_events`` / ``outbox_bytes`` — gauges: the upstream backlog.
+* ``forwarded_events_total`` — events the upstream acknowledged (2xx).
+* ``forward_batches_total{result}`` — upstream batches: ok, retry, rejected (split),
+  dead_letter.
+* ``dead_letters`` — gauge: events the upstream refused, held for ``outbox requeue``.
+* ``outbox_oldest_age_seconds`` — gauge: how long the oldest outbox event has waited.
+* ``upstream_consecutive_failures`` / ``upstream_last_success_timestamp_seconds`` — gauges.
 * ``rules_reloads_total{result}`` — rule reloads, ok or failed; ``rules_version_info``.
 * ``core_implementation_info{implementation}`` — 1 for the core in use (cython/python).
 """
@@ -40,6 +46,17 @@ class Metrics:
         self.quarantined = Gauge("gateway_quarantined", "Events currently quarantined", registry=r)
         self.outbox_events = Gauge("gateway_outbox_events", "Events waiting in the outbox", registry=r)
         self.outbox_bytes = Gauge("gateway_outbox_bytes", "Bytes waiting in the outbox", registry=r)
+        self.forwarded_events = Counter("gateway_forwarded_events", "Events acknowledged by the upstream",
+                                        registry=r)
+        self.forward_batches = Counter("gateway_forward_batches", "Upstream batches by result", ["result"],
+                                       registry=r)
+        self.dead_letters = Gauge("gateway_dead_letters", "Events refused by the upstream, held", registry=r)
+        self.outbox_oldest_age = Gauge("gateway_outbox_oldest_age_seconds", "Age of the oldest outbox event",
+                                       registry=r)
+        self.upstream_failures = Gauge("gateway_upstream_consecutive_failures",
+                                       "Failed upstream attempts since the last success", registry=r)
+        self.upstream_last_success = Gauge("gateway_upstream_last_success_timestamp_seconds",
+                                           "Unix time of the last acknowledged batch", registry=r)
         self.rules_reloads = Counter("gateway_rules_reloads", "Rule reloads", ["result"], registry=r)
         self.rules_version = Info("gateway_rules_version", "Digest of the live rule set", registry=r)
         self.core = Gauge(

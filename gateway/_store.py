@@ -14,12 +14,15 @@ Key layout
     orders         T 0 order_id(utf-8)                        OrderState.to_dict()
     events         T 0 be64(event_seq)                        event record (caller's dict)
     audit          T 0 be64(audit_seq)                        record + "seq", "prev", "hash"
-    outbox         be64(outbox_seq)                           outbox record (carries "tenant")
+    outbox         be64(outbox_seq)                           outbox record (carries "tenant";
+                                                              the store appends "queued_at_ms")
     quarantine     T 0 be64(q_seq)                            quarantine record
     dedup          T 0 be64(fingerprint)                      be64(event_seq)  (raw, not JSON)
     idx_buyer      T 0 be64(buyer_key) be64(time_ms) order_id  b""
     idx_waybill    T 0 waybill(utf-8)                         order_id (utf-8, raw)
-    dead           (dead letters; written by the forwarder)
+    dead           be64(outbox_seq)                           {"outbox_seq", "event": outbox record,
+                                                              "status", "response", "batch_id",
+                                                              "at_ms"} (refused by the upstream)
     meta           b"format"                                  b"1" (refused if different)
                    b"outbox_floor"                            be64(highest outbox seq deleted)
                    T 0 b"quarantine_floor"                    be64(highest q_seq released)
@@ -57,7 +60,8 @@ Recovery rules (``open_store``)
   ``hash``; ``outbox_seq`` is the last outbox key. Deleting from the outbox or releasing
   quarantine can remove the last key, so those paths also write a ``*_floor`` in ``meta``
   (in the same batch) and recovery takes the maximum: seqs are never reused.
-* Outbox count and bytes come from one scan of the outbox at open, then are kept in memory.
+* Outbox count and bytes, and the dead-letter count, come from one scan at open, then are
+  kept in memory.
 * A database of another ``format`` is refused. A held ``LOCK`` (another process, or a
   second open in this one) raises ``StoreError("store is locked ...")``.
 
@@ -79,6 +83,7 @@ import logging
 import re
 import struct
 import threading
+import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -279,6 +284,7 @@ class Store:
         self._outbox_seq = 0
         self._outbox_floor = 0
         self._outbox = _OutboxLedger()
+        self._dead_count = 0
         self._orders: OrderedDict[tuple[str, str], OrderState] = OrderedDict()
         self._order_writes = 0  # guards read-through caching against a concurrent commit
         self._recent: dict[str, set[int]] = {}
@@ -366,9 +372,10 @@ class Store:
                 outbox_seq = self._outbox_seq
                 if step.outbox:
                     select(handles["outbox"])
+                    stamp = b',"queued_at_ms":%d}' % (time.time_ns() // 1_000_000)  # records are non-empty dicts
                     for record in step.outbox:
                         outbox_seq += 1
-                        value = dumps(record)
+                        value = dumps(record)[:-1] + stamp
                         put(_be64(outbox_seq), value)
                         outbox_sizes.append(len(value))
                 if step.quarantine:
@@ -477,6 +484,83 @@ class Store:
             with self._memory_lock:
                 self._outbox.remove(ordered)
 
+    def dead_letter(self, refused: list[tuple[int, dict[str, Any]]]) -> None:
+        """Move refused outbox records to the dead-letter keyspace, in one durable batch.
+
+        Args:
+            refused: ``(outbox_seq, why)`` pairs; ``why`` holds what the upstream answered
+                (``status``, ``response``, ``batch_id``...). Seqs no longer in the outbox
+                are ignored.
+
+        Raises:
+            StoreError: the store is closed or RocksDB failed; nothing moved.
+        """
+        if not refused:
+            return
+        with self._write_lock:
+            handles = self._live(self._handles)
+            outbox = self._live(self._cfs)["outbox"]
+            batch = WriteBatch(raw_mode=True)
+            moved: list[int] = []
+            for seq, why in refused:
+                value = self._guard(outbox.get, _be64(seq))
+                if value is None:
+                    continue
+                record = {**why, "outbox_seq": seq, "event": orjson.loads(value)}
+                batch.delete(_be64(seq), handles["outbox"])
+                batch.put(_be64(seq), orjson.dumps(record), handles["dead"])
+                moved.append(seq)
+            if not moved:
+                return
+            floor = max(self._outbox_floor, min(max(moved), self._outbox_seq))
+            batch.put(_OUTBOX_FLOOR, _be64(floor), handles["meta"])
+            self._write(batch, "dead-letter move")
+            self._outbox_floor = floor
+            with self._memory_lock:
+                self._outbox.remove(moved)
+                self._dead_count += len(moved)
+
+    def requeue_dead(self, seqs: Iterable[int] | None = None) -> list[int]:
+        """Put dead letters back at the END of the outbox (all, or the given dead ids).
+
+        Each is re-queued with a new outbox seq (so after events of the same order that
+        were delivered meanwhile) and its original ``event_id``: an upstream that already
+        has it de-duplicates. One durable batch.
+
+        Returns:
+            The new outbox seqs, in the order of the dead ids.
+
+        Raises:
+            StoreError: the store is closed or RocksDB failed; nothing moved.
+        """
+        with self._write_lock:  # read under the lock too: two requeues never both move one letter
+            if seqs is None:
+                items = list(self._scan("dead", b"", None))
+            else:
+                items = [(_be64(seq), value) for seq in sorted(set(seqs))
+                         if (value := self._get("dead", _be64(seq))) is not None]
+            if not items:
+                return []
+            handles = self._live(self._handles)
+            batch = WriteBatch(raw_mode=True)
+            outbox_seq, sizes = self._outbox_seq, []
+            now = time.time_ns() // 1_000_000
+            for key, value in items:
+                event = orjson.loads(value)["event"]
+                event["queued_at_ms"] = now
+                encoded = orjson.dumps(event)
+                outbox_seq += 1
+                batch.delete(key, handles["dead"])
+                batch.put(_be64(outbox_seq), encoded, handles["outbox"])
+                sizes.append(len(encoded))
+            self._write(batch, "dead-letter requeue")
+            first = self._outbox_seq + 1
+            self._outbox_seq = outbox_seq
+            with self._memory_lock:
+                self._outbox.add(first, sizes)
+                self._dead_count -= len(items)
+            return list(range(first, outbox_seq + 1))
+
     # -- reading ---------------------------------------------------------------------
 
     def get_order(self, tenant: str, order_id: str) -> OrderState | None:
@@ -578,6 +662,41 @@ class Store:
             record["outbox_seq"] = _read64(key)[0]
             yield record
 
+    def read_outbox(self, limit: int, max_bytes: int, after_seq: int = 0) -> list[tuple[int, bytes]]:
+        """The oldest live outbox records after ``after_seq`` as raw ``(seq, JSON bytes)``.
+
+        Stops at ``limit`` records or before the one that would pass ``max_bytes`` (the
+        first record is always returned, however big, so nothing can block the queue).
+        """
+        oldest = self.outbox_stats().oldest_seq
+        if oldest is None:
+            return []
+        start, size = max(after_seq + 1, oldest), 0
+        out: list[tuple[int, bytes]] = []
+        for key, value in self._scan("outbox", _be64(start), None, limit):
+            size += len(value)
+            if out and size > max_bytes:
+                break
+            out.append((_read64(key)[0], value))
+        return out
+
+    def outbox_oldest_queued_ms(self) -> int | None:
+        """When the oldest live outbox record was queued (epoch ms), or ``None`` when empty."""
+        head = self.read_outbox(1, 1)
+        if not head:
+            return None
+        queued = orjson.loads(head[0][1]).get("queued_at_ms")
+        return queued if isinstance(queued, int) else None
+
+    def iter_dead(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Dead letters (each with ``outbox_seq``, ``event`` and the upstream's answer), oldest first."""
+        for _, value in self._scan("dead", _be64(after_seq + 1), None, limit):
+            yield orjson.loads(value)
+
+    def dead_count(self) -> int:
+        """Dead letters held, kept in memory."""
+        return self._dead_count
+
     def outbox_stats(self) -> OutboxStats:
         """Live outbox records and bytes (values), kept in memory."""
         with self._memory_lock:
@@ -630,6 +749,7 @@ class Store:
             elif key == _OUTBOX_FLOOR:
                 self._outbox_floor = _read64(value)[0]
         self._outbox_seq = self._outbox_floor
+        self._dead_count = sum(1 for _ in self._scan("dead", b"", None))
         for key, value in self._scan("outbox", b"", None):
             seq = _read64(key)[0]
             self._outbox.add(seq, [len(value)])

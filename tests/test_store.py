@@ -99,7 +99,9 @@ def test_round_trip_of_every_keyspace(path: Path) -> None:
             [record] = store.iter_audit("t1")
             assert {k: record[k] for k in step.audit[0]} == step.audit[0]
             assert record["seq"] == 1 and record["prev"] == ""
-            assert list(store.iter_outbox()) == [{**step.outbox[0], "outbox_seq": 1}]
+            [queued] = store.iter_outbox()
+            assert isinstance(queued.pop("queued_at_ms"), int)  # the store stamps when it was queued
+            assert queued == {**step.outbox[0], "outbox_seq": 1}
             assert list(store.iter_quarantine("t1")) == [{**step.quarantine[0], "seq": 1}]
             assert store.quarantine_count("t1") == store.quarantine_count() == 1
             assert store.order_for_waybill("t1", "WB0") == "o0"
@@ -120,7 +122,9 @@ def test_stored_layout_matches_the_documented_keys(path: Path) -> None:
         assert orjson.loads(column("orders")[b"t1\0o0"]) == step.orders[0].to_dict()
         assert orjson.loads(column("events")[b"t1\0" + be64(1)]) == step.events[0]
         assert column("dedup") == {b"t1\0" + be64(1000): be64(1)}
-        assert orjson.loads(column("outbox")[be64(1)]) == step.outbox[0]
+        queued = orjson.loads(column("outbox")[be64(1)])
+        assert isinstance(queued.pop("queued_at_ms"), int)
+        assert queued == step.outbox[0]
         assert orjson.loads(column("quarantine")[b"t1\0" + be64(1)]) == step.quarantine[0]
         assert column("idx_buyer") == {b"t1\0" + be64(7) + be64(1000) + b"o0": b""}
         assert column("idx_waybill") == {b"t1\0WB0": b"o0"}
@@ -307,9 +311,12 @@ def test_truncated_audit_tail_is_detected_while_running(store: Store) -> None:
     assert not result.ok and result.first_bad_seq == 3 and result.records == 2
 
 
+QUEUED_STAMP = len(b',"queued_at_ms":1795661762867')  # what the store appends to an outbox record
+
+
 def test_outbox_order_and_stats(path: Path) -> None:
     records = [{"tenant": "t1", "n": n, "pad": "x" * n} for n in range(6)]
-    sizes = [len(orjson.dumps(r)) for r in records]
+    sizes = [len(orjson.dumps(r)) + QUEUED_STAMP for r in records]
     with open_at(path) as store:
         assert store.outbox_stats() == OutboxStats(0, 0, None)
         store.commit(StepWrite(outbox=records[:4]))
@@ -335,7 +342,7 @@ def test_outbox_ledger_compacts(store: Store) -> None:
         store.commit(StepWrite(outbox=[{"tenant": "t1"}] * 4000))
     store.delete_outbox(range(1, 9001))
     stats = store.outbox_stats()
-    assert stats == OutboxStats(3000, 3000 * len(b'{"tenant":"t1"}'), 9001)
+    assert stats == OutboxStats(3000, 3000 * (len(b'{"tenant":"t1"}') + QUEUED_STAMP), 9001)
     assert len(store._outbox.sizes) < 12_000
     assert [r["outbox_seq"] for r in store.iter_outbox(limit=3)] == [9001, 9002, 9003]
 
@@ -485,3 +492,40 @@ def test_os_sync_mode_round_trips(path: Path) -> None:
         assert "sync=os" in repr(store)
     with open_at(path, sync="os") as store:
         assert store.get_order("t1", "o0") is not None
+
+
+def test_read_outbox_respects_limits_and_never_blocks_on_a_big_record(store: Store) -> None:
+    store.commit(StepWrite(outbox=[{"tenant": "t1", "n": 0, "pad": "x" * 5000}]
+                           + [{"tenant": "t1", "n": n} for n in range(1, 10)]))
+    first = store.read_outbox(limit=5, max_bytes=100)
+    assert [seq for seq, _ in first] == [1]  # alone, though over max_bytes
+    assert [orjson.loads(v)["n"] for _, v in store.read_outbox(limit=3, max_bytes=10**6, after_seq=1)] == [1, 2, 3]
+    store.delete_outbox([1, 2])
+    assert [seq for seq, _ in store.read_outbox(limit=2, max_bytes=10**6)] == [3, 4]
+    assert isinstance(store.outbox_oldest_queued_ms(), int)
+
+
+def test_dead_letters_move_atomically_and_requeue_at_the_tail(path: Path) -> None:
+    records = [{"tenant": "t1", "event_id": f"{n:016x}", "n": n} for n in range(5)]
+    with open_at(path) as store:
+        store.commit(StepWrite(outbox=records))
+        store.dead_letter([(2, {"status": 400, "response": "bad sku"}), (99, {"status": 400})])
+        assert store.dead_count() == 1
+        assert [seq for seq, _ in store.read_outbox(10, 10**6)] == [1, 3, 4, 5]
+        [letter] = store.iter_dead()
+        assert letter["outbox_seq"] == 2 and letter["status"] == 400 and letter["response"] == "bad sku"
+        assert letter["event"]["n"] == 1
+        assert store.outbox_stats().count == 4
+    with open_at(path) as store:  # survives a reopen; seqs are not reused
+        assert store.dead_count() == 1
+        store.delete_outbox([1, 3, 4, 5])
+        assert store.requeue_dead([12345]) == []
+        assert store.requeue_dead() == [6]
+        assert store.dead_count() == 0 and list(store.iter_dead()) == []
+        [(seq, value)] = store.read_outbox(10, 10**6)
+        requeued = orjson.loads(value)
+        assert seq == 6 and requeued["event_id"] == records[1]["event_id"] and requeued["n"] == 1
+    with open_at(path) as store:
+        assert store.outbox_stats().count == 1 and store.dead_count() == 0
+        store.commit(StepWrite(outbox=records[:1]))
+        assert [seq for seq, _ in store.read_outbox(10, 10**6)] == [6, 7]

@@ -1,0 +1,448 @@
+"""Store-and-forward to the upstream ERP (DESIGN section 6): the outbox drained in order.
+
+The outbox is written in the SAME RocksDB write batch as the state change it reports
+(``Store.commit``), so an acknowledged event is in the outbox or already delivered,
+whatever crashes when. This module only reads the outbox, sends it and deletes what the
+upstream acknowledged::
+
+    outbox (RocksDB, FIFO by outbox seq)
+        -> Forwarder.serve: read the oldest records (batch_max_events / batch_max_bytes,
+           waiting linger_s for a short batch to fill)
+        -> OutboundBatch: body built from the stored JSON bytes, never re-encoded
+        -> Sink.deliver (HttpSink: POST, signed, Idempotency-Key)
+        -> 2xx: Store.delete_outbox(seqs), durable     | retry: same batch again later
+                                                        | reject: split, dead-letter
+
+What the upstream receives (``HttpSink``)::
+
+    POST <upstream.url>
+    Content-Type: application/json
+    Idempotency-Key: <gateway_id>-<first outbox seq>-<last outbox seq>
+    X-Gateway-Id: <gateway_id>
+    X-Gateway-Timestamp: <unix seconds>
+    X-Gateway-Signature: sha256=<hex HMAC-SHA256(upstream secret, timestamp + "." + body)>
+
+    {"gateway_id": "...", "batch_id": "<the Idempotency-Key>", "events": [
+       {"tenant", "event_id", "order_id", "seq", "type", "source", "status", "prev_status",
+        "occurred_at", "data", "queued_at_ms"}, ...]}
+
+The signature is the one the generic ERP feed verifies (``gateway.adapters.erp.sign``), so
+one verifier serves both directions. ``event_id`` is stable across retries, restarts and
+re-queues: it is the key an upstream de-duplicates on. ``batch_id`` is stable for a resent
+batch while the gateway runs; after a restart a batch may be cut differently, so upstreams
+must de-duplicate by ``event_id``, not by batch.
+
+Delivery rules (the decisions, in operator's words):
+
+* **2xx**: the batch leaves the outbox (one durable delete batch).
+* **Retry, same batch, in order** (nothing behind it overtakes it, so per-order order
+  holds): connection errors, timeouts (``timeout_s``), 408, 429, every 5xx, and the
+  answers that say the *channel* is wrong rather than an event — 3xx, 401, 403, 404, 405,
+  407, 421. Splitting on those would dead-letter every event for a typo in the URL or a
+  rotated secret, so they keep everything and show the error in ``gateway outbox status``,
+  the API and metrics. Delay: ``retry_initial_s`` doubling per consecutive failure, capped
+  at ``retry_max_s``, +-25 % jitter; a ``Retry-After`` (seconds or HTTP date) is honoured
+  up to the same cap.
+* **Reject** (any other 4xx, e.g. 400, 409, 413, 422): the batch is split in halves, left
+  half first, until the refused events stand alone; each of those goes to the dead-letter
+  keyspace with the upstream's status and answer (first 2,000 characters); the rest are
+  delivered. ``gateway outbox dead`` lists them, ``gateway outbox requeue`` puts them back.
+
+Crash safety: records are deleted only after a 2xx, so a crash between the 2xx and the
+delete re-sends that batch after restart (at-least-once; the upstream de-duplicates by
+``event_id``). Nothing is held only in memory.
+
+Other sinks (a NATS JetStream stream, with ``event_id`` as ``Nats-Msg-Id``) implement the
+``Sink`` protocol; the forwarder does not change.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+import orjson
+import trio
+
+from gateway._errors import StoreError
+from gateway._metrics import Metrics
+from gateway._settings import Secret, UpstreamSection
+from gateway._store import Store
+from gateway.adapters.erp import sign
+
+log = logging.getLogger(__name__)
+
+CHANNEL_ERRORS = frozenset({401, 403, 404, 405, 407, 408, 421, 429})
+"""4xx answers retried like 5xx: they are about the channel, not about an event."""
+
+RESPONSE_KEPT_CHARS = 2000
+_IDLE_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class OutboundBatch:
+    """One POST's worth of outbox records.
+
+    Attributes:
+        batch_id: ``<gateway_id>-<first seq>-<last seq>``; the ``Idempotency-Key``.
+        seqs: the outbox seqs it carries, in order.
+        body: the JSON body, built from the stored bytes.
+    """
+
+    batch_id: str
+    seqs: list[int]
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"<OutboundBatch {self.batch_id} {len(self.seqs)} events {len(self.body)} bytes>"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a sink made of one batch.
+
+    Attributes:
+        outcome: ``ok`` (acknowledged), ``retry`` (send the same batch again later) or
+            ``reject`` (the upstream refuses something in it; split).
+        status: the HTTP status, 0 when there was no answer.
+        reason: one line for logs and ``outbox status``.
+        retry_after_s: the upstream's ``Retry-After``, if it sent one.
+        response: the start of the upstream's answer (kept with dead letters).
+    """
+
+    outcome: Literal["ok", "retry", "reject"]
+    status: int = 0
+    reason: str = ""
+    retry_after_s: float | None = None
+    response: str = ""
+
+
+class Sink(Protocol):
+    """Where batches go. ``deliver`` must not raise for upstream trouble: it reports it."""
+
+    async def deliver(self, batch: OutboundBatch) -> Delivery: ...
+
+    async def aclose(self) -> None: ...
+
+
+def build_batch(gateway_id: str, records: Sequence[tuple[int, bytes]]) -> OutboundBatch:
+    """The batch for ``records`` (``(seq, stored JSON)``), without decoding them."""
+    batch_id = f"{gateway_id}-{records[0][0]}-{records[-1][0]}"
+    head = orjson.dumps({"gateway_id": gateway_id, "batch_id": batch_id})
+    body = b"".join((head[:-1], b',"events":[', b",".join(value for _, value in records), b"]}"))
+    return OutboundBatch(batch_id, [seq for seq, _ in records], body)
+
+
+def parse_retry_after(value: str | None, now_s: float) -> float | None:
+    """``Retry-After`` in seconds from delta-seconds or an HTTP date; ``None`` if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now_s)
+
+
+def classify(status: int) -> Literal["ok", "retry", "reject"]:
+    """The delivery outcome an HTTP status means (see the module docstring)."""
+    if 200 <= status < 300:
+        return "ok"
+    if 400 <= status < 500 and status not in CHANNEL_ERRORS:
+        return "reject"
+    return "retry"
+
+
+class HttpSink:
+    """POSTs batches with httpx, signed per the module docstring.
+
+    Args:
+        url: the upstream endpoint.
+        secret: the HMAC key (never logged).
+        gateway_id: sent in ``X-Gateway-Id``.
+        timeout_s: per request; a timeout is a retry.
+        transport: an httpx transport (tests); ``None`` for the default.
+    """
+
+    def __init__(self, url: str, secret: Secret, gateway_id: str, timeout_s: float,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.url = url
+        self._secret = secret
+        self._gateway_id = gateway_id
+        self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"<HttpSink {self.url}>"
+
+    async def deliver(self, batch: OutboundBatch) -> Delivery:
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": batch.batch_id,
+            "X-Gateway-Id": self._gateway_id,
+            "X-Gateway-Timestamp": timestamp,
+            "X-Gateway-Signature": sign(self._secret.reveal(), timestamp, batch.body),
+        }
+        try:
+            response = await self._client.post(self.url, content=batch.body, headers=headers)
+        except httpx.TimeoutException as exc:
+            return Delivery("retry", 0, f"timeout: {type(exc).__name__}")
+        except httpx.HTTPError as exc:  # connection refused/reset, DNS, protocol errors
+            return Delivery("retry", 0, f"{type(exc).__name__}: {exc}"[:300])
+        status = response.status_code
+        outcome = classify(status)
+        text = response.text[:RESPONSE_KEPT_CHARS] if outcome != "ok" else ""
+        return Delivery(outcome, status, f"HTTP {status}" if outcome != "ok" else "",
+                        parse_retry_after(response.headers.get("retry-after"), time.time()), text)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass
+class ForwarderState:
+    """What the forwarder is doing, for ``outbox status``, the API and metrics."""
+
+    state: Literal["disabled", "idle", "sending", "backoff"] = "idle"
+    delivered_events: int = 0
+    delivered_batches: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    consecutive_failures: int = 0
+    last_success_at: float | None = None
+    last_error: str = ""
+    last_error_at: float | None = None
+    retry_at: float | None = None
+
+
+class Forwarder:
+    """Drains the outbox to a ``Sink`` in outbox order.
+
+    Args:
+        store: the open store (the forwarder deletes and dead-letters; the pipeline appends).
+        sink: where batches go (``HttpSink`` for the ERP).
+        settings: the ``[upstream]`` section.
+        gateway_id: ``[gateway] id``.
+        metrics: where counts go, or ``None``.
+    """
+
+    def __init__(self, store: Store, sink: Sink, settings: UpstreamSection, gateway_id: str,
+                 metrics: Metrics | None = None) -> None:
+        self.store = store
+        self.sink = sink
+        self.settings = settings
+        self.gateway_id = gateway_id
+        self.metrics = metrics
+        self.status = ForwarderState()
+        self._limiter = trio.CapacityLimiter(1)
+        self._random = random.Random()
+        self._progress_at = 0.0
+        self._progress_delivered = 0
+
+    def __repr__(self) -> str:
+        return f"<Forwarder {self.sink!r} {self.status.state}>"
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Forward until cancelled. Cancellation is safe at any point: unacknowledged
+        records stay in the outbox, an acknowledged delete completes (it is not abandoned)."""
+        task_status.started()
+        settings = self.settings
+        lingered = False
+        try:
+            while True:
+                records = self.store.read_outbox(settings.batch_max_events, settings.batch_max_bytes)
+                if not records:
+                    self.status.state = "idle"
+                    lingered = False
+                    await trio.sleep(_IDLE_POLL_S)
+                    continue
+                if (len(records) < settings.batch_max_events and not lingered and settings.linger_s > 0
+                        and sum(len(v) for _, v in records) < settings.batch_max_bytes):
+                    lingered = True  # a short batch: give it linger_s to fill, once
+                    await trio.sleep(settings.linger_s)
+                    continue
+                lingered = False
+                self.status.state = "sending"
+                await self._forward(records)
+                self._report_progress()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.sink.aclose()
+
+    async def wait_flushed(self) -> None:
+        """Return when the outbox is empty or the upstream is failing (for shutdown)."""
+        while self.store.outbox_stats().count and self.status.state != "backoff":  # noqa: ASYNC110  (the store has no event to wait on)
+            await trio.sleep(_IDLE_POLL_S)
+
+    async def _forward(self, records: list[tuple[int, bytes]]) -> None:
+        """Deliver ``records`` completely: each one ends delivered or dead-lettered."""
+        pending = [records]
+        while pending:
+            part = pending.pop(0)
+            batch = build_batch(self.gateway_id, part)
+            while True:
+                delivery = await self.sink.deliver(batch)
+                if delivery.outcome == "ok":
+                    await self._acknowledged(batch)
+                    break
+                if delivery.outcome == "retry":
+                    await self._back_off(batch, delivery)
+                    continue
+                if len(part) > 1:  # isolate the refused events; order kept: left half first
+                    middle = len(part) // 2
+                    pending[:0] = [part[:middle], part[middle:]]
+                    log.info("upstream refused %s (%s): splitting to isolate the bad events",
+                             batch, delivery.reason)
+                    self._count_batch("rejected")
+                else:
+                    await self._dead_letter(batch, delivery)
+                break
+
+    async def _acknowledged(self, batch: OutboundBatch) -> None:
+        status = self.status
+        await self._store_call(self.store.delete_outbox, batch.seqs, what="delete delivered records")
+        status.delivered_events += len(batch.seqs)
+        status.delivered_batches += 1
+        status.consecutive_failures = 0
+        status.last_success_at = time.time()
+        status.retry_at = None
+        status.state = "sending"
+        if self.metrics:
+            self.metrics.forwarded_events.inc(len(batch.seqs))
+        self._count_batch("ok")
+
+    async def _dead_letter(self, batch: OutboundBatch, delivery: Delivery) -> None:
+        seq = batch.seqs[0]
+        why: dict[str, Any] = {"status": delivery.status, "response": delivery.response,
+                               "reason": delivery.reason, "batch_id": batch.batch_id,
+                               "at_ms": time.time_ns() // 1_000_000}
+        await self._store_call(self.store.dead_letter, [(seq, why)], what="dead-letter a refused event")
+        self.status.dead_lettered += 1
+        self._note_error(f"outbox seq {seq} dead-lettered: upstream answered {delivery.reason}")
+        log.warning("upstream refused outbox seq %d (%s): moved to dead letters; "
+                    "`gateway outbox dead` lists it, `gateway outbox requeue` retries it", seq, delivery.reason)
+        self._count_batch("dead_letter")
+        if self.metrics:
+            self.metrics.dead_letters.set(self.store.dead_count())
+
+    async def _back_off(self, batch: OutboundBatch, delivery: Delivery) -> None:
+        status = self.status
+        status.consecutive_failures += 1
+        status.retries += 1
+        delay = self.retry_delay(status.consecutive_failures, delivery.retry_after_s)
+        self._note_error(f"{delivery.reason} (retry {status.consecutive_failures} in {delay:.1f} s)")
+        level = logging.WARNING if status.consecutive_failures in (1, 5) or status.consecutive_failures % 50 == 0 \
+            else logging.DEBUG
+        log.log(level, "upstream did not take %s: %s; retry %d in %.1f s (backlog %d)", batch,
+                delivery.reason, status.consecutive_failures, delay, self.store.outbox_stats().count)
+        self._count_batch("retry")
+        status.state = "backoff"
+        status.retry_at = time.time() + delay
+        await trio.sleep(delay)
+        status.state = "sending"
+
+    def retry_delay(self, failures: int, retry_after_s: float | None) -> float:
+        """Capped exponential backoff with +-25 % jitter; ``Retry-After`` honoured up to the cap."""
+        settings = self.settings
+        base = min(settings.retry_max_s, settings.retry_initial_s * 2 ** min(failures - 1, 30))
+        delay = base * self._random.uniform(0.75, 1.25)
+        if retry_after_s is not None:
+            delay = max(delay, retry_after_s)
+        return float(min(delay, settings.retry_max_s))
+
+    async def _store_call(self, call: Any, *args: Any, what: str) -> None:
+        """Run a store write in a thread; retry it (with backoff) while the store fails.
+
+        The upstream already has the batch; re-sending it instead would also be correct
+        (it de-duplicates), but a failing disk is better waited out here, loudly.
+        """
+        failures = 0
+        while True:
+            try:
+                await trio.to_thread.run_sync(call, *args, limiter=self._limiter)
+                return
+            except StoreError as exc:
+                failures += 1
+                self._note_error(f"store: cannot {what}: {exc}")
+                log.error("cannot %s (attempt %d): %s", what, failures, exc)
+                await trio.sleep(self.retry_delay(failures, None))
+
+    def _note_error(self, reason: str) -> None:
+        self.status.last_error = reason
+        self.status.last_error_at = time.time()
+
+    def _count_batch(self, result: str) -> None:
+        if self.metrics:
+            self.metrics.forward_batches.labels(result).inc()
+
+    def _report_progress(self) -> None:
+        """Log the drain's progress every ``progress_every_s`` while a backlog exists."""
+        every = self.settings.progress_every_s
+        now = time.monotonic()
+        if every <= 0 or now - self._progress_at < every:
+            return
+        backlog = self.store.outbox_stats()
+        delivered = self.status.delivered_events - self._progress_delivered
+        elapsed = now - self._progress_at if self._progress_at else 0.0
+        self._progress_at, self._progress_delivered = now, self.status.delivered_events
+        if backlog.count <= self.settings.batch_max_events or not elapsed:
+            return
+        rate = delivered / elapsed
+        eta = f"{backlog.count / rate:.0f} s" if rate > 0 else "unknown"
+        log.info("outbox drain: %d events (%.1f MiB) left, %.0f events/s, ETA %s",
+                 backlog.count, backlog.bytes / 1024**2, rate, eta)
+
+
+def outbox_report(store: Store, forwarder: Forwarder | None, upstream_url: str) -> dict[str, Any]:
+    """The numbers of ``gateway outbox status``, ``GET /api/v1/outbox`` and the dashboard."""
+    stats = store.outbox_stats()
+    queued = store.outbox_oldest_queued_ms()
+    state = forwarder.status if forwarder else ForwarderState(state="disabled" if not upstream_url else "idle")
+    return {
+        "upstream": upstream_url or None,
+        "state": state.state,
+        "backlog_events": stats.count,
+        "backlog_bytes": stats.bytes,
+        "oldest_seq": stats.oldest_seq,
+        "oldest_age_s": None if queued is None else round(max(0.0, time.time() - queued / 1000), 3),
+        "dead_letters": store.dead_count(),
+        "delivered_events": state.delivered_events,
+        "delivered_batches": state.delivered_batches,
+        "dead_lettered": state.dead_lettered,
+        "retries": state.retries,
+        "consecutive_failures": state.consecutive_failures,
+        "last_success_at": state.last_success_at,
+        "last_error": state.last_error or None,
+        "last_error_at": state.last_error_at,
+        "retry_at": state.retry_at,
+        "bounds": {
+            "outbox_max_events": store.settings.outbox_max_events,
+            "outbox_max_bytes": store.settings.outbox_max_bytes,
+            "outbox_reserve_events": store.settings.outbox_reserve_events,
+            "outbox_reserve_bytes": store.settings.outbox_reserve_bytes,
+        },
+    }
+
+
+def open_forwarder(store: Store, settings: UpstreamSection, gateway_id: str,
+                   metrics: Metrics | None = None) -> Forwarder | None:
+    """The forwarder for ``[upstream]``, or ``None`` when ``url`` is empty (forwarding off)."""
+    if not settings.url:
+        return None
+    sink = HttpSink(settings.url, settings.secret, gateway_id, settings.timeout_s)
+    return Forwarder(store, sink, settings, gateway_id, metrics)
+
+
+__all__ = [
+    "CHANNEL_ERRORS", "Delivery", "Forwarder", "ForwarderState", "HttpSink", "OutboundBatch", "Sink",
+    "build_batch", "classify", "open_forwarder", "outbox_report", "parse_retry_after",
+]
