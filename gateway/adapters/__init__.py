@@ -7,21 +7,40 @@ that the source's mapping rules read. It also renders the reply body the platfor
 expects, because platforms retry until they see their own success shape.
 
 Adapters are registered by source name in ``ADAPTERS``; the HTTP layer routes
-``POST /webhooks/{source}/{tenant}`` to ``ADAPTERS[source]``.
+``POST /webhooks/{source}/{tenant}`` to ``ADAPTERS[source]``. One module per source, each
+documenting its envelope, signature rule, replay window, reply bodies and what is
+UNCONFIRMED: ``erp`` (our own dialect), ``douyin``, ``youzan``, ``xiaohongshu``, ``tmall``,
+``pinduoduo`` (relayed WebSocket frames; also the frame helpers the WebSocket client uses),
+``kuaidi100``, ``cainiao``.
 """
 
 from __future__ import annotations
 
 from gateway.adapters._base import Adapter, RawRequest, Reply
+from gateway.adapters.cainiao import CainiaoAdapter
+from gateway.adapters.douyin import DouyinAdapter
 from gateway.adapters.erp import ErpAdapter
+from gateway.adapters.kuaidi100 import Kuaidi100Adapter
 from gateway.adapters.pinduoduo import PinduoduoAdapter
+from gateway.adapters.tmall import TmallAdapter
+from gateway.adapters.xiaohongshu import XiaohongshuAdapter
+from gateway.adapters.youzan import YouzanAdapter
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.source: adapter
     for adapter in (
         ErpAdapter(),
+        DouyinAdapter(),
+        YouzanAdapter(),
+        XiaohongshuAdapter(),
+        TmallAdapter(),
         PinduoduoAdapter(),
+        Kuaidi100Adapter(),
+        CainiaoAdapter(),
     )
 }
 
-__all__ = ["ADAPTERS", "Adapter", "ErpAdapter", "PinduoduoAdapter", "RawRequest", "Reply"]
+__all__ = [
+    "ADAPTERS", "Adapter", "CainiaoAdapter", "DouyinAdapter", "ErpAdapter", "Kuaidi100Adapter",
+    "PinduoduoAdapter", "RawRequest", "Reply", "TmallAdapter", "XiaohongshuAdapter", "YouzanAdapter",
+]

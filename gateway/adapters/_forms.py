@@ -1,9 +1,12 @@
-"""Form bodies and the sorted-parameter concatenation that TOP and Pinduoduo sign."""
+"""Wire helpers shared by the adapters: form bodies, embedded JSON, the TOP/PDD parameter concat."""
 
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
+from typing import Any
+
+import orjson
 
 from gateway._errors import MalformedEventError
 
@@ -39,3 +42,28 @@ def top_concat(params: Mapping[str, str]) -> bytes:
     The string both TOP (Taobao/Tmall) and Pinduoduo sign; keys sort by code point.
     """
     return "".join(k + v for k, v in sorted(params.items()) if k != "sign" and v != "").encode()
+
+
+def json_body(body: bytes | str, what: str = "body") -> Any:
+    """``body`` parsed as JSON.
+
+    Raises:
+        MalformedEventError: ``what`` is not JSON (the reason names it).
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedEventError(f"{what} is not JSON: {exc}") from exc
+
+
+def embedded_object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object sent as a JSON *string* inside the envelope, decoded (an object is kept).
+
+    Raises:
+        MalformedEventError: ``value`` is neither an object nor a JSON string of one.
+    """
+    if isinstance(value, str | bytes):
+        value = json_body(value, what)
+    if not isinstance(value, dict):
+        raise MalformedEventError(f"{what} must be a JSON object (or a JSON string of one)")
+    return value
