@@ -1,0 +1,560 @@
+"""The Pinduoduo message client: an outbound WebSocket, acknowledged only after the commit.
+
+Pinduoduo (拼多多) delivers its order and refund messages over a WebSocket that the
+*subscriber* opens, which suits a gateway behind NAT: nothing listens, we dial out.
+
+Protocol (PROTOCOLS.md, Pinduoduo; helpers in ``gateway.adapters.pinduoduo``)::
+
+    wss://message-api.pinduoduo.com/message/{client_id}/{timestamp_ms}/{sign}
+    sign = urlencode(base64(md5_hex_text(client_id + timestamp_ms + client_secret)))
+
+    PDD -> us  {"id": 123, "commandType": "Common", "sendTime": 1764036000000,
+                "message": {"type": "pdd_trade_TradeConfirmed", "mallID": 9,
+                            "content": "{\\"tid\\": \\"251125-1\\", \\"order_status\\": 1}"}}
+    us -> PDD  {"id": 123, "commandType": "Ack", "time": ..., "sendTime": ...,
+                "type": "pdd_trade_TradeConfirmed", "mallID": 9}
+    both ways  {"commandType": "HeartBeat", "time": ..., "sendTime": ...}
+    PDD -> us  {"commandType": "Fail", "message": {"content": "<why>"}}   (an error report)
+
+What two public client libraries do (read for this module, 2026-11): Cherrs/pdd-rs
+(``src/pmc.rs``) sends ``{"commandType":"HeartBeat","time":<ms>}`` every 5 s on its own,
+ignores the HeartBeat frames it receives, and acks with ``{"commandType":"Ack","time",
+"id","sendTime","type","mallID"}`` (``sendTime`` echoing the frame's); bububa/openpdd
+(``api/pmc``) has the same Ack fields, a ``Fail`` command whose content is an error text,
+and reconnects when a read fails. Neither is PDD's own documentation, so the following
+are **UNCONFIRMED** and this module is written to be safe either way:
+
+* whether PDD needs client HeartBeats, at what interval, and whether its own HeartBeat
+  frames want an answer: we send one every ``heartbeat_interval_s`` (5 s, as pdd-rs) AND
+  answer every HeartBeat we receive with one of ours (an extra heartbeat is harmless);
+* whether an unacknowledged message is redelivered on the same connection, only after a
+  reconnect, or after how long; and whether a redelivery keeps its ``id`` (the event
+  fingerprint uses it: a redelivery with a new id would be stored twice, as an
+  ``unchanged`` event that does not move the order);
+* which Ack fields PDD checks (we send all five that both libraries send);
+* whether ``sendTime`` is epoch milliseconds (the rule file reads it so; see its comment).
+
+Liveness does not rely on any of those: with every heartbeat we also send a WebSocket
+``ping`` (RFC 6455, answered by any compliant server); no ``pong`` within
+``ping_timeout_s`` means the connection is dead and we reconnect.
+
+**Acknowledged only when durable.** Common frames are decoded (``content`` JSON string ->
+object, the shape ``config/rules/pinduoduo.toml`` reads), normalised with the live
+``pinduoduo`` rules and submitted to the ``Pipeline``; the Ack is sent only after
+``Pipeline.submit`` returned, i.e. after the write batch holding the event is fsynced.
+Frames that arrive together are committed together (one submit, one fsync) in arrival
+order. A redelivered frame is de-duplicated by the pipeline (outcome ``duplicate``) and
+acked again. If ``submit`` raises ``BackpressureError`` (outbox bound, queue full, shutting
+down) or ``StoreError``, nothing is acked: the client keeps the frames, waits with capped
+exponential backoff and submits again (re-normalised with the then-live rules) while the
+connection keeps heartbeating. If the connection dies meanwhile, the frames are dropped
+from memory unacknowledged and PDD delivers them again.
+
+**Malformed frames lose nothing either.** A frame that is not JSON, has an unknown
+``commandType``, a ``content`` that is not a JSON object, or lacks what the rules need
+(no ``tid``) is logged (reason only, never a secret), counted
+(``gateway_requests_refused_total{source="pinduoduo",reason="malformed"}``) and stored in
+quarantine through the pipeline: an event with no order, the raw frame text and the reason
+(``raw = {"malformed": reason, "frame": text}``; it is listed at
+``/api/v1/tenants/{t}/quarantine`` with reason ``missing_status`` and rule
+``pinduoduo-ws:malformed``). Once that is durable the frame is acked when it has an id
+(otherwise PDD could not have been asking for an ack). Not acking instead would make PDD
+redeliver a poison frame forever and still lose it when PDD's retention ends.
+
+**Reconnect policy.** Any failure of a connection — refused handshake (wrong secret or
+clock skew), DNS/TCP/TLS error, connect timeout, close by PDD, a dead peer — is logged
+(one line per state change) and followed by a wait of ``backoff_initial_s`` doubling per
+consecutive failure up to ``backoff_max_s``, each wait jittered by +-25 % (never above the
+cap). The sequence restarts from ``backoff_initial_s`` once a connection has delivered a
+frame. The URL is signed afresh per attempt (the timestamp is part of the sign). The
+secret, the sign and the signed URL are never logged: log lines name the endpoint and
+client_id only, and foreign error texts are scrubbed of the sign.
+
+Cancellation: cancelling ``serve_pinduoduo_client`` closes the WebSocket; an event whose
+submission was already taken by the committer is still committed, its ack is not sent,
+and the redelivery after the next start is absorbed as a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+import trio
+import trio_websocket
+
+import core_ext
+from gateway._errors import BackpressureError, MalformedEventError, StoreError
+from gateway._metrics import Metrics
+from gateway._model import CODE_MISSING, Event
+from gateway._normalize import normalise_batch
+from gateway._pipeline import Pipeline, now_ms
+from gateway._reload import RuleHolder
+from gateway._settings import Secret, Settings
+from gateway._step import Outcome
+from gateway.adapters.pinduoduo import (
+    ACK,
+    COMMON,
+    FAIL,
+    HEARTBEAT,
+    ack_for,
+    connection_sign,
+    connection_url,
+    decode_frame,
+    heartbeat_frame,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE = "pinduoduo"
+MALFORMED_RULE = "pinduoduo-ws:malformed"
+
+
+class Backoff:
+    """Capped exponential backoff with +-``jitter`` (fraction) around each step.
+
+    Args:
+        initial_s: the first delay.
+        max_s: the cap; no delay is longer.
+        jitter: each delay is ``base * uniform(1 - jitter, 1 + jitter)``, capped.
+        rng: the random source (tests pass a seeded one).
+    """
+
+    def __init__(self, initial_s: float, max_s: float, *, jitter: float = 0.25,
+                 rng: random.Random | None = None) -> None:
+        if initial_s <= 0 or max_s < initial_s:
+            raise ValueError("need 0 < initial_s <= max_s")
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.jitter = jitter
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def base_s(self) -> float:
+        """The un-jittered delay the next failure gets."""
+        return min(self.max_s, self.initial_s * 2.0 ** min(self.failures, 64))
+
+    def next_delay(self) -> float:
+        """Count one failure and return how long to wait before the next attempt."""
+        base = self.base_s()
+        self.failures += 1
+        return min(self.max_s, base * self._rng.uniform(1 - self.jitter, 1 + self.jitter))
+
+    def reset(self) -> None:
+        """Back to ``initial_s`` (after a success)."""
+        self.failures = 0
+
+
+@dataclass
+class ClientStats:
+    """What one client did, for tests, logs and a future status page.
+
+    ``state`` is ``"starting"``, ``"connecting"``, ``"connected"`` or ``"waiting"``;
+    ``reconnect_delays`` keeps the most recent waits between connection attempts and
+    ``reconnect_bases`` their un-jittered values; ``last_error`` is scrubbed of secrets.
+    """
+
+    state: str = "starting"
+    connects: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0
+    frames: int = 0
+    events_stored: int = 0
+    duplicates: int = 0
+    acked: int = 0
+    malformed: int = 0
+    fails: int = 0
+    submit_retries: int = 0
+    heartbeats_sent: int = 0
+    heartbeats_answered: int = 0
+    last_error: str = ""
+    reconnect_delays: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    reconnect_bases: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+
+
+@dataclass
+class _Inbound:
+    """One frame waiting for its commit: decoded, or the raw text and why it is malformed.
+
+    ``frame`` is the decoded Common frame, or for a malformed one whatever JSON object
+    could be read (for its id, type and mall in the ack), or ``None``.
+    """
+
+    text: str
+    frame: dict[str, Any] | None = None
+    error: str = ""
+    counted: bool = False  # a malformed frame is counted and logged once, not per retry
+
+    @property
+    def frame_id(self) -> Any:
+        return self.frame.get("id") if self.frame is not None else None
+
+
+class _PeerSilentError(Exception):
+    """No pong within ``ping_timeout_s``: the connection is dead."""
+
+
+class PinduoduoClient:
+    """One tenant's message WebSocket to Pinduoduo; see the module docstring.
+
+    Args:
+        url_base: the endpoint, ``wss://message-api.pinduoduo.com/message`` (the tenant's
+            ``ws_url``); ``/{client_id}/{timestamp_ms}/{sign}`` is appended per attempt.
+        tenant: the tenant the messages belong to.
+        client_id: the PDD app's client_id (the tenant's ``app_key``).
+        secret: the app's client_secret.
+        rules: the live rules; ``rules.current.get("pinduoduo")`` is read per commit.
+        pipeline: the committer events are submitted to.
+        metrics: where refusals are counted (``None``: not counted).
+        backoff_initial_s / backoff_max_s: reconnect and resubmit backoff (module docstring).
+        heartbeat_interval_s: our HeartBeat + WebSocket ping period; 0 = send none.
+        ping_timeout_s: a ping unanswered this long drops the connection; 0 = never.
+        connect_timeout_s: TCP + TLS + WebSocket handshake limit.
+        max_batch_frames: most frames committed in one submit.
+        queue_frames: frames received but not yet committed before reading pauses.
+        ssl_context: for ``wss://`` (default: the system trust store).
+    """
+
+    def __init__(
+        self, url_base: str, tenant: str, client_id: str, secret: Secret, rules: RuleHolder,
+        pipeline: Pipeline, metrics: Metrics | None, *, backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0, heartbeat_interval_s: float = 5.0, ping_timeout_s: float = 20.0,
+        connect_timeout_s: float = 20.0, max_batch_frames: int = 500, queue_frames: int = 1000,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if not client_id:
+            raise ValueError("client_id (the tenant's pinduoduo app_key) is required")
+        self.url_base = url_base.rstrip("/")
+        self.tenant = tenant
+        self.client_id = client_id
+        self._secret = secret
+        self.rules = rules
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.ping_timeout_s = ping_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.max_batch_frames = max_batch_frames
+        self.queue_frames = queue_frames
+        self.ssl_context = ssl_context
+        self.stats = ClientStats()
+        self._sign = ""  # the current attempt's sign, scrubbed from foreign error texts
+
+    def __repr__(self) -> str:
+        return (f"PinduoduoClient({self.url_base!r}, tenant={self.tenant!r}, client_id={self.client_id!r}, "
+                f"state={self.stats.state!r})")
+
+    @property
+    def where(self) -> str:
+        """The endpoint as logged: never the signed path."""
+        return f"{self.url_base}/{self.client_id}/…"
+
+    async def serve(self, *, task_status: trio.TaskStatus[PinduoduoClient] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, consume and reconnect until cancelled; never raises for network trouble.
+
+        ``task_status.started(self)`` comes at once, before the first connection attempt,
+        so a PDD outage never holds up the daemon's start.
+        """
+        task_status.started(self)
+        while True:
+            self.stats.state = "connecting"
+            try:
+                await self._session()
+                reason = "closed"
+            except trio_websocket.ConnectionRejected as exc:
+                reason = f"handshake refused: HTTP {exc.status_code} (check app_key, secret and the clock)"
+            except trio_websocket.ConnectionClosed as exc:
+                reason = f"closed by peer: {exc.reason}"
+            except (trio_websocket.HandshakeError, OSError, trio.BrokenResourceError, _PeerSilentError) as exc:
+                reason = _describe(exc)
+            except Exception as exc:  # supervisor: a bug in one tenant's client must not stop the daemon
+                log.exception("pinduoduo client %s for tenant %s failed unexpectedly", self.where, self.tenant)
+                reason = f"unexpected {type(exc).__name__}"
+            was_connected = self.stats.state == "connected"
+            if was_connected:
+                self.stats.disconnects += 1
+            else:
+                self.stats.connect_failures += 1
+            self.stats.last_error = self._scrub(reason)
+            bases = self.backoff.base_s()
+            delay = self.backoff.next_delay()
+            self.stats.reconnect_bases.append(bases)
+            self.stats.reconnect_delays.append(delay)
+            self.stats.state = "waiting"
+            log.warning("pinduoduo %s (tenant %s) %s: %s; reconnecting in %.1f s",
+                        self.where, self.tenant, "disconnected" if was_connected else "connection failed",
+                        self.stats.last_error, delay)
+            await trio.sleep(delay)
+
+    def _scrub(self, text: str) -> str:
+        if self._sign:
+            text = text.replace(self._sign, "***")
+            text = text.replace(unquote(self._sign), "***")
+        return text[:300]
+
+    async def _session(self) -> None:
+        timestamp = now_ms()
+        secret = self._secret.reveal()
+        self._sign = connection_sign(self.client_id, timestamp, secret)
+        url = connection_url(self.url_base, self.client_id, timestamp, secret)
+        log.info("pinduoduo %s (tenant %s): connecting", self.where, self.tenant)
+        async with trio_websocket.open_websocket_url(
+            url, self.ssl_context, message_queue_size=64, connect_timeout=self.connect_timeout_s,
+            disconnect_timeout=5,
+        ) as ws:
+            self.stats.state = "connected"
+            self.stats.connects += 1
+            log.info("pinduoduo %s (tenant %s): connected", self.where, self.tenant)
+            send, receive = trio.open_memory_channel[_Inbound](self.queue_frames)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._commit_loop, ws, receive)
+                    if self.heartbeat_interval_s > 0:
+                        nursery.start_soon(self._keepalive, ws)
+                    await self._read_loop(ws, send)
+            except BaseExceptionGroup as group:
+                # One connection failure usually surfaces in several tasks at once (the
+                # reader and an ack both see ConnectionClosed): report the first real one.
+                real = [leaf for leaf in _leaves(group) if not isinstance(leaf, trio.Cancelled)]
+                if not real:
+                    raise
+                raise real[0] from None
+
+    async def _read_loop(self, ws: trio_websocket.WebSocketConnection,
+                         send: trio.MemorySendChannel[_Inbound]) -> None:
+        """Read frames: answer heartbeats here, queue Common (and malformed) frames to commit."""
+        async with send:
+            while True:
+                message = await ws.get_message()
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                self.stats.frames += 1
+                self.backoff.reset()  # the connection delivers: the next failure starts afresh
+                try:
+                    frame = decode_frame(text)
+                except MalformedEventError as exc:
+                    await send.send(_Inbound(text, frame=_loose_frame(text), error=str(exc)))
+                    continue
+                command = frame["commandType"]
+                if command == COMMON:
+                    await send.send(_Inbound(text, frame=frame))
+                elif command == HEARTBEAT:
+                    await ws.send_message(heartbeat_frame(now_ms=now_ms()).decode())
+                    self.stats.heartbeats_answered += 1
+                elif command == FAIL:
+                    self.stats.fails += 1
+                    log.warning("pinduoduo %s (tenant %s) reported a failure: %s", self.where, self.tenant,
+                                self._scrub(str(_get(frame, "message", "content"))))
+                elif command == ACK:
+                    log.debug("pinduoduo %s: ignoring an Ack frame from the server", self.where)
+
+    async def _keepalive(self, ws: trio_websocket.WebSocketConnection) -> None:
+        """Our HeartBeat frame and a WebSocket ping every ``heartbeat_interval_s``."""
+        while True:
+            await ws.send_message(heartbeat_frame(now_ms=now_ms()).decode())
+            self.stats.heartbeats_sent += 1
+            if self.ping_timeout_s > 0:
+                with trio.move_on_after(self.ping_timeout_s) as scope:
+                    await ws.ping()
+                if scope.cancelled_caught:
+                    raise _PeerSilentError(f"no pong within {self.ping_timeout_s} s")
+            await trio.sleep(self.heartbeat_interval_s)
+
+    async def _commit_loop(self, ws: trio_websocket.WebSocketConnection,
+                           receive: trio.MemoryReceiveChannel[_Inbound]) -> None:
+        async with receive:
+            async for first in receive:
+                batch = [first]
+                while len(batch) < self.max_batch_frames:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self._commit_and_ack(ws, batch)
+
+    async def _commit_and_ack(self, ws: trio_websocket.WebSocketConnection, batch: list[_Inbound]) -> None:
+        """Submit ``batch`` until it is durable (backing off on refusals), then ack each frame."""
+        retry = Backoff(self.backoff.initial_s, self.backoff.max_s)
+        while True:
+            try:
+                events = self._events(batch)
+                report = await self.pipeline.submit(events)
+                break
+            except (StoreError, _NoRulesError) as exc:
+                reason = "backpressure" if isinstance(exc, BackpressureError) else (
+                    "store" if isinstance(exc, StoreError) else "no_rules")
+                if self.metrics is not None:
+                    self.metrics.refused.labels(SOURCE, reason).inc()
+                self.stats.submit_retries += 1
+                delay = retry.next_delay()
+                level = logging.WARNING if retry.failures == 1 else logging.DEBUG
+                log.log(level, "pinduoduo tenant %s: %d frame(s) not stored (%s: %s); not acked, retrying in "
+                        "%.1f s", self.tenant, len(batch), reason, exc, delay)
+                await trio.sleep(delay)
+        if retry.failures:
+            log.info("pinduoduo tenant %s: stored after %d retries", self.tenant, retry.failures)
+        for item, result in zip(batch, report.results, strict=True):
+            if result.outcome == Outcome.DUPLICATE:
+                self.stats.duplicates += 1
+            else:
+                self.stats.events_stored += 1
+            if item.frame is None or item.frame_id is None:
+                continue  # nothing to ack: PDD did not send it as a message
+            await ws.send_message(ack_for(item.frame, now_ms=now_ms()).decode())
+            self.stats.acked += 1
+
+    def _events(self, batch: Sequence[_Inbound]) -> list[Event]:
+        """Normalise the frames with the live rules; a malformed one becomes a quarantine event."""
+        rules = self.rules.current.get(SOURCE)
+        if rules is None:
+            raise _NoRulesError(f"no {SOURCE} rules are loaded")
+        received = now_ms()
+        if not any(item.error for item in batch):
+            try:  # the usual case: the whole batch in one core call
+                return normalise_batch(rules, self.tenant, [item.frame for item in batch], received)
+            except MalformedEventError:
+                pass  # find the bad frames one by one
+        events: list[Event] = []
+        for item in batch:
+            if not item.error and item.frame is not None:
+                try:
+                    events.extend(normalise_batch(rules, self.tenant, [item.frame], received))
+                    continue
+                except MalformedEventError as exc:
+                    item.error = str(exc)
+            if not item.counted:
+                item.counted = True
+                self.stats.malformed += 1
+                if self.metrics is not None:
+                    self.metrics.refused.labels(SOURCE, "malformed").inc()
+                log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
+                            self.tenant, item.frame_id, item.error[:200])
+            events.append(self._malformed_event(item, received))
+        return events
+
+    def _malformed_event(self, item: _Inbound, received_ms: int) -> Event:
+        if item.frame_id is not None:
+            event_id = str(item.frame_id)
+        else:
+            event_id = "noid-" + hashlib.sha256(item.text.encode()).hexdigest()[:16]
+        return Event(
+            tenant=self.tenant, source=SOURCE, source_event_id=event_id, order_id="",
+            type="malformed_frame", raw_status="", status_code=CODE_MISSING, occurred_at_ms=0,
+            received_at_ms=received_ms,
+            fingerprint=core_ext.fingerprint(self.tenant, SOURCE, event_id, "", "malformed"),
+            rule=MALFORMED_RULE, raw={"malformed": item.error, "frame": item.text},
+        )
+
+
+class _NoRulesError(Exception):
+    """The live rule set has no ``pinduoduo`` file (a rule reload may bring it back)."""
+
+
+def _loose_frame(text: str) -> dict[str, Any] | None:
+    """A frame that failed validation, if it is at least a JSON object (for its id)."""
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` plus the cause (a HandshakeError's own text is empty)."""
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and not str(exc):
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+async def serve_pinduoduo_client(
+    url_base: str, tenant: str, client_id: str, secret: Secret, rules: RuleHolder, pipeline: Pipeline,
+    metrics: Metrics | None, *, backoff_initial_s: float = 1.0, backoff_max_s: float = 60.0,
+    heartbeat_interval_s: float = 5.0, ping_timeout_s: float = 20.0, connect_timeout_s: float = 20.0,
+    ssl_context: ssl.SSLContext | None = None,
+    task_status: trio.TaskStatus[PinduoduoClient] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one tenant's Pinduoduo message client until cancelled.
+
+    Args: as ``PinduoduoClient``.
+        task_status: ``started(client)`` at once (before the first connection attempt).
+
+    Raises:
+        ValueError: ``client_id`` is empty or the backoff values are inconsistent.
+
+    Network failures never raise: they are logged and retried (module docstring).
+    """
+    client = PinduoduoClient(
+        url_base, tenant, client_id, secret, rules, pipeline, metrics, backoff_initial_s=backoff_initial_s,
+        backoff_max_s=backoff_max_s, heartbeat_interval_s=heartbeat_interval_s, ping_timeout_s=ping_timeout_s,
+        connect_timeout_s=connect_timeout_s, ssl_context=ssl_context,
+    )
+    await client.serve(task_status=task_status)
+
+
+async def serve_pinduoduo_clients(
+    settings: Settings, rules: RuleHolder, pipeline: Pipeline, metrics: Metrics | None,
+    shutdown: trio.Event | None = None, *,
+    task_status: trio.TaskStatus[list[PinduoduoClient]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """One message client per tenant whose ``[tenants.T.pinduoduo]`` has an ``app_key``.
+
+    ``ws_url`` defaults to PDD's endpoint in the settings, so the ``app_key`` (PDD's
+    client_id, needed to sign the connection) is what turns a tenant's client on.
+
+    Args:
+        settings: the daemon settings.
+        rules / pipeline / metrics: as for ``serve_pinduoduo_client``.
+        shutdown: when set, the clients are closed and this returns (``None``: run until
+            cancelled).
+        task_status: ``started(clients)`` at once, with the clients being started (maybe none).
+    """
+    wanted: list[tuple[str, str, str, Secret]] = []
+    for tenant, sources in sorted(settings.tenants.items()):
+        credentials = sources.get(SOURCE)
+        if credentials is None:
+            continue
+        client_id = getattr(credentials, "app_key", "")
+        ws_url = getattr(credentials, "ws_url", "")
+        if not client_id or not ws_url:
+            log.info("tenant %s: pinduoduo has no app_key; no message WebSocket (webhook relay only)", tenant)
+            continue
+        wanted.append((tenant, client_id, ws_url, credentials.secret))
+    async with trio.open_nursery() as nursery:
+        clients: list[PinduoduoClient] = []
+        for tenant, client_id, ws_url, secret in wanted:
+            client = PinduoduoClient(ws_url, tenant, client_id, secret, rules, pipeline, metrics)
+            clients.append(await nursery.start(client.serve))
+        task_status.started(clients)
+        if not clients:
+            return
+        if shutdown is not None:
+            await shutdown.wait()
+            log.info("closing %d pinduoduo message client(s)", len(clients))
+            nursery.cancel_scope.cancel()
+
+
+__all__ = ["Backoff", "ClientStats", "PinduoduoClient", "serve_pinduoduo_client", "serve_pinduoduo_clients"]
