@@ -1,0 +1,219 @@
+"""The forwarder against a real upstream on 127.0.0.1: outages, 5xx, 429, poison, hangs.
+
+The gateway runs in-process (real HTTP, real RocksDB); the upstream is ``tests._upstream``.
+Events enter through the signed ERP webhook exactly as in production.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import httpx
+import orjson
+import pytest
+import trio
+
+from gateway._daemon import serve_gateway
+from gateway._forwarder import build_batch, classify, parse_retry_after
+from gateway._settings import load_settings
+from tests._support import erp_event, signed, write_config
+from tests._upstream import Scripted, Upstream, in_per_order_order, upstream_config
+
+FLOW = ["CREATED", "PAID", "WAIT_AUDIT", "AUDITED", "PICKING"]
+
+
+@pytest.fixture
+def upstream():
+    server = Upstream().start()
+    yield server
+    server.stop()
+
+
+async def start_gateway(nursery, tmp_path, upstream, **overrides):
+    settings = load_settings(write_config(tmp_path, upstream_config(upstream, **overrides)))
+    shutdown = trio.Event()
+    services = await nursery.start(serve_gateway, settings, shutdown)
+    base = services.bound[0]
+    client = httpx.AsyncClient(base_url=base if "://" in base else f"http://{base}", timeout=10)
+    return services, shutdown, client
+
+
+async def post_flow(client, orders: int, first: int = 0) -> int:
+    """Post every order through FLOW, one status per request per order; return events accepted."""
+    n = first * len(FLOW)
+    for status in FLOW:
+        events = []
+        for order in range(first, first + orders):
+            n += 1
+            events.append(erp_event(n, status, order=f"DY{order:08d}"))
+        body, headers = signed(events)
+        reply = await client.post("/webhooks/erp/t1", content=body, headers=headers)
+        assert reply.status_code == 200, reply.text
+    return orders * len(FLOW)
+
+
+async def wait_for(predicate, timeout=30):
+    with trio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110  (the store has no event to wait on)
+            await trio.sleep(0.02)
+
+
+def drained(services):
+    return lambda: services.store.outbox_stats().count == 0
+
+
+async def test_every_event_arrives_in_per_order_order(tmp_path, upstream, nursery):
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=7)
+    sent = await post_flow(client, 12)
+    await wait_for(drained(services))
+    unique = upstream.unique_events()
+    assert len(unique) == sent
+    assert in_per_order_order(upstream.events())
+    assert upstream.bad_signatures == 0
+    batch = upstream.batches[0]
+    assert batch["gateway_id"] == "test-gw" and batch["batch_id"].startswith("test-gw-")
+    event = batch["events"][0]
+    for name in ("event_id", "tenant", "order_id", "seq", "type", "status", "prev_status", "occurred_at", "data"):
+        assert name in event
+    assert all(key for _, key, _ in upstream.attempts)  # every POST carried an Idempotency-Key
+    shutdown.set()
+
+
+async def test_upstream_down_then_back_loses_nothing(tmp_path, upstream, nursery):
+    upstream.stop()
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream)
+    sent = await post_flow(client, 10)
+    await wait_for(lambda: services.forwarder.status.consecutive_failures >= 3)
+    report = (await client.get("/api/v1/outbox", headers=auth(services))).json()
+    assert report["backlog_events"] == sent
+    assert report["state"] == "backoff" or report["consecutive_failures"] >= 3
+    assert report["last_error"] and "Connect" in report["last_error"]
+    assert report["oldest_age_s"] is not None
+    upstream.start()
+    await wait_for(drained(services))
+    assert len(upstream.unique_events()) == sent
+    assert in_per_order_order(upstream.events())
+    shutdown.set()
+
+
+def auth(services):
+    return {"Authorization": f"Bearer {services.api_token}"}
+
+
+async def test_500_and_429_are_retried_honouring_retry_after(tmp_path, upstream, nursery):
+    upstream.script = [Scripted(500), Scripted(503), Scripted(429, {"Retry-After": "1"})]
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream)
+    sent = await post_flow(client, 3)
+    await wait_for(drained(services))
+    assert [status for status, _, _ in upstream.attempts[:3]] == [500, 503, 429]
+    assert len(upstream.unique_events()) == sent
+    assert in_per_order_order(upstream.events())
+    assert services.forwarder.status.retries >= 3
+    assert services.store.dead_count() == 0  # retryable answers never dead-letter
+    metrics = (await client.get("/metrics", headers=auth(services))).text
+    assert 'gateway_forward_batches_total{result="retry"}' in metrics
+    shutdown.set()
+
+
+async def test_a_poisoned_event_is_isolated_dead_lettered_and_requeueable(tmp_path, upstream, nursery):
+    poisoned = "douyin|DY00000004"
+    upstream.poison = lambda event: event["order_id"] == poisoned and event["status"] == "PAID"
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=50)
+    sent = await post_flow(client, 10)
+    await wait_for(lambda: drained(services)() and services.store.dead_count() == 1)
+    arrived = upstream.unique_events()
+    assert len(arrived) == sent - 1  # everything but the poisoned event went through
+    assert not any(upstream.poison(e) for e in arrived.values())
+    dead = (await client.get("/api/v1/outbox/dead", headers=auth(services))).json()
+    assert dead["count"] == 1
+    [letter] = dead["items"]
+    assert letter["event"]["order_id"] == poisoned and letter["status"] == 400
+    assert "unknown sku" in letter["response"]
+    report = (await client.get("/api/v1/outbox", headers=auth(services))).json()
+    assert report["dead_letters"] == 1 and "dead-lettered" in report["last_error"]
+
+    upstream.poison = None  # the ERP fixed its master data: requeue
+    refused = await client.post("/api/v1/outbox/requeue", content=b'{"ids": "x"}', headers=auth(services))
+    assert refused.status_code == 400
+    reply = await client.post("/api/v1/outbox/requeue", json={"ids": [letter["outbox_seq"]]},
+                              headers=auth(services))
+    assert reply.json()["requeued"] == 1
+    await wait_for(lambda: len(upstream.unique_events()) == sent)
+    assert services.store.dead_count() == 0
+    shutdown.set()
+
+
+async def test_a_hanging_upstream_times_out_and_is_retried(tmp_path, upstream, nursery):
+    upstream.script = [Scripted(200, hang_s=1.5)]
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, timeout_s=0.3)
+    sent = await post_flow(client, 2)
+    await wait_for(drained(services))
+    await wait_for(lambda: len(upstream.unique_events()) == sent)
+    assert "timeout" in services.forwarder.status.last_error
+    shutdown.set()
+
+
+async def test_wrong_upstream_secret_keeps_everything_queued(tmp_path, upstream, nursery):
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, secret="not-the-erp-secret")
+    sent = await post_flow(client, 2)
+    await wait_for(lambda: upstream.bad_signatures >= 2)
+    assert services.store.outbox_stats().count == sent  # 401 is the channel's fault: never dead-letter
+    assert services.store.dead_count() == 0
+    assert "HTTP 401" in services.forwarder.status.last_error
+    shutdown.set()
+
+
+async def test_graceful_restart_with_a_backlog_resends_nothing(tmp_path, upstream):
+    upstream.stop()
+    async with trio.open_nursery() as nursery:
+        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
+        sent = await post_flow(client, 60)
+        shutdown.set()
+    upstream.start()
+    upstream.script = [Scripted(200), Scripted(200), Scripted(200)]
+    async with trio.open_nursery() as nursery:  # drains part of the backlog, then stops
+        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
+        await wait_for(lambda: len(upstream.batches) >= 2)
+        shutdown.set()
+    delivered_first = len(upstream.events())
+    async with trio.open_nursery() as nursery:
+        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
+        await wait_for(drained(services))
+        shutdown.set()
+    events = upstream.events()
+    assert len(events) == sent  # nothing acknowledged was sent twice
+    assert len(upstream.unique_events()) == sent
+    assert delivered_first > 0
+    assert in_per_order_order(events)
+
+
+def test_classify_and_retry_after():
+    assert classify(200) == classify(204) == "ok"
+    assert {classify(s) for s in (408, 429, 500, 502, 503, 504, 401, 403, 404, 301)} == {"retry"}
+    assert {classify(s) for s in (400, 409, 413, 422)} == {"reject"}
+    assert parse_retry_after("7", 0) == 7.0
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert 28 <= parse_retry_after(date, now) <= 31
+    assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
+
+
+def test_batch_body_is_the_stored_bytes_wrapped():
+    records = [(5, b'{"event_id":"a","n":1}'), (6, b'{"event_id":"b","n":2}')]
+    batch = build_batch("gw-1", records)
+    assert batch.batch_id == "gw-1-5-6" and batch.seqs == [5, 6]
+    assert orjson.loads(batch.body) == {"gateway_id": "gw-1", "batch_id": "gw-1-5-6",
+                                        "events": [{"event_id": "a", "n": 1}, {"event_id": "b", "n": 2}]}
+
+
+def test_retry_delay_is_capped_with_jitter_and_honours_retry_after(tmp_path):
+    from gateway._forwarder import Forwarder
+    from gateway._settings import UpstreamSection
+
+    forwarder = Forwarder(None, None, UpstreamSection(retry_initial_s=1.0, retry_max_s=8.0), "gw")  # type: ignore[arg-type]
+    delays = [forwarder.retry_delay(n, None) for n in range(1, 8)]
+    assert 0.75 <= delays[0] <= 1.25 and 1.5 <= delays[1] <= 2.5
+    assert all(d <= 8.0 for d in delays) and delays[-1] >= 6.0
+    assert forwarder.retry_delay(1, 5.0) >= 5.0
+    assert forwarder.retry_delay(1, 120.0) == 8.0  # capped
