@@ -53,8 +53,8 @@ async def post_flow(client, orders: int, first: int = 0) -> int:
     return orders * len(FLOW)
 
 
-async def wait_for(predicate, timeout=30):
-    with trio.fail_after(timeout):
+async def wait_for(predicate, limit_s=30):
+    with trio.fail_after(limit_s):
         while not predicate():  # noqa: ASYNC110  (the store has no event to wait on)
             await trio.sleep(0.02)
 
