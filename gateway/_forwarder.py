@@ -265,13 +265,13 @@ class Forwarder:
                     lingered = False
                     await trio.sleep(_IDLE_POLL_S)
                     continue
+                self.status.state = "sending"
                 if (len(records) < settings.batch_max_events and not lingered and settings.linger_s > 0
                         and sum(len(v) for _, v in records) < settings.batch_max_bytes):
                     lingered = True  # a short batch: give it linger_s to fill, once
                     await trio.sleep(settings.linger_s)
                     continue
                 lingered = False
-                self.status.state = "sending"
                 await self._forward(records)
                 self._report_progress()
         finally:

@@ -3,6 +3,7 @@
     gateway run [--config FILE] [--data-dir DIR] [--host H] [--port N] [--no-demo]
     gateway check-config [PATH]
     gateway audit-verify --tenant T [--config FILE] [--data-dir DIR]
+    gateway outbox status|dead|requeue [--config FILE] [--data-dir DIR] ...   (see _outbox_cli)
     gateway version
 
 Exit codes: 0 success, 1 invalid config or failed check, 2 usage error (argparse).
@@ -119,6 +120,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from gateway._outbox_cli import cmd_outbox as run
+
+    return run(args, _settings_from(args))
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import core_ext
     from gateway import __version__
@@ -166,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_options(audit)
     audit.add_argument("--tenant", required=True)
     audit.set_defaults(func=cmd_audit_verify)
+
+    from gateway._outbox_cli import add_outbox_parser
+
+    outbox = add_outbox_parser(sub, config_options)
+    outbox.set_defaults(func=cmd_outbox)
 
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)
