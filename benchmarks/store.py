@@ -90,7 +90,7 @@ def run_ingest(bodies: list[bytes], total: int, directory: Path) -> dict[str, An
             events = normalise_batch(rules, "bench", decoded, time.time_ns() // 1_000_000)
             t2 = time.perf_counter()
             plan = plan_step(events, store.get_order, store.seen_fingerprint, store.order_for_waybill,
-                             time.time_ns() // 1_000_000)
+                             store.orders_for_buyer, time.time_ns() // 1_000_000)
             t3 = time.perf_counter()
             store.commit(plan.write)
             t4 = time.perf_counter()

@@ -159,7 +159,13 @@ class OrderState:
         data: standard data fields (amounts, lines, receiver ...), latest value wins.
         source_status: last raw status seen per source, for cross-system consistency.
         late_events: events recorded but not applied because they would move the order
-            backwards (counted, and each one is in the audit trail).
+            backwards or were superseded by a higher version (counted, and each one is in
+            the audit trail).
+        pack_group: the cross-channel pack group the order ships in (the group's id is
+            the order id of its earliest member); ``""`` when it ships alone. Set by the
+            processing step (``gateway._grouping``).
+        source_version: per source, the highest message ``version`` applied to the order
+            (Youzan pushes carry one); a lower version from that source is superseded.
     """
 
     tenant: str
@@ -175,13 +181,16 @@ class OrderState:
     data: dict[str, Any] = field(default_factory=dict)
     source_status: dict[str, str] = field(default_factory=dict)
     late_events: int = 0
+    pack_group: str = ""
+    source_version: dict[str, int | float] = field(default_factory=dict)
 
     def copy(self) -> OrderState:
-        """A copy safe to mutate (``data`` and ``source_status`` are copied too)."""
+        """A copy safe to mutate (``data``, ``source_status`` and ``source_version`` are copied too)."""
         return OrderState(
             self.tenant, self.order_id, self.status, self.resume_status, self.seq,
             self.created_at_ms, self.updated_at_ms, self.last_occurred_at_ms, self.buyer_key,
             self.waybill, dict(self.data), dict(self.source_status), self.late_events,
+            self.pack_group, dict(self.source_version),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,11 +209,13 @@ class OrderState:
             "data": self.data,
             "source_status": self.source_status,
             "late_events": self.late_events,
+            "pack_group": self.pack_group,
+            "source_version": self.source_version,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> OrderState:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict``; records written before a field existed get its default."""
         return cls(
             tenant=raw["tenant"],
             order_id=raw["order_id"],
@@ -219,4 +230,6 @@ class OrderState:
             data=raw.get("data") or {},
             source_status=raw.get("source_status") or {},
             late_events=raw.get("late_events", 0),
+            pack_group=raw.get("pack_group") or "",
+            source_version=raw.get("source_version") or {},
         )

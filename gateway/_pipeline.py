@@ -156,7 +156,8 @@ class Pipeline:
         try:
             plan = plan_step(
                 (event for submission in group for event in submission.events),
-                store.get_order, store.seen_fingerprint, store.order_for_waybill, now_ms(),
+                store.get_order, store.seen_fingerprint, store.order_for_waybill, store.orders_for_buyer,
+                now_ms(), merge_window_ms=round(self.settings.merge_window_s * 1000),
             )
             await trio.to_thread.run_sync(store.commit, plan.write, limiter=self._limiter)
         except StoreError as exc:

@@ -40,6 +40,10 @@ Reference (all keys, defaults in brackets)::
     max_group_events = 20000    # most events committed in one write batch [20000]
     queue_batches = 256         # submitted batches waiting for the committer before
                                 # webhooks get 503 [256]
+    merge_window_s = 1800.0     # one buyer's orders on different channels first seen within
+                                # this many seconds of each other, none yet packing, become
+                                # one pack group (a merge_pack instruction upstream);
+                                # 0 = no cross-channel grouping [1800.0]
 
     [upstream]                  # the ERP the outbox is forwarded to (DESIGN section 6)
     url = ""                    # POST target; "" = forwarding off (the outbox fills up to
@@ -164,6 +168,7 @@ class StoreSection:
 class PipelineSection:
     max_group_events: int = 20_000
     queue_batches: int = 256
+    merge_window_s: float = 1800.0
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@
 the state machine), and collects everything the store must write for it in ONE write
 batch: the new order versions, the event-log records, one audit record per event, the
 outbox entries for the upstream ERP, the quarantine records and the index entries.
-Reads go through two callables (``get_order``, ``seen_fingerprint``) so the step is
-tested with plain dicts and the daemon passes the store's cached readers.
+Reads go through callables (``get_order``, ``seen_fingerprint``, ``resolve_waybill``,
+``orders_for_buyer``) so the step is tested with plain dicts and the daemon passes the
+store's cached readers.
 
 Per event, in order:
 
@@ -14,15 +15,33 @@ Per event, in order:
 2. **Quarantine**: unknown or missing raw status, or a logistics event whose waybill
    belongs to no known order. The event goes to the event log and the quarantine
    keyspace with the reason; no order changes. Visible in the API and metrics.
-3. Otherwise the state machine decides (``NEW``, ``APPLIED``, ``UNCHANGED``, ``LATE``):
+3. **Superseded** (reported as ``LATE``): the event's data carries a numeric ``version``
+   (Youzan pushes do) lower than the highest version already applied to the order from
+   the same source (``OrderState.source_version``). It goes to the event log and gets an
+   audit record (decision ``late``, note ``superseded: ...``); the order's fields, status
+   and versions stay as they are (only ``late_events`` counts it) and nothing is queued
+   upstream. An equal version is processed normally. A version is an int, a float or a
+   string of ASCII digits; anything else is no version.
+4. Otherwise the state machine decides (``NEW``, ``APPLIED``, ``UNCHANGED``, ``LATE``):
    the order's fields change accordingly, an audit record lists every field change
    (field, old, new) with the rule that caused it, and — unless the event was late — an
    outbox entry in the upstream contract shape (DESIGN section 6) is queued.
+5. **Cross-channel grouping**: when the event gave the order a buyer key, the buyer's
+   other orders first seen within ``merge_window_ms`` (either side) that are on another
+   channel and not yet packing (CREATED, PAID, PENDING_REVIEW, READY_TO_PACK, or ON_HOLD
+   from one of those) form one pack group with it. Its id is the order id of the member
+   first seen earliest; every order whose ``pack_group`` changes gets an audit record
+   (decision ``merge_pack``), and ONE outbox entry of type ``merge_pack`` is queued on the
+   group's primary order with ``data = {"pack_group", "orders", "replaces"}``. Orders met
+   in the same step group too. The full rule is in ``gateway._grouping``.
 
 Upstream contract of an outbox entry: ``event_id`` is the event fingerprint as 16 hex
 digits (stable across retries and re-processing: the idempotency key), ``seq`` counts the
 order's reported events, ``status``/``prev_status`` are standard states, ``occurred_at``
-is ISO 8601 UTC with milliseconds, ``data`` holds the fields this event changed.
+is ISO 8601 UTC with milliseconds, ``data`` holds the fields this event changed. A
+``merge_pack`` entry's ``event_id`` is ``_grouping.merge_event_id`` (stable for the same
+group and members), its ``status``/``prev_status`` are the primary order's current state
+and its ``occurred_at`` that of the event that completed the group.
 """
 
 from __future__ import annotations
@@ -33,12 +52,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway._grouping import BuyerReader, PackGroup, find_pack_group, merge_event_id
 from gateway._model import CODE_MISSING, CODE_UNKNOWN, Event, OrderState, Status
 from gateway._statemachine import Decision, decide
 from gateway._store import StepWrite
 
 OrderReader = Callable[[str, str], OrderState | None]
 FingerprintReader = Callable[[str, int], bool]
+WaybillReader = Callable[[str, str], str | None]
+
+#: Default of ``[pipeline] merge_window_s``, in ms.
+DEFAULT_MERGE_WINDOW_MS = 1_800_000
 
 
 class Outcome:
@@ -100,12 +124,30 @@ def _quarantine_reason(event: Event) -> str:
     return "unknown_waybill"
 
 
+def _version(value: Any) -> int | float | None:
+    """A message version: an int, a finite float or a string of ASCII digits; else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return int(text)
+    return None
+
+
 def plan_step(
     events: Iterable[Event],
     get_order: OrderReader,
     seen_fingerprint: FingerprintReader,
-    resolve_waybill: Callable[[str, str], str | None],
+    resolve_waybill: WaybillReader,
+    orders_for_buyer: BuyerReader,
     now_ms: int,
+    *,
+    merge_window_ms: int = DEFAULT_MERGE_WINDOW_MS,
 ) -> StepPlan:
     """Plan one processing step for a group of events (possibly from several requests).
 
@@ -115,7 +157,11 @@ def plan_step(
             never mutated (the step works on copies).
         seen_fingerprint: ``(tenant, fingerprint) -> bool`` for events already stored.
         resolve_waybill: ``(tenant, waybill) -> order_id | None``.
+        orders_for_buyer: ``(tenant, buyer_key, since_ms) -> [(time_ms, order_id)]``, the
+            buyer index, oldest first (``Store.orders_for_buyer``).
         now_ms: the gateway clock for ``updated_at_ms`` and audit times.
+        merge_window_ms: the cross-channel grouping window (``[pipeline] merge_window_s``);
+            0 turns grouping off.
 
     Returns:
         The ``StepPlan``; nothing has been written yet.
@@ -125,6 +171,28 @@ def plan_step(
     touched: dict[tuple[str, str], OrderState] = {}
     seen_here: set[tuple[str, int]] = set()
     waybills_here: dict[tuple[str, str], str] = {}
+    buyers_here: dict[tuple[str, int], list[tuple[int, str]]] = {}
+
+    def peek(tenant: str, order_id: str) -> OrderState | None:
+        working = touched.get((tenant, order_id))
+        return working if working is not None else get_order(tenant, order_id)
+
+    def touch(tenant: str, order_id: str) -> OrderState:
+        working = touched.get((tenant, order_id))
+        if working is None:
+            stored = get_order(tenant, order_id)
+            if stored is None:  # the buyer index named it, so it exists: a bug
+                raise LookupError(f"order {order_id!r} of tenant {tenant!r} vanished")
+            working = touched[(tenant, order_id)] = stored.copy()
+        return working
+
+    def buyer_orders(tenant: str, buyer: int, since_ms: int) -> list[tuple[int, str]]:
+        found = orders_for_buyer(tenant, buyer, since_ms)
+        pending = buyers_here.get((tenant, buyer))
+        if pending:
+            found = [*found, *(entry for entry in pending if entry[0] >= since_ms)]
+        return found
+
     for event in events:
         tenant = event.tenant
         fp_key = (tenant, event.fingerprint)
@@ -165,6 +233,22 @@ def plan_step(
             stored = get_order(tenant, order_id)
             order = stored.copy() if stored else OrderState(tenant, order_id, created_at_ms=now_ms)
             touched[key] = order
+        version = _version(event.data.get("version")) if "version" in event.data else None
+        if version is not None:
+            applied = order.source_version.get(event.source)
+            if applied is not None and version < applied:
+                note = f"superseded: {event.source} version {version} < {applied} already applied; nothing changed"
+                order.late_events += 1
+                log["order_id"] = order_id
+                log["outcome"] = Outcome.LATE
+                write.events.append(log)
+                write.audit.append({
+                    "tenant": tenant, "at_ms": now_ms, "actor": f"source:{event.source}",
+                    "source": event.source, "event_id": event_id, "rule": event.rule,
+                    "order_id": order_id, "decision": Outcome.LATE, "changes": [], "note": note,
+                })
+                plan.results.append(EventResult(event_id, order_id, Outcome.LATE, order.status, reason=note))
+                continue
         prev_status = order.status
         verdict = decide(order.status, order.resume_status, event.status_code)
         changes: list[dict[str, Any]] = []
@@ -186,10 +270,16 @@ def plan_step(
             order.waybill = event.waybill
             write.waybill_index.append((tenant, event.waybill, order_id))
             waybills_here[(tenant, event.waybill)] = order_id
-        if event.buyer_key and order.buyer_key != event.buyer_key:
+        new_buyer = bool(event.buyer_key) and order.buyer_key != event.buyer_key
+        if new_buyer:
             changes.append({"field": "buyer_key", "old": order.buyer_key or None, "new": event.buyer_key})
             order.buyer_key = event.buyer_key
             write.buyer_index.append((tenant, event.buyer_key, order.created_at_ms, order_id))
+            buyers_here.setdefault((tenant, event.buyer_key), []).append((order.created_at_ms, order_id))
+        if version is not None:
+            applied = order.source_version.get(event.source)
+            if applied is None or version > applied:
+                order.source_version[event.source] = version
         order.source_status[event.source] = event.raw_status
         order.updated_at_ms = now_ms
         if late:
@@ -234,12 +324,49 @@ def plan_step(
                 "occurred_at": iso_ms(event.occurred_at_ms),
                 "data": {c["field"]: c["new"] for c in changes if c["field"] not in ("status", "resume_status")},
             })
+        if new_buyer:
+            group = find_pack_group(order, buyer_orders, peek, merge_window_ms)
+            if group is not None:
+                _write_pack_group(group, tenant, touch, write, event, now_ms, merge_window_ms)
         plan.results.append(EventResult(
             event_id, order_id, outcome, order.status,
             reason=note,
         ))
     write.orders.extend(touched.values())
     return plan
+
+
+def _write_pack_group(group: PackGroup, tenant: str, touch: Callable[[str, str], OrderState],
+                      write: StepWrite, event: Event, now_ms: int, window_ms: int) -> None:
+    """Relabel the group's members (one audit record each) and queue ONE ``merge_pack``."""
+    members = list(group.members)
+    event_id = merge_event_id(tenant, group.pack_group, members)
+    note = (f"cross-channel pack group of {len(members)} orders ({', '.join(members)}); "
+            f"completed by event {event.fingerprint:016x} from {event.source}")
+    rule = f"pipeline.merge_window_s={window_ms / 1000:g}"
+    for order_id, old in group.changed:
+        member = touch(tenant, order_id)
+        member.pack_group = group.pack_group
+        member.updated_at_ms = now_ms
+        write.audit.append({
+            "tenant": tenant, "at_ms": now_ms, "actor": "gateway:merge-pack", "source": "gateway",
+            "event_id": event_id, "rule": rule, "order_id": order_id, "decision": "merge_pack",
+            "changes": [{"field": "pack_group", "old": old or None, "new": group.pack_group}], "note": note,
+        })
+    primary = touch(tenant, group.pack_group)
+    primary.seq += 1
+    write.outbox.append({
+        "tenant": tenant,
+        "event_id": event_id,
+        "order_id": group.pack_group,
+        "seq": primary.seq,
+        "type": "merge_pack",
+        "source": "gateway",
+        "status": primary.status,
+        "prev_status": primary.status,
+        "occurred_at": iso_ms(event.occurred_at_ms or now_ms),
+        "data": {"pack_group": group.pack_group, "orders": members, "replaces": group.replaces},
+    })
 
 
 def _change(name: str, old: Status | None, new: Status | None) -> dict[str, Any]:

@@ -22,20 +22,30 @@ def ev(n, order="douyin|1", status=S.PAID, *, tenant="t1", source="erp", waybill
 class World:
     """Plain-dict stand-ins for the store's readers."""
 
-    def __init__(self):
+    def __init__(self, merge_window_ms: int = 1_800_000):
         self.orders: dict[tuple[str, str], OrderState] = {}
         self.seen: set[tuple[str, int]] = set()
         self.waybills: dict[tuple[str, str], str] = {}
+        self.buyers: set[tuple[str, int, int, str]] = set()
+        self.outbox: list[dict] = []
+        self.merge_window_ms = merge_window_ms
 
-    def plan(self, events):
+    def orders_for_buyer(self, tenant, buyer_key, since_ms):
+        return sorted((time_ms, order_id) for t, b, time_ms, order_id in self.buyers
+                      if t == tenant and b == buyer_key and time_ms >= since_ms)
+
+    def plan(self, events, now_ms=T0 + 5):
         plan = plan_step(events, lambda t, o: self.orders.get((t, o)), lambda t, f: (t, f) in self.seen,
-                         lambda t, w: self.waybills.get((t, w)), T0 + 5)
+                         lambda t, w: self.waybills.get((t, w)), self.orders_for_buyer, now_ms,
+                         merge_window_ms=self.merge_window_ms)
         for order in plan.write.orders:  # "commit"
             self.orders[(order.tenant, order.order_id)] = order
         for record in plan.write.events:
             self.seen.add((record["tenant"], record["fingerprint"]))
         for tenant, waybill, order_id in plan.write.waybill_index:
             self.waybills[(tenant, waybill)] = order_id
+        self.buyers.update(plan.write.buyer_index)
+        self.outbox.extend(plan.write.outbox)
         return plan
 
 
@@ -155,10 +165,82 @@ def test_cached_orders_are_never_mutated_before_commit():
     cached = world.orders[("t1", "douyin|1")]
     before = cached.to_dict()
     plan_step([ev(2, status=S.PACKED, data={"a": 2})], lambda t, o: cached, lambda t, f: False,
-              lambda t, w: None, T0)
+              lambda t, w: None, lambda t, b, s: [], T0)
     assert cached.to_dict() == before
 
 
 def test_iso_ms():
     assert iso_ms(0) == ""
     assert iso_ms(1_764_036_000_123) == "2025-11-25T02:00:00.123Z"
+
+
+# -- version supersedence (Youzan pushes carry "version") ---------------------------
+
+
+def yz(n, version, status=S.PAID, *, order="youzan|E1", source="youzan", data=None):
+    return ev(n, order=order, status=status, source=source, data={"version": version, **(data or {})})
+
+
+def test_lower_version_is_superseded_recorded_and_changes_nothing():
+    world = World()
+    world.plan([yz(1, 5, S.PENDING_REVIEW, data={"trade_status": "WAIT_SELLER_SEND_GOODS"})])
+    before = world.orders[("t1", "youzan|E1")].to_dict()
+    plan = world.plan([yz(2, 3, S.CANCELLED, data={"trade_status": "TRADE_CLOSED", "remark": "x"})])
+    result = plan.results[0]
+    assert result.outcome == Outcome.LATE and result.reason.startswith("superseded")
+    assert result.status is S.PENDING_REVIEW
+    assert plan.write.outbox == []
+    assert plan.write.events[0]["outcome"] == "late"  # the event log keeps it (raw input too)
+    audit = plan.write.audit[0]
+    assert audit["decision"] == "late" and audit["changes"] == []
+    assert "youzan version 3 < 5" in audit["note"]
+    after = world.orders[("t1", "youzan|E1")].to_dict()
+    assert after.pop("late_events") == before.pop("late_events") + 1  # counted, like any late event
+    assert after == before  # no field, status, version or timestamp change
+
+
+def test_higher_and_equal_versions_apply_and_the_highest_is_kept():
+    world = World()
+    world.plan([yz(1, 5, S.PAID)])
+    plan = world.plan([yz(2, 7, S.PENDING_REVIEW), yz(3, 7, S.READY_TO_PACK, data={"remark": "r"})])
+    assert [r.outcome for r in plan.results] == [Outcome.APPLIED, Outcome.APPLIED]
+    order = world.orders[("t1", "youzan|E1")]
+    assert order.status is S.READY_TO_PACK and order.source_version == {"youzan": 7}
+    assert world.plan([yz(4, 6, S.PAID)]).results[0].reason.startswith("superseded")
+
+
+def test_versions_are_compared_per_source():
+    world = World()
+    world.plan([yz(1, 1_700_000_000, S.PENDING_REVIEW)])
+    # the ERP's own counter is small; it is not compared with Youzan's version
+    plan = world.plan([yz(2, 3, S.READY_TO_PACK, source="erp")])
+    assert plan.results[0].outcome == Outcome.APPLIED
+    assert world.orders[("t1", "youzan|E1")].source_version == {"youzan": 1_700_000_000, "erp": 3}
+
+
+def test_superseded_within_one_step_and_non_numeric_versions_are_ignored():
+    world = World()
+    plan = world.plan([yz(1, "12", S.PAID), yz(2, 11.5, S.CANCELLED), yz(3, "v2", S.PENDING_REVIEW),
+                       yz(4, True, S.READY_TO_PACK)])
+    assert [r.outcome for r in plan.results] == [Outcome.NEW, Outcome.LATE, Outcome.APPLIED, Outcome.APPLIED]
+    order = world.orders[("t1", "youzan|E1")]
+    assert order.status is S.READY_TO_PACK and order.source_version == {"youzan": 12}
+
+
+def test_an_order_without_versions_is_unaffected_by_the_first_version():
+    world = World()
+    world.plan([ev(1, order="youzan|E1", status=S.PAID, source="youzan")])
+    plan = world.plan([yz(2, 1, S.PENDING_REVIEW)])
+    assert plan.results[0].outcome == Outcome.APPLIED
+
+
+def test_order_state_round_trips_and_reads_records_written_before_the_new_fields():
+    order = OrderState("t1", "douyin|1", S.PAID, pack_group="douyin|1", source_version={"youzan": 4})
+    assert OrderState.from_dict(order.to_dict()) == order
+    old_record = order.to_dict()
+    del old_record["pack_group"], old_record["source_version"]
+    restored = OrderState.from_dict(old_record)
+    assert restored.pack_group == "" and restored.source_version == {}
+    copy = order.copy()
+    copy.source_version["youzan"] = 9
+    assert order.source_version == {"youzan": 4}

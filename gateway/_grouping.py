@@ -1,0 +1,171 @@
+"""Cross-channel grouping: one buyer's orders from several channels become one pack group.
+
+DESIGN section 4: orders of one buyer across channels, inside a configurable window and
+before packing starts, form one pack group with a merge-pack instruction, so the gift box
+bought on the mini-program two minutes after the main order on Douyin ships in the same
+parcel. This module decides the group (pure: reads go through callables);
+``gateway._step`` writes what follows from it (audit records, the ``merge_pack`` outbox
+entry) into the step's one write batch.
+
+The rule
+--------
+It is evaluated when an order gets a buyer key (``buyer_key`` set or changed by an event),
+right after that event, within the processing step:
+
+1. The order must be *open* — packing has not started: ``CREATED``, ``PAID``,
+   ``PENDING_REVIEW``, ``READY_TO_PACK``, or ``ON_HOLD`` interrupted from one of those — and
+   not yet in a pack group; grouping must be on (``[pipeline] merge_window_s`` > 0).
+2. Candidates are the buyer's orders in the buyer index (per tenant: no group ever spans
+   tenants) first seen by the gateway within ``merge_window_s`` of this order, either side,
+   including orders met earlier in the same step. The time is the gateway's first-seen time
+   (``created_at_ms``, the buyer index's time), not the platform's order time: platform
+   clocks and push delays differ, and the window is about orders waiting in this warehouse.
+   An index entry whose order now carries another buyer key is ignored.
+3. An open candidate joins. A candidate already in a pack group brings its whole group (its
+   open members, wherever their time) — unless packing of any member has started
+   (``PACKING`` or beyond, or ``ON_HOLD``/``REFUND_INITIATED`` interrupted from there): that
+   parcel is on the bench, the group is closed and left alone.
+4. Only when the set spans at least two channels (the ``channel|`` prefix of the order id)
+   does anything happen: merging one channel's orders is the platform's and the ERP's job.
+5. The group id is the order id of the member first seen earliest (ties: the smaller order
+   id). Members that join later never rename the group; when two groups meet, the earlier
+   one's id survives and every member of the other is relabelled. Within one step all new
+   orders share a first-seen time, so the id does not depend on the events' arrival order.
+6. ``gateway._step`` gives every order whose ``pack_group`` changes an audit record and
+   queues ONE ``merge_pack`` outbox entry on the group's primary (its ``seq`` advances), with
+   ``data = {"pack_group": id, "orders": [...earliest first], "replaces": [old ids]}`` and an
+   ``event_id`` derived from the tenant, the id and the member list (``merge_event_id``), so
+   re-processing the same events yields the same id. A newer ``merge_pack`` naming an order
+   supersedes older ones for it upstream.
+
+Not handled (yet): an order leaving its group (cancelled, refunded) keeps its label and is
+not un-merged upstream; a group is not re-evaluated when a hold or refund is resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import core_ext
+from gateway._model import OrderState, Status
+
+OrderPeek = Callable[[str, str], OrderState | None]
+BuyerReader = Callable[[str, int, int], list[tuple[int, str]]]
+
+#: States in which an order may still join a pack group.
+OPEN_STATES = frozenset({Status.CREATED, Status.PAID, Status.PENDING_REVIEW, Status.READY_TO_PACK})
+#: States in which packing has started (the parcel is on the bench or gone).
+PACKING_STARTED = frozenset({Status.PACKING, Status.PACKED, Status.SHIPPED, Status.FULFILLMENT_STARTED,
+                             Status.IN_TRANSIT, Status.DELIVERED})
+_INTERRUPTED = frozenset({Status.ON_HOLD, Status.REFUND_INITIATED})
+
+
+@dataclass(frozen=True)
+class PackGroup:
+    """A pack group to write.
+
+    Attributes:
+        pack_group: the group id (the order id of its earliest member).
+        members: every open member, earliest first.
+        changed: ``(order_id, old pack_group)`` of the members whose label changes.
+    """
+
+    pack_group: str
+    members: tuple[str, ...]
+    changed: tuple[tuple[str, str], ...]
+
+    @property
+    def replaces(self) -> list[str]:
+        """Group ids that this group absorbed (sorted)."""
+        return sorted({old for _, old in self.changed if old and old != self.pack_group})
+
+
+def is_open(order: OrderState) -> bool:
+    """True when packing of ``order`` has not started and it is not withdrawn (rule 1)."""
+    status = order.status
+    if status in OPEN_STATES:
+        return True
+    return status is Status.ON_HOLD and (order.resume_status is None or order.resume_status in OPEN_STATES)
+
+
+def packing_started(order: OrderState) -> bool:
+    """True when ``order`` is being packed or beyond (also when interrupted from there)."""
+    status = order.status
+    if status in PACKING_STARTED:
+        return True
+    return status in _INTERRUPTED and order.resume_status in PACKING_STARTED
+
+
+def channel_of(order_id: str) -> str:
+    """The channel of an order key: ``"douyin|691..."`` -> ``"douyin"``."""
+    return order_id.partition("|")[0]
+
+
+def merge_event_id(tenant: str, pack_group: str, members: tuple[str, ...] | list[str]) -> str:
+    """The upstream ``event_id`` of a ``merge_pack`` instruction (16 hex digits).
+
+    The core fingerprint of (tenant, ``"gateway"``, ``"merge_pack"``, group id, the member
+    ids joined by newlines): the same group with the same members always gets the same id.
+    """
+    return f"{core_ext.fingerprint(tenant, 'gateway', 'merge_pack', pack_group, chr(10).join(members)):016x}"
+
+
+def find_pack_group(order: OrderState, buyer_orders: BuyerReader, peek: OrderPeek,
+                    window_ms: int) -> PackGroup | None:
+    """The pack group ``order`` forms or joins now that it has a buyer key (module docstring).
+
+    Args:
+        order: the order that just got its buyer key, as the step holds it.
+        buyer_orders: ``(tenant, buyer_key, since_ms) -> [(first_seen_ms, order_id)]``,
+            the buyer index (oldest first; index entries of the current step included).
+        peek: ``(tenant, order_id) -> OrderState | None``, read only (the step's working
+            copy when it has one).
+        window_ms: the merge window; 0 turns grouping off.
+
+    Returns:
+        The group with the labels that change, or ``None`` when nothing changes.
+    """
+    tenant, buyer = order.tenant, order.buyer_key
+    if window_ms <= 0 or not buyer or order.pack_group or not is_open(order):
+        return None
+    first_seen = order.created_at_ms
+    since = first_seen - window_ms
+    seen: dict[str, tuple[int, OrderState]] = {order.order_id: (first_seen, order)}
+
+    def read(from_ms: int) -> None:
+        for time_ms, order_id in buyer_orders(tenant, buyer, max(0, from_ms)):
+            if order_id not in seen:
+                state = peek(tenant, order_id)
+                if state is not None and state.buyer_key == buyer:  # else a stale index entry
+                    seen[order_id] = (time_ms, state)
+
+    read(since)
+    near = [oid for oid, (time_ms, _) in seen.items()
+            if oid != order.order_id and abs(time_ms - first_seen) <= window_ms]
+    groups = {seen[oid][1].pack_group for oid in near} - {""}
+    if groups:  # members of a group reach back to its primary, its earliest member
+        reach = min((primary.created_at_ms for primary in (peek(tenant, g) for g in groups) if primary),
+                    default=since)
+        if reach < since:
+            read(reach)
+    members_of: dict[str, list[str]] = {}
+    for order_id, (_, state) in seen.items():
+        if state.pack_group:
+            members_of.setdefault(state.pack_group, []).append(order_id)
+    closed = {group for group, ids in members_of.items() if any(packing_started(seen[m][1]) for m in ids)}
+    chosen = {order.order_id}
+    for order_id in near:
+        state = seen[order_id][1]
+        if not is_open(state):
+            continue
+        if not state.pack_group:
+            chosen.add(order_id)
+        elif state.pack_group not in closed:
+            chosen.update(m for m in members_of[state.pack_group] if is_open(seen[m][1]))
+    if len({channel_of(order_id) for order_id in chosen}) < 2:
+        return None
+    members = tuple(sorted(chosen, key=lambda oid: (seen[oid][0], oid)))
+    pack_group = members[0]
+    changed = tuple((oid, seen[oid][1].pack_group) for oid in members if seen[oid][1].pack_group != pack_group)
+    return PackGroup(pack_group, members, changed)
