@@ -3,6 +3,7 @@
 Benchmarks:
   core    the accelerated core: Cython batch vs pure-Python fallback vs the floor
   store   durable ingest (decode -> core -> one synced write batch) vs raw rocksdict batches
+  forward backlog drain to a loopback upstream vs a plain httpx client posting the same batches
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -16,6 +17,7 @@ import sys
 BENCHMARKS = {
     "core": "benchmarks.core",
     "store": "benchmarks.store",
+    "forward": "benchmarks.forward",
 }
 
 

@@ -252,38 +252,66 @@ class Forwarder:
         return f"<Forwarder {self.sink!r} {self.status.state}>"
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Forward until cancelled. Cancellation is safe at any point: unacknowledged
-        records stay in the outbox, an acknowledged delete completes (it is not abandoned)."""
-        task_status.started()
-        settings = self.settings
-        lingered = False
+        """Forward until cancelled.
+
+        Three tasks overlap so the upstream's round trip is not idle time: a reader
+        prefetches the next batch while one is in flight (a channel of one), the sender
+        delivers batches strictly in order, and a deleter removes acknowledged batches
+        from the outbox (one durable delete at a time; the sender may POST the next batch
+        meanwhile: if the process dies before that delete, the batch is simply re-sent).
+        Cancellation is safe at any point: unacknowledged records stay in the outbox, and a
+        delete already running completes (the thread is not abandoned).
+        """
+        batches, batches_out = trio.open_memory_channel[list[tuple[int, bytes]]](1)
+        deletes, deletes_out = trio.open_memory_channel[OutboundBatch](1)
         try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_ahead, batches)
+                nursery.start_soon(self._delete_acknowledged, deletes_out)
+                task_status.started()
+                async with batches_out, deletes:
+                    async for records in batches_out:
+                        self.status.state = "sending"
+                        await self._forward(records, deletes)
+                        self._report_progress()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.sink.aclose()
+
+    async def _read_ahead(self, batches: trio.MemorySendChannel[list[tuple[int, bytes]]]) -> None:
+        """Read the outbox in order into ``batches``, lingering once for a short batch."""
+        settings, store = self.settings, self.store
+        after_seq, lingered = 0, False
+        async with batches:
             while True:
-                records = self.store.read_outbox(settings.batch_max_events, settings.batch_max_bytes)
+                records = store.read_outbox(settings.batch_max_events, settings.batch_max_bytes, after_seq)
                 if not records:
-                    self.status.state = "idle"
+                    if not store.outbox_stats().count:
+                        self.status.state = "idle"
                     lingered = False
                     await trio.sleep(_IDLE_POLL_S)
                     continue
-                self.status.state = "sending"
                 if (len(records) < settings.batch_max_events and not lingered and settings.linger_s > 0
                         and sum(len(v) for _, v in records) < settings.batch_max_bytes):
                     lingered = True  # a short batch: give it linger_s to fill, once
                     await trio.sleep(settings.linger_s)
                     continue
                 lingered = False
-                await self._forward(records)
-                self._report_progress()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self.sink.aclose()
+                await batches.send(records)
+                after_seq = records[-1][0]
+
+    async def _delete_acknowledged(self, deletes: trio.MemoryReceiveChannel[OutboundBatch]) -> None:
+        async with deletes:
+            async for batch in deletes:
+                await self._store_call(self.store.delete_outbox, batch.seqs, what="delete delivered records")
 
     async def wait_flushed(self) -> None:
         """Return when the outbox is empty or the upstream is failing (for shutdown)."""
         while self.store.outbox_stats().count and self.status.state != "backoff":  # noqa: ASYNC110  (the store has no event to wait on)
             await trio.sleep(_IDLE_POLL_S)
 
-    async def _forward(self, records: list[tuple[int, bytes]]) -> None:
+    async def _forward(self, records: list[tuple[int, bytes]],
+                       deletes: trio.MemorySendChannel[OutboundBatch]) -> None:
         """Deliver ``records`` completely: each one ends delivered or dead-lettered."""
         pending = [records]
         while pending:
@@ -292,7 +320,8 @@ class Forwarder:
             while True:
                 delivery = await self.sink.deliver(batch)
                 if delivery.outcome == "ok":
-                    await self._acknowledged(batch)
+                    await deletes.send(batch)
+                    self._acknowledged(batch)
                     break
                 if delivery.outcome == "retry":
                     await self._back_off(batch, delivery)
@@ -307,9 +336,8 @@ class Forwarder:
                     await self._dead_letter(batch, delivery)
                 break
 
-    async def _acknowledged(self, batch: OutboundBatch) -> None:
+    def _acknowledged(self, batch: OutboundBatch) -> None:
         status = self.status
-        await self._store_call(self.store.delete_outbox, batch.seqs, what="delete delivered records")
         status.delivered_events += len(batch.seqs)
         status.delivered_batches += 1
         status.consecutive_failures = 0

@@ -45,7 +45,8 @@ Durability policy
 -----------------
 The WAL is never disabled. ``StoreSettings.sync``:
 
-* ``"group"`` (default): every ``commit``/``delete_outbox`` fsyncs the WAL before returning.
+* ``"group"`` (default): every ``commit`` fsyncs the WAL before returning (``delete_outbox``
+  does not: see its docstring).
   A returned ``commit`` survives power loss; acknowledge only after it returns. Group many
   events per step: the fsync is paid once per batch, not per event.
 * ``"os"``: the WAL is written to the OS before returning but fsync is left to the kernel.
@@ -273,6 +274,7 @@ class Store:
             name: db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
         self._write_options = WriteOptions()
         self._write_options.sync = settings.sync == "group"
+        self._unsynced = WriteOptions()  # outbox deletes: losing one to a power cut only re-sends
         self._write_lock = threading.Lock()  # one writer: seqs, and the outbox ledger vs deletes
         self._memory_lock = threading.Lock()
         self._prefixes: dict[str, bytes] = {}
@@ -461,9 +463,14 @@ class Store:
                 self._recent_old, self._recent, self._recent_size = recent, {}, 0
 
     def delete_outbox(self, seqs: Iterable[int]) -> None:
-        """Delete delivered outbox records in one batch, durable per ``settings.sync``.
+        """Delete delivered outbox records in one batch, written to the WAL without an fsync.
 
-        Unknown or already deleted seqs are ignored.
+        A delete lost to a power cut only makes the forwarder re-send records the upstream
+        already has (it de-duplicates by ``event_id``); the next synced commit fsyncs the
+        WAL up to and including it anyway (the WAL is sequential). A process crash loses
+        nothing written. Skipping the fsync here keeps the drain off the disk's latency (a
+        synced write holds the GIL for the whole fsync). Unknown or already deleted seqs
+        are ignored.
 
         Raises:
             StoreError: the store is closed or RocksDB failed; nothing was deleted.
@@ -479,7 +486,7 @@ class Store:
                 batch.delete(_be64(seq))
             floor = max(self._outbox_floor, min(ordered[-1], self._outbox_seq))
             batch.put(_OUTBOX_FLOOR, _be64(floor), handles["meta"])
-            self._write(batch, "outbox delete")
+            self._write(batch, "outbox delete", self._unsynced)
             self._outbox_floor = floor
             with self._memory_lock:
                 self._outbox.remove(ordered)
@@ -808,12 +815,12 @@ class Store:
         value: bytes | None = self._guard(self._live(self._cfs)[name].get, key)
         return value
 
-    def _write(self, batch: WriteBatch, what: str) -> None:
+    def _write(self, batch: WriteBatch, what: str, options: WriteOptions | None = None) -> None:
         db = self._db
         if db is None:
             raise StoreError("store is closed")
         try:
-            db.write(batch, self._write_options)
+            db.write(batch, options or self._write_options)
         except Exception as exc:  # rocksdict raises bare Exception (or DbClosedError)
             raise StoreError(f"{what} failed, nothing written: {exc}") from exc
 
