@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
 
@@ -48,8 +49,7 @@ async def serve(port_file: str) -> None:
     sink = Sink()
     server = await asyncio.start_server(sink.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    with open(port_file, "w", encoding="utf-8") as f:
-        f.write(str(port))
+    Path(port_file).write_text(str(port), encoding="utf-8")  # noqa: ASYNC240  (once, before serving)
     async with server:
         await server.serve_forever()
 

@@ -119,7 +119,7 @@ async def drain(store: Store, base: str, batch: int, events: int) -> dict[str, A
         started = time.perf_counter()
         nursery.start_soon(forwarder.serve)
         last_sample = started
-        while store.outbox_stats().count:  # noqa: ASYNC110  (polling the backlog is the point)
+        while store.outbox_stats().count:
             await trio.sleep(0.05)
             progress.update(events - store.outbox_stats().count)
             if time.perf_counter() - last_sample >= 1.0:
