@@ -82,7 +82,7 @@ import logging
 import random
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -116,6 +116,32 @@ log = logging.getLogger(__name__)
 
 SOURCE = "pinduoduo"
 MALFORMED_RULE = "pinduoduo-ws:malformed"
+
+
+class _SignScrubber(logging.Filter):
+    """Blank the live connection signs in trio-websocket's own log records.
+
+    trio-websocket logs ``Connecting to ws://host:port/<resource>`` at DEBUG, and our
+    resource is the signed path; with ``log_level = "DEBUG"`` that would print the sign.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signs: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.signs:
+            text = record.getMessage()
+            scrubbed = text
+            for sign in tuple(self.signs):
+                scrubbed = scrubbed.replace(sign, "***")
+            if scrubbed != text:
+                record.msg, record.args = scrubbed, None
+        return True
+
+
+_SCRUBBER = _SignScrubber()
+logging.getLogger("trio-websocket").addFilter(_SCRUBBER)
 
 
 class Backoff:
@@ -248,10 +274,20 @@ class PinduoduoClient:
         self.ssl_context = ssl_context
         self.stats = ClientStats()
         self._sign = ""  # the current attempt's sign, scrubbed from foreign error texts
+        self._changed = trio.Event()
 
     def __repr__(self) -> str:
         return (f"PinduoduoClient({self.url_base!r}, tenant={self.tenant!r}, client_id={self.client_id!r}, "
                 f"state={self.stats.state!r})")
+
+    async def wait_until(self, predicate: Callable[[ClientStats], bool]) -> None:
+        """Return once ``predicate(self.stats)`` holds, re-checked whenever the stats change."""
+        while not predicate(self.stats):
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     @property
     def where(self) -> str:
@@ -290,6 +326,7 @@ class PinduoduoClient:
             self.stats.reconnect_bases.append(bases)
             self.stats.reconnect_delays.append(delay)
             self.stats.state = "waiting"
+            self._notify()
             log.warning("pinduoduo %s (tenant %s) %s: %s; reconnecting in %.1f s",
                         self.where, self.tenant, "disconnected" if was_connected else "connection failed",
                         self.stats.last_error, delay)
@@ -304,15 +341,24 @@ class PinduoduoClient:
     async def _session(self) -> None:
         timestamp = now_ms()
         secret = self._secret.reveal()
+        _SCRUBBER.signs.discard(self._sign)
         self._sign = connection_sign(self.client_id, timestamp, secret)
+        _SCRUBBER.signs.update((self._sign, unquote(self._sign)))
         url = connection_url(self.url_base, self.client_id, timestamp, secret)
         log.info("pinduoduo %s (tenant %s): connecting", self.where, self.tenant)
+        try:
+            await self._connected_session(url)
+        finally:
+            _SCRUBBER.signs.difference_update((self._sign, unquote(self._sign)))
+
+    async def _connected_session(self, url: str) -> None:
         async with trio_websocket.open_websocket_url(
             url, self.ssl_context, message_queue_size=64, connect_timeout=self.connect_timeout_s,
             disconnect_timeout=5,
         ) as ws:
             self.stats.state = "connected"
             self.stats.connects += 1
+            self._notify()
             log.info("pinduoduo %s (tenant %s): connected", self.where, self.tenant)
             send, receive = trio.open_memory_channel[_Inbound](self.queue_frames)
             try:
@@ -349,6 +395,7 @@ class PinduoduoClient:
                 elif command == HEARTBEAT:
                     await ws.send_message(heartbeat_frame(now_ms=now_ms()).decode())
                     self.stats.heartbeats_answered += 1
+                    self._notify()
                 elif command == FAIL:
                     self.stats.fails += 1
                     log.warning("pinduoduo %s (tenant %s) reported a failure: %s", self.where, self.tenant,
@@ -361,6 +408,7 @@ class PinduoduoClient:
         while True:
             await ws.send_message(heartbeat_frame(now_ms=now_ms()).decode())
             self.stats.heartbeats_sent += 1
+            self._notify()
             if self.ping_timeout_s > 0:
                 with trio.move_on_after(self.ping_timeout_s) as scope:
                     await ws.ping()
@@ -394,6 +442,7 @@ class PinduoduoClient:
                 if self.metrics is not None:
                     self.metrics.refused.labels(SOURCE, reason).inc()
                 self.stats.submit_retries += 1
+                self._notify()
                 delay = retry.next_delay()
                 level = logging.WARNING if retry.failures == 1 else logging.DEBUG
                 log.log(level, "pinduoduo tenant %s: %d frame(s) not stored (%s: %s); not acked, retrying in "
@@ -410,6 +459,7 @@ class PinduoduoClient:
                 continue  # nothing to ack: PDD did not send it as a message
             await ws.send_message(ack_for(item.frame, now_ms=now_ms()).decode())
             self.stats.acked += 1
+        self._notify()
 
     def _events(self, batch: Sequence[_Inbound]) -> list[Event]:
         """Normalise the frames with the live rules; a malformed one becomes a quarantine event."""
