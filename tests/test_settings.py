@@ -114,3 +114,49 @@ def test_locator_handles_quoted_dotted_and_array_tables(tmp_path):
     assert doc.line_of(("a", "b", "c")) == 3
     assert doc.line_of(("t", 1, "k")) == 7
     assert doc.line_of(("a", "missing")) == 1
+
+
+# -- per-source credential keys (platform adapters) -----------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("[tenants.t1.douyin]\nsecret = 'x'\n", 1, "tenants.t1.douyin", "give app_key"),
+        ("[tenants.t1.youzan]\nsecret = 'x'\n", 1, "tenants.t1.youzan", "give app_key"),
+        ("[tenants.t1.tmall]\nsecret = 'x'\nsign_method = 'sha1'\n", 3, "tenants.t1.tmall.sign_method",
+         "must be one of"),
+        ("[tenants.t1.tmall]\nsecret = 'x'\napp_key = 'has space'\n", 3, "tenants.t1.tmall.app_key", "printable"),
+        ("[tenants.t1.tmall]\nsecret = 'x'\napp_key = 12\n", 3, "tenants.t1.tmall.app_key", "must be a string"),
+        ("[tenants.t1.xiaohongshu]\nsecret = 'x'\nsignature_header = 'x sig'\n", 3,
+         "tenants.t1.xiaohongshu.signature_header", "HTTP header name"),
+        ("[tenants.t1.pinduoduo]\nsecret = 'x'\nws_url = 'https://x'\n", 3, "tenants.t1.pinduoduo.ws_url",
+         "ws:// or wss://"),
+        ("[tenants.t1.pinduoduo]\nsecret = 'x'\nwsurl = 'wss://x'\n", 3, "tenants.t1.pinduoduo.wsurl", "unknown key"),
+    ],
+)
+def test_credential_keys_are_strict(tmp_path, text, line, key, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert (info.value.line, info.value.key) == (line, key)
+    assert words in info.value.message
+    assert str(info.value).startswith(f"{path}:{line}: {key}: ")
+
+
+def test_credential_keys_defaults_and_values(tmp_path):
+    path = write(tmp_path, (
+        "[tenants.t1.douyin]\nsecret = 'x'\napp_key = 'dy-app'\n"
+        "[tenants.t1.tmall]\nsecret = 'x'\nsign_method = 'hmac-sha256'\n"
+        "[tenants.t1.xiaohongshu]\nsecret = 'x'\nsignature_header = 'X-Ark-Sign'\n"
+        "[tenants.t1.pinduoduo]\nsecret = 'x'\napp_key = 'pdd-client'\nws_url = 'wss://relay.example/message'\n"
+    ))
+    settings = load_settings(path)
+    douyin = settings.credentials("t1", "douyin")
+    assert douyin.app_key == "dy-app" and douyin.sign_method == ""
+    assert douyin.signature_header == "x-xhs-signature"
+    assert douyin.ws_url == "wss://message-api.pinduoduo.com/message"
+    assert settings.credentials("t1", "tmall").sign_method == "hmac-sha256"
+    assert settings.credentials("t1", "tmall").app_key == ""
+    assert settings.credentials("t1", "xiaohongshu").signature_header == "x-ark-sign"  # headers arrive lower-cased
+    assert settings.credentials("t1", "pinduoduo").ws_url == "wss://relay.example/message"
+    assert "'x'" not in repr(settings.credentials("t1", "pinduoduo").secret)
