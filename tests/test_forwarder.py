@@ -217,3 +217,20 @@ def test_retry_delay_is_capped_with_jitter_and_honours_retry_after(tmp_path):
     assert all(d <= 8.0 for d in delays) and delays[-1] >= 6.0
     assert forwarder.retry_delay(1, 5.0) >= 5.0
     assert forwarder.retry_delay(1, 120.0) == 8.0  # capped
+
+
+async def test_a_backlog_drain_logs_progress_and_metrics_count_it(tmp_path, upstream, nursery, caplog):
+    caplog.set_level("INFO", logger="gateway._forwarder")
+    upstream.stop()
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=5,
+                                                     progress_every_s=0.001)
+    sent = await post_flow(client, 20)
+    upstream.start()
+    await wait_for(drained(services))
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox drain:")]
+    assert progress and "events/s" in progress[0] and "ETA" in progress[0]
+    metrics = (await client.get("/metrics", headers=auth(services))).text
+    assert f"gateway_forwarded_events_total {float(sent)}" in metrics
+    assert "gateway_outbox_events 0.0" in metrics and "gateway_dead_letters 0.0" in metrics
+    assert "gateway_upstream_last_success_timestamp_seconds" in metrics
+    shutdown.set()
