@@ -8,8 +8,10 @@ the bound addresses.
 Shutdown (SIGINT/SIGTERM or ``shutdown.set()``): the HTTP server stops accepting and gives
 in-flight requests ``shutdown_grace_s``; then the committer drains every submission it
 has already taken (each is committed and acknowledged); then the forwarder gets up to
-``shutdown_grace_s`` more to flush the outbox (what it cannot send stays in the outbox for
-the next start); then the helpers are cancelled; the store is closed last.
+``shutdown_grace_s`` more to flush the outbox, then stops after the POST in flight (at most
+``[upstream] timeout_s``) having deleted all it delivered, so the next start re-sends
+nothing acknowledged (what it could not send stays in the outbox); then the helpers are
+cancelled; the store is closed last.
 
 Demo upstream: with ``[demo] enabled`` and no ``[upstream] url``, the gateway forwards to
 its own ``/demo/upstream`` route (signed with a fixed demo secret), which verifies each
@@ -148,9 +150,15 @@ async def serve_gateway(
                 if settings.demo.enabled:
                     lifespan.start_soon(serve_demo_feeder, settings, binds[0])
                 task_status.started(services)
-            if services.forwarder is not None:
+            forwarder = services.forwarder
+            if forwarder is not None:
                 with trio.move_on_after(settings.http.shutdown_grace_s):
-                    await services.forwarder.wait_flushed()
+                    await forwarder.wait_flushed()
+                forwarder.request_stop()  # the POST in flight finishes, acknowledged records are deleted
+                with trio.move_on_after(forwarder.settings.timeout_s + 1):
+                    await forwarder.stopped.wait()
+                log.info("forwarder stopped; %d events stay in the outbox for the next start",
+                         store.outbox_stats().count)
             lifespan.cancel_scope.cancel()
     finally:
         store.close()

@@ -247,20 +247,29 @@ class Forwarder:
         self._random = random.Random()
         self._progress_at = 0.0
         self._progress_delivered = 0
+        self._stopping = False
+        self._reader_scope = trio.CancelScope()
+        self._backoff_scope: trio.CancelScope | None = None
+        self._undeleted: dict[str, list[int]] = {}
+        self.stopped = trio.Event()
 
     def __repr__(self) -> str:
         return f"<Forwarder {self.sink!r} {self.status.state}>"
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Forward until cancelled.
+        """Forward until ``request_stop()`` (graceful) or cancellation.
 
         Three tasks overlap so the upstream's round trip is not idle time: a reader
         prefetches the next batch while one is in flight (a channel of one), the sender
         delivers batches strictly in order, and a deleter removes acknowledged batches
-        from the outbox (one durable delete at a time; the sender may POST the next batch
+        from the outbox (one delete at a time; the sender may POST the next batch
         meanwhile: if the process dies before that delete, the batch is simply re-sent).
-        Cancellation is safe at any point: unacknowledged records stay in the outbox, and a
-        delete already running completes (the thread is not abandoned).
+
+        ``request_stop()`` lets the POST in flight finish (a backoff sleep is cut short),
+        deletes everything acknowledged, then returns: a restart re-sends nothing the
+        upstream acknowledged. Cancellation is safe too: unacknowledged records stay in the
+        outbox, a delete already running completes, and acknowledged batches not yet
+        deleted are deleted before ``serve`` returns (shielded; without an fsync, so quick).
         """
         batches, batches_out = trio.open_memory_channel[list[tuple[int, bytes]]](1)
         deletes, deletes_out = trio.open_memory_channel[OutboundBatch](1)
@@ -271,18 +280,35 @@ class Forwarder:
                 task_status.started()
                 async with batches_out, deletes:
                     async for records in batches_out:
+                        if self._stopping:
+                            break
                         self.status.state = "sending"
                         await self._forward(records, deletes)
                         self._report_progress()
+                self._reader_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
+                undeleted = [seq for seqs in self._undeleted.values() for seq in seqs]
+                if undeleted:
+                    try:
+                        self.store.delete_outbox(undeleted)
+                    except StoreError as exc:  # they are re-sent after the restart; upstream de-duplicates
+                        log.error("cannot delete %d acknowledged records at stop: %s", len(undeleted), exc)
                 await self.sink.aclose()
+            self.stopped.set()
+
+    def request_stop(self) -> None:
+        """Stop after the POST in flight (see ``serve``); wait on ``stopped``."""
+        self._stopping = True
+        self._reader_scope.cancel()
+        if self._backoff_scope is not None:
+            self._backoff_scope.cancel()
 
     async def _read_ahead(self, batches: trio.MemorySendChannel[list[tuple[int, bytes]]]) -> None:
         """Read the outbox in order into ``batches``, lingering once for a short batch."""
         settings, store = self.settings, self.store
         after_seq, lingered = 0, False
-        async with batches:
+        with self._reader_scope, batches:
             while True:
                 records = store.read_outbox(settings.batch_max_events, settings.batch_max_bytes, after_seq)
                 if not records:
@@ -304,6 +330,7 @@ class Forwarder:
         async with deletes:
             async for batch in deletes:
                 await self._store_call(self.store.delete_outbox, batch.seqs, what="delete delivered records")
+                self._undeleted.pop(batch.batch_id, None)
 
     async def wait_flushed(self) -> None:
         """Return when the outbox is empty or the upstream is failing (for shutdown)."""
@@ -320,11 +347,14 @@ class Forwarder:
             while True:
                 delivery = await self.sink.deliver(batch)
                 if delivery.outcome == "ok":
-                    await deletes.send(batch)
+                    self._undeleted[batch.batch_id] = batch.seqs
                     self._acknowledged(batch)
+                    await deletes.send(batch)
                     break
                 if delivery.outcome == "retry":
                     await self._back_off(batch, delivery)
+                    if self._stopping:
+                        return  # stays in the outbox for the next start
                     continue
                 if len(part) > 1:  # isolate the refused events; order kept: left half first
                     middle = len(part) // 2
@@ -375,7 +405,11 @@ class Forwarder:
         self._count_batch("retry")
         status.state = "backoff"
         status.retry_at = time.time() + delay
-        await trio.sleep(delay)
+        with trio.CancelScope() as self._backoff_scope:
+            if self._stopping:
+                self._backoff_scope.cancel()
+            await trio.sleep(delay)
+        self._backoff_scope = None
         status.state = "sending"
 
     def retry_delay(self, failures: int, retry_after_s: float | None) -> float:

@@ -45,6 +45,7 @@ from tests._support import erp_event, signed, write_config
 from tests._upstream import Scripted, Upstream, in_per_order_order, upstream_config
 
 ROOT = Path(__file__).resolve().parents[1]
+BATCH = 40  # [upstream] batch_max_events of the campaign
 FLOW = ["CREATED", "PAID", "WAIT_AUDIT", "AUDITED", "PICKING", "PACKED", "SENT", "SIGNED"]
 
 
@@ -179,7 +180,7 @@ def run_campaign(workdir: Path, kills: int, seed: int = 1,
     rnd = random.Random(seed)
     upstream = Upstream().start()
     data = workdir / "data"
-    config = write_config(workdir, upstream_config(upstream, batch_max_events=40, retry_max_s=0.2,
+    config = write_config(workdir, upstream_config(upstream, batch_max_events=BATCH, retry_max_s=0.2,
                                                    progress_every_s=0))
     gateway = Gateway(config, free_port(), data)
     ledger = Ledger()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests._forward_crash import run_campaign
+from tests._forward_crash import BATCH, run_campaign
 
 KILLS = 20
 
@@ -20,3 +20,6 @@ def test_sigkill_under_load_loses_nothing_invents_nothing_and_keeps_order(tmp_pa
     assert report.kills == KILLS
     assert report.acknowledged > 100  # the campaign did real work
     assert report.upstream_unique == report.acknowledged  # exactly once after de-duplication
+    # Re-sent after a kill: only what was in flight or acknowledged but not yet deleted -- at most
+    # three batches of 40 per kill (one POST in flight, one delete running, one queued for delete).
+    assert report.resent <= KILLS * 3 * BATCH

@@ -168,10 +168,9 @@ async def test_graceful_restart_with_a_backlog_resends_nothing(tmp_path, upstrea
     upstream.stop()
     async with trio.open_nursery() as nursery:
         services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
-        sent = await post_flow(client, 60)
+        sent = await post_flow(client, 600)  # 3,000 events queued while the upstream is down
         shutdown.set()
     upstream.start()
-    upstream.script = [Scripted(200), Scripted(200), Scripted(200)]
     async with trio.open_nursery() as nursery:  # drains part of the backlog, then stops
         services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
         await wait_for(lambda: len(upstream.batches) >= 2)
@@ -234,3 +233,21 @@ async def test_a_backlog_drain_logs_progress_and_metrics_count_it(tmp_path, upst
     assert "gateway_outbox_events 0.0" in metrics and "gateway_dead_letters 0.0" in metrics
     assert "gateway_upstream_last_success_timestamp_seconds" in metrics
     shutdown.set()
+
+
+async def test_shutdown_while_the_upstream_is_down_keeps_the_backlog(tmp_path, upstream):
+    upstream.stop()
+    with trio.fail_after(30):  # a hang guard, not a timing assert
+        async with trio.open_nursery() as nursery:
+            services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, retry_initial_s=5.0,
+                                                             retry_max_s=30.0)
+            sent = await post_flow(client, 4)
+            await wait_for(lambda: services.forwarder.status.state == "backoff")
+            shutdown.set()  # the forwarder is sleeping in a long backoff: stop must cut it short
+    assert services.forwarder.stopped.is_set()
+    upstream.start()
+    async with trio.open_nursery() as nursery:
+        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream)
+        await wait_for(drained(services))
+        shutdown.set()
+    assert len(upstream.events()) == len(upstream.unique_events()) == sent
