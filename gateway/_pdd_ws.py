@@ -41,7 +41,9 @@ Liveness does not rely on any of those: with every heartbeat we also send a WebS
 **Acknowledged only when durable.** Common frames are decoded (``content`` JSON string ->
 object, the shape ``config/rules/pinduoduo.toml`` reads), normalised with the live
 ``pinduoduo`` rules and submitted to the ``Pipeline``; the Ack is sent only after
-``Pipeline.submit`` returned, i.e. after the write batch holding the event is fsynced.
+``Pipeline.submit`` returned, i.e. after the write batch holding the event is fsynced
+(submitted with the default ``"webhook"`` priority: PDD redelivers, so it does not dip
+into the outbox reserve kept for pack-line scans).
 Frames that arrive together are committed together (one submit, one fsync) in arrival
 order. A redelivered frame is de-duplicated by the pipeline (outcome ``duplicate``) and
 acked again. If ``submit`` raises ``BackpressureError`` (outbox bound, queue full, shutting
@@ -593,6 +595,12 @@ async def serve_pinduoduo_clients(
             log.info("tenant %s: pinduoduo has no app_key; no message WebSocket (webhook relay only)", tenant)
             continue
         wanted.append((tenant, client_id, ws_url, credentials.secret))
+    shared = {cid for _, cid, _, _ in wanted if sum(1 for _, other, _, _ in wanted if other == cid) > 1}
+    for client_id in sorted(shared):
+        # PDD's behaviour with two connections of one client_id is UNCONFIRMED (one may
+        # displace the other, or messages may be split between them).
+        log.warning("pinduoduo app_key %s is configured for several tenants: each opens its own connection",
+                    client_id)
     async with trio.open_nursery() as nursery:
         clients: list[PinduoduoClient] = []
         for tenant, client_id, ws_url, secret in wanted:

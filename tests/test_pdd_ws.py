@@ -259,3 +259,31 @@ def test_backoff_doubles_to_the_cap_with_bounded_jitter_and_resets():
     assert backoff.base_s() == 1.0
     with pytest.raises(ValueError):
         Backoff(0, 1)
+
+
+async def test_unreachable_endpoint_is_retried_without_crashing(parts):
+    with trio.socket.socket() as probe:  # a port nobody listens on
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with trio.fail_after(HANG_GUARD_S):
+        async with trio.open_nursery() as nursery:
+            client = await nursery.start(partial(
+                serve_pinduoduo_client, f"ws://127.0.0.1:{port}/message", TENANT, CLIENT_ID, Secret(SECRET),
+                parts.rules, parts.pipeline, parts.metrics, backoff_initial_s=0.001, backoff_max_s=0.01))
+            await client.wait_until(lambda stats: stats.connect_failures >= 3)
+            nursery.cancel_scope.cancel()
+    assert client.stats.connects == 0
+    assert "HandshakeError" in client.stats.last_error
+
+
+async def test_fail_frames_are_logged_not_acked_and_the_stream_goes_on(parts, server, caplog):
+    fail = '{"commandType": "Fail", "time": 1, "message": {"content": "mall not authorised"}}'
+    with trio.fail_after(HANG_GUARD_S):
+        async with running_client(parts, server) as client:
+            await server.wait_until(lambda: server.connected)
+            server.push(fail)
+            server.push(confirmed(1, "251125-701"))
+            await server.wait_until(lambda: server.acked_ids() == [1])
+    assert client.stats.fails == 1 and client.stats.acked == 1
+    assert "mall not authorised" in caplog.text
+    assert stored_ids(parts.store) == ["1"]
