@@ -4,6 +4,7 @@ Benchmarks:
   core    the accelerated core: Cython batch vs pure-Python fallback vs the floor
   store   durable ingest (decode -> core -> one synced write batch) vs raw rocksdict batches
   forward backlog drain to a loopback upstream vs a plain httpx client posting the same batches
+  ingest  the real gateway over HTTP: signed webhooks, batched ERP pushes, the no-op ceiling
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -18,6 +19,7 @@ BENCHMARKS = {
     "core": "benchmarks.core",
     "store": "benchmarks.store",
     "forward": "benchmarks.forward",
+    "ingest": "benchmarks.ingest",
 }
 
 

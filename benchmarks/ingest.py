@@ -1,0 +1,444 @@
+"""HTTP ingest: the real gateway process answering signed webhooks, durable before the reply.
+
+``python -m benchmarks ingest [--webhooks N] [--batches B] [--batch-size S] [--noop N]
+[--connections C] [--batch-connections K] [--no-store-baseline] [--json]``
+
+Starts ``gateway run`` as a subprocess on 127.0.0.1 (a free port, a tmp data dir, the
+shipped rules, ``[store] sync = "group"``, a config with the ``bench`` tenant's ERP secret)
+and drives its real HTTP server, in one run:
+
+a. **signed single-event webhooks**: one ERP event per ``POST /webhooks/erp/bench``
+   (HMAC-SHA256 over timestamp + body, as ``gateway/_demo.py`` signs), ``C`` keep-alive
+   connections each with one request in flight; every event is distinct (new orders and
+   their status updates), so each 200 means one event durable in RocksDB;
+b. **batched ERP pushes**: ``S`` events per request on ``K`` connections, reported as
+   durable events/s (events in 200 replies / wall time);
+c. **the no-op ceiling**: ``GET /healthz`` on the same server with ``C`` connections:
+   what hypercorn + Starlette + trio answer with no ingest work at all.
+
+The load generator is a raw-socket HTTP/1.1 client in THIS process (the gateway is another
+process, so on 2 cores each has its own): requests are pre-built bytes, signed before each
+phase (well inside the 300 s replay window), sent over keep-alive connections multiplexed
+with ``selectors``; a reply is read to its ``Content-Length`` and its JSON outcome counts
+checked. httpx would cost ~0.8 ms of client CPU per request, more than the server's own
+cost. The CPU share of the client and of the gateway process (``/proc``) is printed per phase,
+so a client-bound figure shows itself.
+
+Baseline for (b), same run, after the gateway has stopped: the same batch bodies through
+the same stages in-process with no HTTP (``benchmarks.store.run_ingest``).
+
+Targets (issue 4): single-event webhooks >= 2,000/s and within 2x of the no-op ceiling;
+batched ERP ingest >= 100,000 events/s durable. Each is reported PASS or MISS.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import core_ext
+from benchmarks._common import Progress, emit_json, machine, parser, verdict
+from gateway.adapters.erp import sign
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "config" / "rules"
+TENANT = "bench"
+SECRET = "bench-erp-secret-0123456789"
+FLOW = ["PAID", "WAIT_AUDIT", "AUDITED", "PICKING"]
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+def erp_events(count: int, prefix: str, events_per_order: int = 4) -> list[dict[str, Any]]:
+    """``count`` distinct ERP events; consecutive events belong to different orders."""
+    orders = max(1, count // events_per_order)
+    events = []
+    for n in range(count):
+        order = n % orders
+        events.append({
+            "event_id": f"{prefix}-{n:09d}",
+            "platform": "douyin",
+            "order_no": f"{prefix.upper()}{order:010d}",
+            "status": FLOW[(n // orders) % len(FLOW)],
+            "occurred_at": "2026-11-25T10:00:00+08:00",
+            "buyer": {"phone": f"139{order % 10**8:08d}"},
+            "amount": 129.0,
+            "lines": [{"sku": "SKU-1", "qty": 1}, {"sku": "TRIAL-KIT", "qty": 1}],
+        })
+    return events
+
+
+def post_request(port: int, body: bytes, timestamp: str) -> bytes:
+    """A complete signed ``POST /webhooks/erp/bench`` request, ready for the socket."""
+    head = (
+        f"POST /webhooks/erp/{TENANT} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nX-Gateway-Timestamp: {timestamp}\r\n"
+        f"X-Gateway-Signature: {sign(SECRET.encode(), timestamp, body)}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def signed_requests(port: int, bodies: list[bytes]) -> list[bytes]:
+    timestamp = str(int(time.time()))
+    return [post_request(port, body, timestamp) for body in bodies]
+
+
+def healthz_request(port: int) -> bytes:
+    return f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+# -- the load generator ---------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """What one phase measured."""
+
+    requests: int = 0
+    elapsed_s: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    events_accepted: int = 0
+    reconnects: int = 0
+    client_cpu_s: float = 0.0
+    server_cpu_s: float | None = None
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get(200, 0)
+
+    def rate(self) -> float:
+        return self.ok / self.elapsed_s if self.elapsed_s else 0.0
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_s)
+        if not ordered:
+            return 0.0
+        return 1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests, "ok": self.ok, "per_s": round(self.rate()),
+            "p50_ms": round(self.percentile_ms(0.50), 2), "p99_ms": round(self.percentile_ms(0.99), 2),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "outcomes": dict(self.outcomes), "events_accepted": self.events_accepted,
+            "reconnects": self.reconnects,
+            "client_cpu": round(self.client_cpu_s / self.elapsed_s, 3) if self.elapsed_s else None,
+            "server_cpu": (round(self.server_cpu_s / self.elapsed_s, 3)
+                           if self.elapsed_s and self.server_cpu_s is not None else None),
+        }
+
+
+class _Connection:
+    __slots__ = ("address", "sock", "out", "sent", "buffer", "header_end", "total", "started")
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.sock = self._connect()
+        self.out = memoryview(b"")
+        self.sent = 0
+        self.buffer = bytearray()
+        self.header_end = -1
+        self.total = -1
+        self.started = 0.0
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        return sock
+
+    def reconnect(self) -> None:
+        self.sock.close()
+        self.sock = self._connect()
+
+    def begin(self, request: bytes) -> None:
+        self.out, self.sent = memoryview(request), 0
+        self.buffer.clear()
+        self.header_end = self.total = -1
+        self.started = time.perf_counter()
+
+    def send_some(self) -> bool:
+        """Send what the socket takes; True when the whole request is out."""
+        try:
+            self.sent += self.sock.send(self.out[self.sent:])
+        except BlockingIOError:
+            pass
+        return self.sent >= len(self.out)
+
+    def receive(self) -> bool | None:
+        """Read what arrived; True when the reply is complete, None when the peer closed."""
+        try:
+            chunk = self.sock.recv(1 << 18)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            return None
+        self.buffer += chunk
+        if self.header_end < 0:
+            self.header_end = self.buffer.find(b"\r\n\r\n")
+            if self.header_end < 0:
+                return False
+            length = 0
+            for line in bytes(self.buffer[:self.header_end]).split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            self.total = self.header_end + 4 + length
+        return len(self.buffer) >= self.total
+
+    def reply(self) -> tuple[int, bytes]:
+        return int(self.buffer[9:12]), bytes(self.buffer[self.header_end + 4:self.total])
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all threads), from ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def drive(address: tuple[str, int], requests: list[bytes], connections: int, label: str,
+          events_per_request: int = 0, server_pid: int | None = None) -> Load:
+    """Send ``requests`` over ``connections`` keep-alive connections, one in flight each.
+
+    Args:
+        address: the gateway's host and port.
+        requests: complete request bytes, sent in order.
+        connections: concurrent connections.
+        label: progress label.
+        events_per_request: > 0 for webhooks: replies are decoded and their outcome counts
+            tallied (a 200 reply means its events are durable).
+        server_pid: the gateway's pid, to report its CPU use over the phase.
+
+    Returns:
+        The phase's figures.
+    """
+    load = Load(requests=len(requests))
+    progress = Progress(label, len(requests))
+    selector = selectors.DefaultSelector()
+    pending = iter(requests)
+    done = 0
+    cpu_before, server_before = time.process_time(), _process_cpu_s(server_pid) if server_pid else None
+    started = time.perf_counter()
+
+    def start(conn: _Connection) -> bool:
+        request = next(pending, None)
+        if request is None:
+            selector.unregister(conn.sock)
+            return False
+        conn.begin(request)
+        complete = conn.send_some()
+        selector.modify(conn.sock, selectors.EVENT_READ if complete else selectors.EVENT_READ | selectors.EVENT_WRITE,
+                        conn)
+        return True
+
+    active = 0
+    for _ in range(min(connections, len(requests))):
+        conn = _Connection(address)
+        selector.register(conn.sock, selectors.EVENT_READ, conn)
+        active += start(conn)
+    while active:
+        for key, mask in selector.select():
+            conn = key.data
+            if mask & selectors.EVENT_WRITE and conn.send_some():
+                selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            if not mask & selectors.EVENT_READ:
+                continue
+            state = conn.receive()
+            if state is None:  # the server closed the connection: count it, resend on a new one
+                selector.unregister(conn.sock)
+                load.reconnects += 1
+                request = bytes(conn.out)
+                conn.reconnect()
+                selector.register(conn.sock, selectors.EVENT_READ, conn)
+                conn.begin(request)
+                if not conn.send_some():
+                    selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+                continue
+            if not state:
+                continue
+            load.latencies_s.append(time.perf_counter() - conn.started)
+            status, body = conn.reply()
+            load.statuses[status] += 1
+            if events_per_request and status == 200:
+                reply = orjson.loads(body)
+                load.events_accepted += reply["accepted"]
+                load.outcomes.update(reply["counts"])
+            done += 1
+            progress.update(done)
+            if not start(conn):
+                conn.sock.close()
+                active -= 1
+    load.elapsed_s = time.perf_counter() - started
+    load.client_cpu_s = time.process_time() - cpu_before
+    if server_pid and server_before is not None:
+        after = _process_cpu_s(server_pid)
+        load.server_cpu_s = None if after is None else after - server_before
+    selector.close()
+    return load
+
+
+# -- the gateway under test -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_gateway(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """``gateway run`` on ``port`` with a tmp data dir; returns once ``/healthz`` answers."""
+    config = workdir / "gateway.toml"
+    config.write_text(
+        f"[gateway]\nid = 'bench'\ndata_dir = '{workdir / 'data'}'\nrules_dir = '{RULES}'\n"
+        f"rules_poll_s = 0\nlog_level = 'WARNING'\n[http]\nhost = '127.0.0.1'\nport = {port}\n"
+        f"[store]\nsync = 'group'\n[demo]\nenabled = false\n"
+        f"[tenants.{TENANT}.erp]\nsecret = '{SECRET}'\n",
+        encoding="utf-8",
+    )
+    log = (workdir / "gateway.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)],
+                               stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited with {process.returncode}; see {workdir / 'gateway.log'}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                probe.sendall(healthz_request(port))
+                if probe.recv(64).startswith(b"HTTP/1.1 200"):
+                    return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("gateway did not answer /healthz within 60 s")
+
+
+def stop_gateway(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+# -- the run --------------------------------------------------------------------------
+
+
+def _line(label: str, load: Load, unit: str = "requests/s") -> str:
+    return (f"  {label:<34}{load.rate():>10,.0f} {unit:<11} p50 {load.percentile_ms(0.5):7.2f} ms  "
+            f"p99 {load.percentile_ms(0.99):7.2f} ms  (client CPU {load.figures()['client_cpu']:.0%}, "
+            f"gateway CPU {load.figures()['server_cpu'] or 0:.0%})")
+
+
+def main(argv: list[str]) -> int:
+    p = parser("ingest", __doc__.splitlines()[0])
+    p.add_argument("--webhooks", type=int, default=20_000, help="single-event webhooks (default 20000)")
+    p.add_argument("--batches", type=int, default=200, help="batched ERP pushes (default 200)")
+    p.add_argument("--batch-size", type=int, default=1_000, help="events per batched push (default 1000)")
+    p.add_argument("--noop", type=int, default=20_000, help="GET /healthz requests (default 20000)")
+    p.add_argument("--connections", type=int, default=32, help="connections for (a) and (c) (default 32)")
+    p.add_argument("--batch-connections", type=int, default=4, help="connections for (b) (default 4)")
+    p.add_argument("--no-store-baseline", action="store_true", help="skip the in-process baseline of (b)")
+    args = p.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    port = free_port()
+    address = ("127.0.0.1", port)
+    load_before = os.getloadavg()[0]
+    print(f"ingest benchmark: gateway subprocess on 127.0.0.1:{port}, core={core_ext.IMPLEMENTATION}, "
+          f"sync=group; load generator: raw-socket HTTP/1.1 keep-alive client in a separate process "
+          f"(pre-built, pre-signed requests, selectors); load average before: {load_before:.2f}", flush=True)
+    batch_bodies = [orjson.dumps({"events": erp_events(args.batch_size, f"b{n:04d}")})
+                    for n in range(args.batches)]
+    single_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(args.webhooks, "wh")]
+    warm_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(1_000, "warm")]
+    baseline: dict[str, Any] | None = None
+    try:
+        gateway = start_gateway(workdir, port)
+        try:
+            pid = gateway.pid
+            drive(address, [healthz_request(port)] * 2_000, args.connections, "warm-up /healthz")
+            drive(address, signed_requests(port, warm_bodies), args.connections, "warm-up webhooks", 1)
+            noop = drive(address, [healthz_request(port)] * args.noop, args.connections,
+                         "(c) no-op GET /healthz", server_pid=pid)
+            single = drive(address, signed_requests(port, single_bodies), args.connections,
+                           "(a) single-event webhooks", 1, server_pid=pid)
+            batched = drive(address, signed_requests(port, batch_bodies), args.batch_connections,
+                            "(b) batched ERP pushes", args.batch_size, server_pid=pid)
+        finally:
+            code = stop_gateway(gateway)
+        if code != 0:
+            print(f"  gateway exited with {code}; see its log", file=sys.stderr)
+        if not args.no_store_baseline:
+            from benchmarks.store import run_ingest
+            from gateway._daemon import tune_gc
+
+            tune_gc()
+            baseline = run_ingest(batch_bodies, args.batch_size * args.batches, workdir / "baseline")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    batched_eps = batched.events_accepted / batched.elapsed_s if batched.elapsed_s else 0.0
+    ceiling_ratio = noop.rate() / single.rate() if single.rate() else float("inf")
+    figures: dict[str, Any] = {
+        "benchmark": "ingest",
+        "core": core_ext.IMPLEMENTATION,
+        "load_generator": "raw-socket HTTP/1.1 keep-alive client, separate process, pre-signed requests",
+        "connections": args.connections,
+        "batch_connections": args.batch_connections,
+        "batch_size": args.batch_size,
+        "noop": noop.figures(),
+        "single": single.figures(),
+        "batched": {**batched.figures(), "durable_events_s": round(batched_eps)},
+        "noop_over_single": round(ceiling_ratio, 2),
+        "batched_over_single_events": round(batched_eps / single.rate(), 1) if single.rate() else None,
+        "in_process_batched_eps": round(baseline["eps"]) if baseline else None,
+        "load_average_before": round(load_before, 2),
+        "target_single_2000": single.rate() >= 2_000,
+        "target_single_within_2x": ceiling_ratio <= 2.0,
+        "target_batched_100k": batched_eps >= 100_000,
+        "machine": machine(),
+    }
+    print(_line("(c) no-op GET /healthz", noop))
+    print(_line("(a) signed single-event webhooks", single, "webhooks/s"))
+    print(_line("(b) batched ERP pushes", batched, "pushes/s"))
+    print(f"  (b) durable events                {batched_eps:>10,.0f} events/s   "
+          f"({args.batch_size:,} events per push, {args.batch_connections} connections)")
+    if baseline:
+        print(f"  (b) baseline, same stages without HTTP {baseline['eps']:>8,.0f} events/s   "
+              f"(HTTP path at {batched_eps / baseline['eps']:.0%} of it)")
+    print(f"  no-op ceiling / webhooks          {ceiling_ratio:>10.2f}x")
+    problems = {name: load.requests - load.ok for name, load in (("noop", noop), ("single", single),
+                                                                  ("batched", batched)) if load.ok < load.requests}
+    if problems:
+        print(f"  NOT ALL REQUESTS GOT 200: {problems}")
+    print(f"  target single-event webhooks >= 2,000/s: {verdict(figures['target_single_2000'])}; "
+          f"within 2x of the no-op ceiling: {verdict(figures['target_single_within_2x'])}; "
+          f"batched >= 100,000 events/s durable: {verdict(figures['target_batched_100k'])}")
+    if args.json:
+        emit_json(figures)
+    return 0
