@@ -1,7 +1,8 @@
 """Wiring of the daemon: one trio process, a lifespan nursery around a serving nursery.
 
 Start-up order: load and validate rules (a broken rule set refuses to start, naming file,
-line and key), open the store, start the committer, then the HTTP server, then the
+line and key), open the store, start the committer, the Pinduoduo message clients (one
+outbound WebSocket per tenant that configures one), then the HTTP server, then the
 forwarder and the helpers (rule watcher, demo feeder). ``task_status.started`` reports
 the bound addresses.
 
@@ -35,6 +36,7 @@ from gateway._demo import DEMO_UPSTREAM_PATH, DEMO_UPSTREAM_SECRET, serve_demo_f
 from gateway._forwarder import open_forwarder
 from gateway._http import Services, build_app, load_or_create_token
 from gateway._metrics import Metrics
+from gateway._pdd_ws import serve_pinduoduo_clients
 from gateway._pipeline import Pipeline
 from gateway._reload import RuleHolder, watch_rules, watch_sighup
 from gateway._settings import Secret, Settings, UpstreamSection
@@ -133,6 +135,7 @@ async def serve_gateway(
         async with trio.open_nursery() as lifespan:
             async with trio.open_nursery() as serving:
                 await serving.start(pipeline.serve)
+                await serving.start(serve_pinduoduo_clients, settings, holder, pipeline, metrics, shutdown)
                 binds = await serving.start(_serve_http, services, shutdown)
                 services.bound = list(binds)
                 log.info("listening on %s; API token in %s", ", ".join(binds), settings.token_path)
