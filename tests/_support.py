@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -248,9 +249,28 @@ def credentials_for(tenant: str, source: str, **overrides: Any) -> Any:
     return SourceCredentials(**values)
 
 
+@functools.cache
+def _shipped_rules() -> Any:
+    from gateway._mapping import load_rules
+
+    return load_rules(RULES)
+
+
 def normalised(source: str, events: list[dict[str, Any]], tenant: str = "t1") -> list[Any]:
     """Decoded events through the shipped ``source`` rules: the ``Event`` values the pipeline gets."""
-    from gateway._mapping import load_rules
     from gateway._normalize import normalise_batch
 
-    return normalise_batch(load_rules(RULES).get(source), tenant, events, 0)
+    return normalise_batch(_shipped_rules().get(source), tenant, events, 0)
+
+
+def garbage_json(keys: list[str]) -> Any:
+    """A hypothesis strategy of JSON texts built from ``keys`` (a source's own field names) and odd leaves."""
+    import json
+
+    from hypothesis import strategies as st
+
+    leaf = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=6) | st.sampled_from(["Common", "HeartBeat", "101", "{}", "[]", "%7B%7D", "<a>1</a>"]))
+    values = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.sampled_from(keys), inner, max_size=5), max_leaves=15)
+    return values.map(json.dumps)

@@ -8,12 +8,13 @@ import urllib.parse
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._model import Status
 from gateway._settings import Secret, SourceCredentials
 from gateway.adapters.cainiao import CainiaoAdapter, xml_to_dict
-from tests._support import adapter_request, cainiao_request, credentials_for, normalised
+from tests._support import adapter_request, cainiao_request, credentials_for, garbage_json, normalised
 
 adapter = CainiaoAdapter()
 NOW = 1_764_036_000.0
@@ -104,3 +105,18 @@ def test_replies():
     assert orjson.loads(adapter.success({}).body) == {"success": "true"}
     refused = orjson.loads(adapter.failure(400, "bad").body)
     assert refused == {"success": "false", "errorCode": "400", "errorMsg": "bad"}
+
+
+# -- hypothesis: garbage is malformed (400) or decodes into something the rules take; never a crash --
+
+@settings(max_examples=300, deadline=None)
+@given(text=garbage_json(["mailNo", "action", "actionTime", "cpCode", "desc"]))
+def test_garbage_only_ever_raises_malformed(text):
+    xml = "<r>" + "".join(f"<{k}>{v}</{k}>" for k, v in orjson.loads(text).items()) + "</r>" \
+        if text.startswith("{") else text
+    for interface in (text, xml, "<" + text):
+        try:
+            normalised("cainiao", adapter.decode(adapter_request(
+                urllib.parse.urlencode({"logistics_interface": interface}).encode())))
+        except MalformedEventError:
+            pass

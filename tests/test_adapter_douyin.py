@@ -6,13 +6,14 @@ import hashlib
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._model import Status
 from gateway._settings import Secret, SourceCredentials
 from gateway.adapters import ADAPTERS
 from gateway.adapters.douyin import DouyinAdapter
-from tests._support import adapter_request, credentials_for, douyin_request, normalised
+from tests._support import adapter_request, credentials_for, douyin_request, garbage_json, normalised
 
 adapter = DouyinAdapter()
 NOW = 1_764_036_000.0
@@ -130,3 +131,14 @@ def test_secret_never_in_errors_or_reprs():
             adapter.verify(req, creds, NOW)
         assert "t1-douyin-secret" not in str(caught.value)
     assert "t1-douyin-secret" not in repr(creds)
+
+
+# -- hypothesis: garbage is malformed (400) or decodes into something the rules take; never a crash --
+
+@settings(max_examples=300, deadline=None)
+@given(text=garbage_json(["tag", "msg_id", "data", "p_id", "s_ids", "logistics_msg", "logistics_code", "update_time"]))
+def test_garbage_only_ever_raises_malformed(text):
+    try:
+        normalised("douyin", adapter.decode(adapter_request(text.encode())))
+    except MalformedEventError:
+        pass

@@ -7,12 +7,20 @@ import urllib.parse
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._model import Status
 from gateway._settings import Secret, SourceCredentials
 from gateway.adapters.kuaidi100 import Kuaidi100Adapter
-from tests._support import adapter_request, credentials_for, kuaidi100_param, kuaidi100_request, normalised
+from tests._support import (
+    adapter_request,
+    credentials_for,
+    garbage_json,
+    kuaidi100_param,
+    kuaidi100_request,
+    normalised,
+)
 
 adapter = Kuaidi100Adapter()
 NOW = 1_764_036_000.0
@@ -81,3 +89,14 @@ def test_replies():
     assert orjson.loads(adapter.success({}).body) == {"result": True, "returnCode": "200", "message": "成功"}
     refused = orjson.loads(adapter.failure(401, "signature does not verify").body)
     assert refused == {"result": False, "returnCode": "401", "message": "signature does not verify"}
+
+
+# -- hypothesis: garbage is malformed (400) or decodes into something the rules take; never a crash --
+
+@settings(max_examples=300, deadline=None)
+@given(text=garbage_json(["param", "status", "lastResult", "state", "nu", "data", "ftime", "context", "com"]))
+def test_garbage_only_ever_raises_malformed(text):
+    try:
+        normalised("kuaidi100", adapter.decode(adapter_request(urllib.parse.urlencode({"param": text}).encode())))
+    except MalformedEventError:
+        pass

@@ -9,6 +9,7 @@ import urllib.parse
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._model import Status
@@ -22,7 +23,7 @@ from gateway.adapters.pinduoduo import (
     decode_frame,
     heartbeat_frame,
 )
-from tests._support import adapter_request, credentials_for, normalised, pdd_request
+from tests._support import adapter_request, credentials_for, garbage_json, normalised, pdd_request
 
 adapter = PinduoduoAdapter()
 REFUND = {"id": 7123456789, "commandType": "Common", "sendTime": 1764036000000,
@@ -67,6 +68,7 @@ def test_decode_frame_decodes_content_in_place():
     (b"nope", "not JSON"),
     (b"[]", "JSON object"),
     (b'{"commandType": "Weird"}', "unknown commandType"),
+    (b'{"commandType": ["Common"]}', "unknown commandType"),  # unhashable: once a 500
     (b'{"commandType": "Common"}', "without a message"),
     (b'{"commandType": "Common", "message": {"content": "{oops"}}', "content is not JSON"),
     (b'{"commandType": "Common", "message": {"content": 3}}', "JSON object"),
@@ -165,3 +167,18 @@ def test_replies():
     assert orjson.loads(adapter.success({"accepted": 2}).body) == {
         "success": True, "error_code": 0, "error_msg": "", "accepted": 2}
     assert orjson.loads(adapter.failure(401, "x").body) == {"success": False, "error_code": 401, "error_msg": "x"}
+
+
+# -- hypothesis: garbage is malformed (400) or decodes into something the rules take; never a crash --
+
+@settings(max_examples=300, deadline=None)
+@given(text=garbage_json(["id", "commandType", "sendTime", "message", "type", "mallID", "content", "tid", "order_status"]))
+def test_garbage_only_ever_raises_malformed(text):
+    try:
+        decode_frame(text)
+    except MalformedEventError:
+        pass
+    try:
+        normalised("pinduoduo", adapter.decode(adapter_request(urllib.parse.urlencode({"data": text}).encode())))
+    except MalformedEventError:
+        pass

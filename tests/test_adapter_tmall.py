@@ -9,6 +9,7 @@ import urllib.parse
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._model import Status
@@ -17,6 +18,7 @@ from gateway.adapters.tmall import TmallAdapter, format_timestamp, parse_timesta
 from tests._support import (
     adapter_request,
     credentials_for,
+    garbage_json,
     normalised,
     tmall_request,
     top_sign,
@@ -169,3 +171,16 @@ def test_replies():
     assert orjson.loads(adapter.success({}).body) == {"response": {"flag": "success", "code": "0", "message": "success"}}
     refused = orjson.loads(adapter.failure(401, "x").body)
     assert refused == {"response": {"flag": "failure", "code": "401", "message": "x"}}
+
+
+# -- hypothesis: garbage is malformed (400) or decodes into something the rules take; never a crash --
+
+@settings(max_examples=300, deadline=None)
+@given(text=garbage_json(["id", "topic", "pub_time", "content", "tid", "oid", "status", "messages"]))
+def test_garbage_only_ever_raises_malformed(text):
+    forms = ({"topic": text, "content": text}, {"messages": text}, {"id": "1", "topic": "t", "content": text})
+    for body in (text.encode(), *(urllib.parse.urlencode(f).encode() for f in forms)):
+        try:
+            normalised("tmall", adapter.decode(adapter_request(body)))
+        except MalformedEventError:
+            pass

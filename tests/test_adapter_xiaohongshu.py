@@ -7,12 +7,13 @@ import hmac
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._model import Status
 from gateway._settings import Secret, SourceCredentials
 from gateway.adapters.xiaohongshu import XiaohongshuAdapter
-from tests._support import adapter_request, credentials_for, normalised, xiaohongshu_request
+from tests._support import adapter_request, credentials_for, garbage_json, normalised, xiaohongshu_request
 
 adapter = XiaohongshuAdapter()
 NOW = 1_764_036_000.0
@@ -101,3 +102,14 @@ def test_replies():
     assert orjson.loads(adapter.success({}).body) == {"success": True, "error_code": 0, "error_msg": ""}
     refused = orjson.loads(adapter.failure(401, "signature does not verify").body)
     assert refused == {"success": False, "error_code": 401, "error_msg": "signature does not verify"}
+
+
+# -- hypothesis: garbage is malformed (400) or decodes into something the rules take; never a crash --
+
+@settings(max_examples=300, deadline=None)
+@given(text=garbage_json(["msgTag", "sellerId", "data", "orderId", "orderStatus", "updateTime"]))
+def test_garbage_only_ever_raises_malformed(text):
+    try:
+        normalised("xiaohongshu", adapter.decode(adapter_request(text.encode())))
+    except MalformedEventError:
+        pass

@@ -7,12 +7,13 @@ import urllib.parse
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._model import Status
 from gateway._settings import Secret, SourceCredentials
 from gateway.adapters.youzan import YouzanAdapter
-from tests._support import adapter_request, credentials_for, normalised, youzan_request
+from tests._support import adapter_request, credentials_for, garbage_json, normalised, youzan_request
 
 adapter = YouzanAdapter()
 NOW = 1_764_036_000.0
@@ -126,3 +127,15 @@ def test_replies():
     assert orjson.loads(adapter.success({}).body) == {"code": "200", "msg": "success"}
     refused = adapter.failure(400, "no msg field")
     assert refused.status == 400 and orjson.loads(refused.body) == {"code": "400", "msg": "no msg field"}
+
+
+# -- hypothesis: garbage is malformed (400) or decodes into something the rules take; never a crash --
+
+@settings(max_examples=300, deadline=None)
+@given(text=garbage_json(["msg", "msg_id", "id", "type", "status", "version", "test", "tid", "update_time", "client_id"]))
+def test_garbage_only_ever_raises_malformed(text):
+    for body in (text.encode(), orjson.dumps({"msg": text}), orjson.dumps({"msg": urllib.parse.quote_plus(text)})):
+        try:
+            normalised("youzan", adapter.decode(adapter_request(body)))
+        except MalformedEventError:
+            pass

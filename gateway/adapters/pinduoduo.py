@@ -124,7 +124,7 @@ def check_frame(frame: Any) -> dict[str, Any]:
     if not isinstance(frame, dict):
         raise MalformedEventError("a frame must be a JSON object")
     command = frame.get("commandType")
-    if command not in COMMAND_TYPES:
+    if not isinstance(command, str) or command not in COMMAND_TYPES:
         raise MalformedEventError(f"unknown commandType {command!r} (want one of {sorted(COMMAND_TYPES)})")
     return decode_content(frame)
 
