@@ -64,8 +64,12 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # -- requests -------------------------------------------------------------------------
 
 
-def erp_events(count: int, prefix: str, events_per_order: int = 4) -> list[dict[str, Any]]:
-    """``count`` distinct ERP events; consecutive events belong to different orders."""
+def erp_events(count: int, prefix: str, first_buyer: int, events_per_order: int = 4) -> list[dict[str, Any]]:
+    """``count`` distinct ERP events; consecutive events belong to different orders.
+
+    Order ``k`` belongs to buyer ``first_buyer + k``: one order per buyer, as in the store
+    benchmark (so each new order costs one buyer-index look-up that finds nothing else).
+    """
     orders = max(1, count // events_per_order)
     events = []
     for n in range(count):
@@ -76,7 +80,7 @@ def erp_events(count: int, prefix: str, events_per_order: int = 4) -> list[dict[
             "order_no": f"{prefix.upper()}{order:010d}",
             "status": FLOW[(n // orders) % len(FLOW)],
             "occurred_at": "2026-11-25T10:00:00+08:00",
-            "buyer": {"phone": f"139{order % 10**8:08d}"},
+            "buyer": {"phone": f"139{(first_buyer + order) % 10**8:08d}"},
             "amount": 129.0,
             "lines": [{"sku": "SKU-1", "qty": 1}, {"sku": "TRIAL-KIT", "qty": 1}],
         })
@@ -372,10 +376,10 @@ def main(argv: list[str]) -> int:
     print(f"ingest benchmark: gateway subprocess on 127.0.0.1:{port}, core={core_ext.IMPLEMENTATION}, "
           f"sync=group; load generator: raw-socket HTTP/1.1 keep-alive client in a separate process "
           f"(pre-built, pre-signed requests, selectors); load average before: {load_before:.2f}", flush=True)
-    batch_bodies = [orjson.dumps({"events": erp_events(args.batch_size, f"b{n:04d}")})
+    batch_bodies = [orjson.dumps({"events": erp_events(args.batch_size, f"b{n:04d}", n * args.batch_size)})
                     for n in range(args.batches)]
-    single_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(args.webhooks, "wh")]
-    warm_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(1_000, "warm")]
+    single_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(args.webhooks, "wh", 50_000_000)]
+    warm_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(1_000, "warm", 90_000_000)]
     baseline: dict[str, Any] | None = None
     try:
         gateway = start_gateway(workdir, port)

@@ -20,7 +20,10 @@ right after that event, within the processing step:
    including orders met earlier in the same step. The time is the gateway's first-seen time
    (``created_at_ms``, the buyer index's time), not the platform's order time: platform
    clocks and push delays differ, and the window is about orders waiting in this warehouse.
-   An index entry whose order now carries another buyer key is ignored.
+   An index entry whose order now carries another buyer key is ignored. A buyer key with
+   more than ``SHARED_IDENTITY_ORDERS`` (50) other orders in the window is not one person — a
+   masked phone, a parcel locker's or a company's address — and is never grouped (this
+   also bounds the work per order).
 3. An open candidate joins. A candidate already in a pack group brings its whole group (its
    open members, wherever their time) — unless packing of any member has started
    (``PACKING`` or beyond, or ``ON_HOLD``/``REFUND_INITIATED`` interrupted from there): that
@@ -59,6 +62,8 @@ OPEN_STATES = frozenset({Status.CREATED, Status.PAID, Status.PENDING_REVIEW, Sta
 PACKING_STARTED = frozenset({Status.PACKING, Status.PACKED, Status.SHIPPED, Status.FULFILLMENT_STARTED,
                              Status.IN_TRANSIT, Status.DELIVERED})
 _INTERRUPTED = frozenset({Status.ON_HOLD, Status.REFUND_INITIATED})
+#: More other orders than this under one buyer key in one window: a shared identity, not grouped.
+SHARED_IDENTITY_ORDERS = 50
 
 
 @dataclass(frozen=True)
@@ -133,14 +138,19 @@ def find_pack_group(order: OrderState, buyer_orders: BuyerReader, peek: OrderPee
     since = first_seen - window_ms
     seen: dict[str, tuple[int, OrderState]] = {order.order_id: (first_seen, order)}
 
-    def read(from_ms: int) -> None:
-        for time_ms, order_id in buyer_orders(tenant, buyer, max(0, from_ms)):
+    def read(entries: list[tuple[int, str]]) -> None:
+        for time_ms, order_id in entries:
             if order_id not in seen:
                 state = peek(tenant, order_id)
                 if state is not None and state.buyer_key == buyer:  # else a stale index entry
                     seen[order_id] = (time_ms, state)
 
-    read(since)
+    entries = buyer_orders(tenant, buyer, max(0, since))
+    until = first_seen + window_ms
+    own = order.order_id
+    if sum(1 for time_ms, order_id in entries if time_ms <= until and order_id != own) > SHARED_IDENTITY_ORDERS:
+        return None
+    read(entries)
     near = [oid for oid, (time_ms, _) in seen.items()
             if oid != order.order_id and abs(time_ms - first_seen) <= window_ms]
     groups = {seen[oid][1].pack_group for oid in near} - {""}
@@ -148,7 +158,7 @@ def find_pack_group(order: OrderState, buyer_orders: BuyerReader, peek: OrderPee
         reach = min((primary.created_at_ms for primary in (peek(tenant, g) for g in groups) if primary),
                     default=since)
         if reach < since:
-            read(reach)
+            read(buyer_orders(tenant, buyer, max(0, reach)))
     members_of: dict[str, list[str]] = {}
     for order_id, (_, state) in seen.items():
         if state.pack_group:

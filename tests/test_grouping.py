@@ -184,6 +184,16 @@ def test_stale_index_entry_of_an_order_that_changed_buyer_is_ignored():
     assert merges(plan) == []
 
 
+def test_a_buyer_key_shared_by_more_than_fifty_orders_in_the_window_is_not_grouped():
+    world = World()
+    world.plan([ev(n, f"youzan|{n}", buyer=7) for n in range(51)], now_ms=T0)  # e.g. a masked phone
+    plan = world.plan([ev(99, "douyin|99", buyer=7)], now_ms=T0 + MINUTE)
+    assert merges(plan) == []
+    world = World()
+    world.plan([ev(n, f"youzan|{n}", buyer=7) for n in range(50)], now_ms=T0)
+    assert len(merges(world.plan([ev(99, "douyin|99", buyer=7)], now_ms=T0 + MINUTE))) == 1
+
+
 # -- growing groups -------------------------------------------------------------------
 
 
