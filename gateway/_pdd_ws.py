@@ -572,10 +572,10 @@ async def serve_pinduoduo_clients(
     shutdown: trio.Event | None = None, *,
     task_status: trio.TaskStatus[list[PinduoduoClient]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """One message client per tenant whose ``[tenants.T.pinduoduo]`` has an ``app_key``.
+    """One message client per tenant whose ``[tenants.T.pinduoduo]`` sets ``ws_url``.
 
-    ``ws_url`` defaults to PDD's endpoint in the settings, so the ``app_key`` (PDD's
-    client_id, needed to sign the connection) is what turns a tenant's client on.
+    The WebSocket is opt-in: ``ws_url = ""`` (the default) means relay webhooks only. The
+    settings refuse a ``ws_url`` without an ``app_key`` (PDD's client_id signs the path).
 
     Args:
         settings: the daemon settings.
@@ -589,10 +589,9 @@ async def serve_pinduoduo_clients(
         credentials = sources.get(SOURCE)
         if credentials is None:
             continue
-        client_id = getattr(credentials, "app_key", "")
-        ws_url = getattr(credentials, "ws_url", "")
+        client_id, ws_url = credentials.app_key, credentials.ws_url
         if not client_id or not ws_url:
-            log.info("tenant %s: pinduoduo has no app_key; no message WebSocket (webhook relay only)", tenant)
+            log.info("tenant %s: pinduoduo has no ws_url; no message WebSocket (webhook relay only)", tenant)
             continue
         wanted.append((tenant, client_id, ws_url, credentials.secret))
     shared = {cid for _, cid, _, _ in wanted if sum(1 for _, other, _, _ in wanted if other == cid) > 1}

@@ -73,9 +73,11 @@ Reference (all keys, defaults in brackets)::
                                 # or "hmac-sha256"; "" = any of the three [""]
     signature_header = "x-xhs-signature"   # xiaohongshu: the header carrying the
                                 # HMAC-SHA256 of the body (UNCONFIRMED scheme) ["x-xhs-signature"]
-    ws_url = "wss://message-api.pinduoduo.com/message"   # pinduoduo: the message WebSocket
-                                # endpoint; /{client_id}/{timestamp_ms}/{sign} is appended
-                                # ["wss://message-api.pinduoduo.com/message"]
+    ws_url = ""                 # pinduoduo: the message WebSocket endpoint, e.g. PDD's
+                                # "wss://message-api.pinduoduo.com/message";
+                                # /{client_id}/{timestamp_ms}/{sign} is appended. "" = no
+                                # WebSocket (relay webhooks only); with a URL, app_key is
+                                # required (it signs the connection) [""]
 
     [demo]
     enabled = false             # post simulated ERP batches to ourselves [false]
@@ -195,7 +197,6 @@ class DemoSection:
 
 SignMethod = Literal["", "md5", "hmac", "hmac-sha256"]
 DEFAULT_SIGNATURE_HEADER = "x-xhs-signature"
-DEFAULT_PDD_WS_URL = "wss://message-api.pinduoduo.com/message"
 # Sources whose signature rule covers the app key: no app_key, no verification.
 APP_KEY_REQUIRED = frozenset({"douyin", "youzan"})
 
@@ -210,7 +211,7 @@ class SourceCredentials:
         app_key: the platform's app id / client id ("" = not configured).
         sign_method: TOP only: the one accepted ``sign_method`` ("" = md5, hmac or hmac-sha256).
         signature_header: Xiaohongshu only: the (lower-case) header holding the body HMAC.
-        ws_url: Pinduoduo only: the message WebSocket endpoint.
+        ws_url: Pinduoduo only: the message WebSocket endpoint ("" = no WebSocket client).
     """
 
     secret: Secret = field(default_factory=lambda: Secret(""))
@@ -218,7 +219,7 @@ class SourceCredentials:
     app_key: str = ""
     sign_method: SignMethod = ""
     signature_header: str = DEFAULT_SIGNATURE_HEADER
-    ws_url: str = DEFAULT_PDD_WS_URL
+    ws_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -371,9 +372,11 @@ def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredential
     header = _coerce(doc, (*at, "signature_header"), table.get("signature_header", DEFAULT_SIGNATURE_HEADER), str)
     if not _HEADER_TOKEN.match(header):
         raise doc.error((*at, "signature_header"), f"must be an HTTP header name, not {header!r}")
-    ws_url = _coerce(doc, (*at, "ws_url"), table.get("ws_url", DEFAULT_PDD_WS_URL), str)
-    if not ws_url.startswith(("ws://", "wss://")) or any(c.isspace() for c in ws_url):
-        raise doc.error((*at, "ws_url"), f"must be a ws:// or wss:// URL, not {ws_url!r}")
+    ws_url = _coerce(doc, (*at, "ws_url"), table.get("ws_url", ""), str)
+    if ws_url and (not ws_url.startswith(("ws://", "wss://")) or any(c.isspace() for c in ws_url)):
+        raise doc.error((*at, "ws_url"), f"must be a ws:// or wss:// URL (or \"\" for none), not {ws_url!r}")
+    if ws_url and not app_key:
+        raise doc.error((*at, "ws_url"), "the message WebSocket is signed with the client id: give app_key")
     return SourceCredentials(secret=secret, allow_ips=allow, app_key=app_key, sign_method=sign_method,
                              signature_header=header.lower(), ws_url=ws_url)
 

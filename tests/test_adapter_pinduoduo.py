@@ -83,7 +83,10 @@ def test_ack_and_heartbeat_frames():
     assert orjson.loads(ack_frame(7123456789, "pdd_refund_RefundCreated", 9, now_ms=5)) == {
         "id": 7123456789, "commandType": "Ack", "time": 5, "sendTime": 5,
         "type": "pdd_refund_RefundCreated", "mallID": 9}
-    assert ack_for(REFUND, now_ms=5) == ack_frame(7123456789, "pdd_refund_RefundCreated", 9, now_ms=5)
+    # the ack echoes the received frame's sendTime, as the public PDD clients do
+    assert ack_for(REFUND, now_ms=5) == ack_frame(7123456789, "pdd_refund_RefundCreated", 9, now_ms=5,
+                                                  send_time=REFUND["sendTime"])
+    assert orjson.loads(ack_for(REFUND, now_ms=5))["sendTime"] == REFUND["sendTime"]
     assert orjson.loads(heartbeat_frame(now_ms=5)) == {"commandType": "HeartBeat", "time": 5, "sendTime": 5}
 
 

@@ -132,6 +132,7 @@ def test_locator_handles_quoted_dotted_and_array_tables(tmp_path):
         ("[tenants.t1.pinduoduo]\nsecret = 'x'\nws_url = 'https://x'\n", 3, "tenants.t1.pinduoduo.ws_url",
          "ws:// or wss://"),
         ("[tenants.t1.pinduoduo]\nsecret = 'x'\nwsurl = 'wss://x'\n", 3, "tenants.t1.pinduoduo.wsurl", "unknown key"),
+        ("[tenants.t1.pinduoduo]\nsecret = 'x'\nws_url = 'wss://x'\n", 3, "tenants.t1.pinduoduo.ws_url", "give app_key"),
     ],
 )
 def test_credential_keys_are_strict(tmp_path, text, line, key, words):
@@ -154,7 +155,7 @@ def test_credential_keys_defaults_and_values(tmp_path):
     douyin = settings.credentials("t1", "douyin")
     assert douyin.app_key == "dy-app" and douyin.sign_method == ""
     assert douyin.signature_header == "x-xhs-signature"
-    assert douyin.ws_url == "wss://message-api.pinduoduo.com/message"
+    assert douyin.ws_url == ""  # the Pinduoduo WebSocket is opt-in
     assert settings.credentials("t1", "tmall").sign_method == "hmac-sha256"
     assert settings.credentials("t1", "tmall").app_key == ""
     assert settings.credentials("t1", "xiaohongshu").signature_header == "x-ark-sign"  # headers arrive lower-cased

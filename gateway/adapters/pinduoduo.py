@@ -150,20 +150,24 @@ def decode_frame(raw: bytes | str) -> dict[str, Any]:
     return check_frame(frame)
 
 
-def ack_frame(frame_id: Any, message_type: str = "", mall_id: Any = 0, *, now_ms: int | None = None) -> bytes:
+def ack_frame(frame_id: Any, message_type: str = "", mall_id: Any = 0, *, now_ms: int | None = None,
+              send_time: Any = None) -> bytes:
     """The ``Ack`` frame for a received Common frame (send it after the event is durable).
 
     Args:
         frame_id: the received frame's ``id``, echoed as is (PDD ids are integers).
         message_type: the received ``message.type``.
         mall_id: the received ``message.mallID``.
-        now_ms: the send time, epoch ms (default: now).
+        now_ms: the ack's own ``time``, epoch ms (default: now).
+        send_time: the received frame's ``sendTime``, echoed as the public clients
+            (Cherrs/pdd-rs, bububa/openpdd) do; ``None``: the ack's own time.
 
     Returns:
         ``{"id", "commandType": "Ack", "time", "sendTime", "type", "mallID"}`` as JSON bytes.
     """
     sent = int(time.time() * 1000) if now_ms is None else now_ms
-    return orjson.dumps({"id": frame_id, "commandType": ACK, "time": sent, "sendTime": sent,
+    return orjson.dumps({"id": frame_id, "commandType": ACK, "time": sent,
+                         "sendTime": sent if send_time is None else send_time,
                          "type": message_type, "mallID": mall_id})
 
 
@@ -171,7 +175,8 @@ def ack_for(frame: Mapping[str, Any], *, now_ms: int | None = None) -> bytes:
     """``ack_frame`` filled from a decoded Common frame."""
     message = frame.get("message")
     message = message if isinstance(message, dict) else {}
-    return ack_frame(frame.get("id"), str(message.get("type") or ""), message.get("mallID", 0), now_ms=now_ms)
+    return ack_frame(frame.get("id"), str(message.get("type") or ""), message.get("mallID", 0), now_ms=now_ms,
+                     send_time=frame.get("sendTime"))
 
 
 def heartbeat_frame(*, now_ms: int | None = None) -> bytes:
