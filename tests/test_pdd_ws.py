@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import trio
 
+from gateway._daemon import serve_gateway
 from gateway._metrics import Metrics
 from gateway._pdd_ws import Backoff, PinduoduoClient, serve_pinduoduo_client, serve_pinduoduo_clients
 from gateway._pipeline import Pipeline
@@ -287,3 +288,18 @@ async def test_fail_frames_are_logged_not_acked_and_the_stream_goes_on(parts, se
     assert client.stats.fails == 1 and client.stats.acked == 1
     assert "mall not authorised" in caplog.text
     assert stored_ids(parts.store) == ["1"]
+
+
+async def test_the_daemon_opens_the_websocket_of_a_tenant_that_configures_one(tmp_path, server):
+    extra = (f"[tenants.t1.pinduoduo]\nsecret = '{SECRET}'\napp_key = '{CLIENT_ID}'\n"
+             f"ws_url = '{server.url_base}'\n")
+    settings = load_settings(write_config(tmp_path, extra=extra))
+    shutdown = trio.Event()
+    with trio.fail_after(HANG_GUARD_S):
+        async with trio.open_nursery() as nursery:
+            services = await nursery.start(serve_gateway, settings, shutdown)
+            server.push(confirmed(1, "251125-901"))
+            await server.wait_until(lambda: server.acked_ids() == [1])
+            order = services.store.get_order(TENANT, "pinduoduo|251125-901")
+            assert order is not None and order.status.value == "PENDING_REVIEW"
+            shutdown.set()
