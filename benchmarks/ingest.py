@@ -14,14 +14,17 @@ a. **signed single-event webhooks**: one ERP event per ``POST /webhooks/erp/benc
 b. **batched ERP pushes**: ``S`` events per request on ``K`` connections, reported as
    durable events/s (events in 200 replies / wall time);
 c. **the no-op ceiling**: ``GET /healthz`` on the same server with ``C`` connections:
-   what hypercorn + Starlette + trio answer with no ingest work at all.
+   what hypercorn + Starlette + trio answer with no ingest work at all;
+d. **the bare stack**, after the gateway has stopped: a 10-line raw ASGI app (no Starlette,
+   no gateway) served by the same hypercorn on trio in another subprocess, same client,
+   same connections — the most any handler on this HTTP stack can answer here.
 
 The load generator is a raw-socket HTTP/1.1 client in THIS process (the gateway is another
 process, so on 2 cores each has its own): requests are pre-built bytes, signed before each
 phase (well inside the 300 s replay window), sent over keep-alive connections multiplexed
 with ``selectors``; a reply is read to its ``Content-Length`` and its JSON outcome counts
 checked. httpx would cost ~0.8 ms of client CPU per request, more than the server's own
-cost. The CPU share of the client and of the gateway process (``/proc``) is printed per phase,
+cost. The CPU share of the client and of the server process (``/proc``) is printed per phase,
 so a client-bound figure shows itself.
 
 Baseline for (b), same run, after the gateway has stopped: the same batch bodies through
@@ -349,13 +352,51 @@ def stop_gateway(process: subprocess.Popen[bytes]) -> int:
         return process.wait()
 
 
+async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The smallest ASGI app: lifespan accepted, every request answered ``ok``."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def serve_bare(port: int) -> None:
+    """Serve ``_bare_asgi`` with hypercorn on trio, configured as the daemon configures it."""
+    import trio
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    trio.run(serve, _bare_asgi, config)  # type: ignore[arg-type]
+
+
+def start_bare(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.ingest", str(port)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the bare ASGI server did not start within 30 s")
+
+
 # -- the run --------------------------------------------------------------------------
 
 
 def _line(label: str, load: Load, unit: str = "requests/s") -> str:
     return (f"  {label:<34}{load.rate():>10,.0f} {unit:<11} p50 {load.percentile_ms(0.5):7.2f} ms  "
             f"p99 {load.percentile_ms(0.99):7.2f} ms  (client CPU {load.figures()['client_cpu']:.0%}, "
-            f"gateway CPU {load.figures()['server_cpu'] or 0:.0%})")
+            f"server CPU {load.figures()['server_cpu'] or 0:.0%})")
 
 
 def main(argv: list[str]) -> int:
@@ -397,6 +438,15 @@ def main(argv: list[str]) -> int:
             code = stop_gateway(gateway)
         if code != 0:
             print(f"  gateway exited with {code}; see its log", file=sys.stderr)
+        bare_port = free_port()
+        bare_server = start_bare(bare_port)
+        try:
+            drive(("127.0.0.1", bare_port), [healthz_request(bare_port)] * 2_000, args.connections, "warm-up bare")
+            bare = drive(("127.0.0.1", bare_port), [healthz_request(bare_port)] * args.noop, args.connections,
+                         "(d) bare ASGI app, same stack", server_pid=bare_server.pid)
+        finally:
+            bare_server.terminate()
+            bare_server.wait(30)
         if not args.no_store_baseline:
             from benchmarks.store import run_ingest
             from gateway._daemon import tune_gc
@@ -418,7 +468,9 @@ def main(argv: list[str]) -> int:
         "noop": noop.figures(),
         "single": single.figures(),
         "batched": {**batched.figures(), "durable_events_s": round(batched_eps)},
+        "bare_stack": bare.figures(),
         "noop_over_single": round(ceiling_ratio, 2),
+        "bare_over_noop": round(bare.rate() / noop.rate(), 2) if noop.rate() else None,
         "batched_over_single_events": round(batched_eps / single.rate(), 1) if single.rate() else None,
         "in_process_batched_eps": round(baseline["eps"]) if baseline else None,
         "load_average_before": round(load_before, 2),
@@ -427,6 +479,7 @@ def main(argv: list[str]) -> int:
         "target_batched_100k": batched_eps >= 100_000,
         "machine": machine(),
     }
+    print(_line("(d) bare ASGI app, same stack", bare))
     print(_line("(c) no-op GET /healthz", noop))
     print(_line("(a) signed single-event webhooks", single, "webhooks/s"))
     print(_line("(b) batched ERP pushes", batched, "pushes/s"))
@@ -436,6 +489,7 @@ def main(argv: list[str]) -> int:
         print(f"  (b) baseline, same stages without HTTP {baseline['eps']:>8,.0f} events/s   "
               f"(HTTP path at {batched_eps / baseline['eps']:.0%} of it)")
     print(f"  no-op ceiling / webhooks          {ceiling_ratio:>10.2f}x")
+    print(f"  bare stack / no-op ceiling        {figures['bare_over_noop']:>10.2f}x")
     problems = {name: load.requests - load.ok for name, load in (("noop", noop), ("single", single),
                                                                   ("batched", batched)) if load.ok < load.requests}
     if problems:
@@ -446,3 +500,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         emit_json(figures)
     return 0
+
+
+if __name__ == "__main__":  # the bare ASGI server of phase (d): python -m benchmarks.ingest PORT
+    serve_bare(int(sys.argv[1]))
