@@ -244,3 +244,24 @@ def test_order_state_round_trips_and_reads_records_written_before_the_new_fields
     copy = order.copy()
     copy.source_version["youzan"] = 9
     assert order.source_version == {"youzan": 4}
+
+
+def test_youzan_push_with_a_lower_version_through_the_shipped_rules_is_superseded():
+    from gateway._mapping import load_rules
+    from gateway._normalize import normalise_batch
+    from tests._support import RULES
+
+    youzan = load_rules(RULES).get("youzan")
+
+    def push(msg_id, kind, version):
+        return {"client_id": "c", "kdt_id": 56232, "id": "E20261125", "type": kind, "status": "",
+                "msg": {"tid": "E20261125", "update_time": "2026-11-25 10:00:00"},
+                "msg_id": msg_id, "version": version, "sendCount": 1}
+
+    world = World()
+    world.plan(normalise_batch(youzan, "t1", [push("m2", "trade_TradeBuyerPay", 1764036005)], T0))
+    # an older close message arrives last: the state machine alone would accept PENDING_REVIEW -> CANCELLED
+    plan = world.plan(normalise_batch(youzan, "t1", [push("m1", "trade_TradeClose", 1764036001)], T0))
+    assert plan.results[0].outcome == Outcome.LATE and plan.results[0].reason.startswith("superseded")
+    order = world.orders[("t1", "youzan|E20261125")]
+    assert order.status is S.PENDING_REVIEW and order.source_version == {"youzan": 1764036005}
