@@ -75,6 +75,9 @@ recent fingerprints are kept in two generations of about ``recent_fingerprints /
 outbox ledger keeps 4 bytes per outbox seq between the oldest live record and the newest.
 In-memory state changes only after a write succeeded. Iterators read in chunks and hold
 no RocksDB object between chunks, so an abandoned iterator never keeps the database open.
+RocksDB's own memory is bounded: a 64 MiB block cache shared by all column families (outbox
+scans bypass it: each record is read once), and 128 MiB of memtables for all of them
+together (the outbox's own at most 16 MiB), beyond which RocksDB flushes.
 """
 
 from __future__ import annotations
@@ -116,7 +119,10 @@ FORMAT_VERSION = b"1"
 COLUMN_FAMILIES = ("orders", "events", "audit", "outbox", "dead", "quarantine", "dedup",
                    "idx_buyer", "idx_waybill", "meta")
 _POINT_LOOKUP = frozenset({"orders", "dedup", "idx_waybill", "meta"})  # get bloom filters
+_READ_ONCE = frozenset({"outbox"})  # scans that must not evict the hot blocks
 _BLOCK_CACHE_BYTES = 64 * 1024**2
+_MEMTABLES_BYTES = 128 * 1024**2  # RocksDB flushes the largest memtable beyond this: RSS stays bounded
+_OUTBOX_MEMTABLE_BYTES = 16 * 1024**2  # outbox records and their delete markers live briefly
 _TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _be64 = struct.Struct(">Q").pack
 _be64x2 = struct.Struct(">QQ").pack
@@ -806,6 +812,8 @@ class Store:
         options = ReadOptions()
         if stop is not None:
             options.set_iterate_upper_bound(stop)
+        if name in _READ_ONCE:  # each record is read once: keep it out of the block cache
+            options.fill_cache(False)
         try:
             return list(islice(column.items(from_key=start, read_opt=options), count))
         except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
@@ -886,8 +894,10 @@ def _audit_problem(seq: int, expected: int, prev: str, value: bytes) -> str:
     return ""
 
 
-def _options(cache: Cache, point_lookup: bool) -> Options:
+def _options(cache: Cache, point_lookup: bool, write_buffer_bytes: int = 0) -> Options:
     options = Options(raw_mode=True)
+    if write_buffer_bytes:
+        options.set_write_buffer_size(write_buffer_bytes)
     table = BlockBasedOptions()
     table.set_block_cache(cache)
     if point_lookup:  # misses (new orders, new fingerprints) are the common case: keep them cheap
@@ -913,13 +923,15 @@ def open_store(settings: StoreSettings) -> Store:
         raise StoreError(f"cannot create store directory {path}: {exc}") from exc
     cache = Cache(_BLOCK_CACHE_BYTES)
     options = _options(cache, False)
+    options.set_db_write_buffer_size(_MEMTABLES_BYTES)  # all column families together
     options.create_if_missing(True)
     options.create_missing_column_families(True)
     options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
     options.set_keep_log_file_num(5)
     try:
         existing = Rdict.list_cf(str(path), Options(raw_mode=True)) if (path / "CURRENT").exists() else []
-        families = {name: _options(cache, name in _POINT_LOOKUP) for name in COLUMN_FAMILIES}
+        families = {name: _options(cache, name in _POINT_LOOKUP, _OUTBOX_MEMTABLE_BYTES if name == "outbox" else 0)
+                    for name in COLUMN_FAMILIES}
         for name in existing:  # column families of a newer version must be opened too
             if name != "default" and name not in families:
                 families[name] = _options(cache, False)
