@@ -813,7 +813,7 @@ class Store:
         if stop is not None:
             options.set_iterate_upper_bound(stop)
         if name in _READ_ONCE:  # each record is read once: keep it out of the block cache
-            options.fill_cache(False)
+            options.fill_cache(False)  # type: ignore[call-arg]  # the stub omits the argument
         try:
             return list(islice(column.items(from_key=start, read_opt=options), count))
         except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
