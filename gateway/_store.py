@@ -25,6 +25,7 @@ Key layout
                                                               "at_ms"} (refused by the upstream)
     meta           b"format"                                  b"1" (refused if different)
                    b"outbox_floor"                            be64(highest outbox seq deleted)
+                   b"buyer_index_newest"                      be64(newest time_ms in idx_buyer)
                    T 0 b"quarantine_floor"                    be64(highest q_seq released)
 
 Sequence numbers start at 1 and are assigned by ``commit``: ``event_seq``, ``audit_seq`` and
@@ -131,6 +132,8 @@ _SORTED = orjson.OPT_SORT_KEYS
 _HASH_MARK = b',"hash":"'
 _CHUNK = 512
 _OUTBOX_FLOOR = b"outbox_floor"
+_BUYER_NEWEST = b"buyer_index_newest"
+_BUYER_GENERATION = 100_000  # buyers remembered per generation (two generations are kept)
 _QUARANTINE_FLOOR = b"quarantine_floor"
 
 
@@ -293,6 +296,12 @@ class Store:
         self._outbox_floor = 0
         self._outbox = _OutboxLedger()
         self._dead_count = 0
+        # Buyers indexed since open, so a buyer never seen costs no index scan (orders_for_buyer).
+        self._buyers: set[tuple[str, int]] = set()
+        self._buyers_old: set[tuple[str, int]] = set()
+        self._buyers_since_ms = time.time_ns() // 1_000_000
+        self._buyers_complete_after_ms = self._buyers_since_ms  # refined by _recover
+        self._buyer_index_newest = 0
         self._orders: OrderedDict[tuple[str, str], OrderState] = OrderedDict()
         self._order_writes = 0  # guards read-through caching against a concurrent commit
         self._recent: dict[str, set[int]] = {}
@@ -399,9 +408,12 @@ class Store:
                     self._release_quarantine(batch, handles, step.quarantine_release, released)
                 if step.buyer_index:
                     select(handles["idx_buyer"])
+                    newest = self._buyer_index_newest
                     for tenant, buyer_key, time_ms, order_id in step.buyer_index:
                         put((known(tenant) or prefix_of(tenant)) + _be64x2(buyer_key, time_ms)
                             + order_id.encode(), b"")
+                        newest = max(newest, time_ms)
+                    put(_BUYER_NEWEST, _be64(newest), handles["meta"])
                 if step.waybill_index:
                     select(handles["idx_waybill"])
                     for tenant, waybill, order_id in step.waybill_index:
@@ -456,6 +468,8 @@ class Store:
                 counts[record["tenant"]] = counts.get(record["tenant"], 0) + 1
             for tenant, seqs in released.items():
                 counts[tenant] -= len(seqs)
+        if step.buyer_index:
+            self._remember_buyers(step.buyer_index)
         if self.settings.recent_fingerprints and step.events:
             recent, half = self._recent, max(1, self.settings.recent_fingerprints // 2)
             for event in step.events:
@@ -467,6 +481,20 @@ class Store:
             self._recent_size += len(step.events)
             if self._recent_size >= half:  # rotate generations: memory stays bounded
                 self._recent_old, self._recent, self._recent_size = recent, {}, 0
+
+    def _remember_buyers(self, entries: list[tuple[str, int, int, str]]) -> None:
+        """Note indexed buyers in memory; two generations bound the memory.
+
+        Dropping a generation makes ``_buyers_complete_after_ms`` the start of the one kept:
+        an entry written before that has a time no later than its write.
+        """
+        for tenant, buyer_key, time_ms, _ in entries:
+            self._buyers.add((tenant, buyer_key))
+            self._buyer_index_newest = max(self._buyer_index_newest, time_ms)
+        if len(self._buyers) >= _BUYER_GENERATION:
+            now = time.time_ns() // 1_000_000
+            self._buyers_complete_after_ms = max(self._buyers_complete_after_ms, self._buyers_since_ms)
+            self._buyers_old, self._buyers, self._buyers_since_ms = self._buyers, set(), now
 
     def delete_outbox(self, seqs: Iterable[int]) -> None:
         """Delete delivered outbox records in one batch, written to the WAL without an fsync.
@@ -617,10 +645,19 @@ class Store:
         return None if raw is None else raw.decode()
 
     def orders_for_buyer(self, tenant: str, buyer_key: int, since_ms: int) -> list[tuple[int, str]]:
-        """``(time_ms, order_id)`` of a buyer's orders indexed at or after ``since_ms``, oldest first."""
+        """``(time_ms, order_id)`` of a buyer's orders indexed at or after ``since_ms``, oldest first.
+
+        A buyer not indexed since the store opened is answered from memory, without a
+        scan, once ``since_ms`` is past every entry written before (``buyer_index_newest``
+        at open) and past any forgotten generation; otherwise the index is read.
+        """
         prefix = self._read_prefix(tenant)
         if prefix is None:
             return []
+        if since_ms > self._buyers_complete_after_ms:
+            key = (tenant, buyer_key)
+            if key not in self._buyers and key not in self._buyers_old:
+                return []
         start = prefix + _be64x2(buyer_key, max(0, since_ms))
         stop = prefix + _be64(buyer_key + 1) if buyer_key < 2**64 - 1 else _upper(prefix)
         offset = len(prefix) + 8
@@ -761,6 +798,12 @@ class Store:
                 self._quarantine_seq[tenant] = max(self._quarantine_seq.get(tenant, 0), floor)
             elif key == _OUTBOX_FLOOR:
                 self._outbox_floor = _read64(value)[0]
+            elif key == _BUYER_NEWEST:
+                self._buyer_index_newest = _read64(value)[0]
+        if self._buyer_index_newest or not self._read_chunk("idx_buyer", b"", None, 1):
+            # every entry written before this open is at or before buyer_index_newest (an
+            # older store without that key but with entries: at or before now, the default)
+            self._buyers_complete_after_ms = self._buyer_index_newest
         self._outbox_seq = self._outbox_floor
         self._dead_count = sum(1 for _ in self._scan("dead", b"", None))
         for key, value in self._scan("outbox", b"", None):

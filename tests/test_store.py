@@ -529,3 +529,46 @@ def test_dead_letters_move_atomically_and_requeue_at_the_tail(path: Path) -> Non
         assert store.outbox_stats().count == 1 and store.dead_count() == 0
         store.commit(StepWrite(outbox=records[:1]))
         assert [seq for seq, _ in store.read_outbox(10, 10**6)] == [6, 7]
+
+
+def scanned_buyer(store: Store, tenant: str, buyer: int, since_ms: int) -> list[tuple[int, str]]:
+    """The answer of a full index read, bypassing the in-memory shortcut."""
+    saved = store._buyers_complete_after_ms
+    store._buyers_complete_after_ms = 2**63
+    try:
+        return store.orders_for_buyer(tenant, buyer, since_ms)
+    finally:
+        store._buyers_complete_after_ms = saved
+
+
+def test_buyer_lookups_from_memory_agree_with_the_index_across_reopen_and_forgetting(path, monkeypatch):
+    import random
+    import time as clock
+
+    import gateway._store as store_module
+
+    monkeypatch.setattr(store_module, "_BUYER_GENERATION", 7)  # forget generations often
+    rnd = random.Random(5)
+    now = clock.time_ns() // 1_000_000
+    order = 0
+    for _ in range(3):  # three opens of the same store
+        with open_at(path) as store:
+            for _ in range(40):
+                entries = []
+                for _ in range(rnd.randint(1, 4)):
+                    order += 1
+                    entries.append(("t1", rnd.randint(1, 30), now - rnd.randint(0, 100_000), f"o{order}"))
+                store.commit(StepWrite(buyer_index=entries))
+                for _ in range(5):
+                    buyer, since = rnd.randint(1, 40), now - rnd.randint(0, 120_000)
+                    assert store.orders_for_buyer("t1", buyer, since) == scanned_buyer(store, "t1", buyer, since)
+
+
+def test_a_buyer_never_indexed_costs_no_read(store, monkeypatch):
+    import time as clock
+
+    now = clock.time_ns() // 1_000_000
+    store.commit(StepWrite(buyer_index=[("t1", 7, now, "o1")]))
+    monkeypatch.setattr(store, "_scan", lambda *a, **k: pytest.fail("the index was read"))
+    assert store.orders_for_buyer("t1", 8, now - 60_000) == []
+    assert store.orders_for_buyer("t2", 7, now - 60_000) == []
