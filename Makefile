@@ -6,13 +6,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint bench bench-store check-config clean help
+.PHONY: venv run test test-fast lint bench bench-store bench-forward bench-ingest soak-forward check-config clean help
 
 help:
 	@echo "make run          start the gateway on the embedded default config (demo ERP, 127.0.0.1:8780)"
 	@echo "make test         run the whole test suite on the Cython core, then on the pure-Python fallback"
 	@echo "make lint         ruff + mypy"
-	@echo "make bench        python -m benchmarks core   (bench-store: python -m benchmarks store)"
+	@echo "make bench        python -m benchmarks core   (bench-store, bench-forward, bench-ingest: the others)"
+	@echo "make soak-forward SIGKILL soak of store-and-forward (KILLS=1000)"
 	@echo "make check-config validate config/ (gateway.toml + rules)"
 
 $(VENV)/.installed: pyproject.toml setup.py core_ext/_core.pyx
@@ -46,6 +47,17 @@ bench: $(VENV)/.installed
 
 bench-store: $(VENV)/.installed
 	$(PY) -m benchmarks store
+
+bench-forward: $(VENV)/.installed
+	$(PY) -m benchmarks forward
+
+bench-ingest: $(VENV)/.installed
+	$(PY) -m benchmarks ingest
+
+# SIGKILL soak of store-and-forward: KILLS=1000 by default (about 2 s per kill)
+KILLS ?= 1000
+soak-forward: $(VENV)/.installed
+	$(PY) -m tests.soak_forward --kills $(KILLS)
 
 check-config: $(VENV)/.installed
 	$(VENV)/bin/gateway check-config config/
