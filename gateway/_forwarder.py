@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +69,7 @@ import httpx
 import orjson
 import trio
 
+from gateway._backoff import Backoff
 from gateway._errors import StoreError
 from gateway._metrics import Metrics
 from gateway._settings import Secret, UpstreamSection
@@ -244,7 +244,7 @@ class Forwarder:
         self.metrics = metrics
         self.status = ForwarderState()
         self._limiter = trio.CapacityLimiter(1)
-        self._random = random.Random()
+        self._backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
         self._progress_at = 0.0
         self._progress_delivered = 0
         self._stopping = False
@@ -371,6 +371,7 @@ class Forwarder:
         status.delivered_events += len(batch.seqs)
         status.delivered_batches += 1
         status.consecutive_failures = 0
+        self._backoff.reset()
         status.last_success_at = time.time()
         status.retry_at = None
         status.state = "sending"
@@ -396,7 +397,7 @@ class Forwarder:
         status = self.status
         status.consecutive_failures += 1
         status.retries += 1
-        delay = self.retry_delay(status.consecutive_failures, delivery.retry_after_s)
+        delay = self._backoff.next_delay(delivery.retry_after_s)
         self._note_error(f"{delivery.reason} (retry {status.consecutive_failures} in {delay:.1f} s)")
         level = logging.WARNING if status.consecutive_failures in (1, 5) or status.consecutive_failures % 50 == 0 \
             else logging.DEBUG
@@ -412,31 +413,21 @@ class Forwarder:
         self._backoff_scope = None
         status.state = "sending"
 
-    def retry_delay(self, failures: int, retry_after_s: float | None) -> float:
-        """Capped exponential backoff with +-25 % jitter; ``Retry-After`` honoured up to the cap."""
-        settings = self.settings
-        base = min(settings.retry_max_s, settings.retry_initial_s * 2 ** min(failures - 1, 30))
-        delay = base * self._random.uniform(0.75, 1.25)
-        if retry_after_s is not None:
-            delay = max(delay, retry_after_s)
-        return float(min(delay, settings.retry_max_s))
-
     async def _store_call(self, call: Any, *args: Any, what: str) -> None:
         """Run a store write in a thread; retry it (with backoff) while the store fails.
 
         The upstream already has the batch; re-sending it instead would also be correct
         (it de-duplicates), but a failing disk is better waited out here, loudly.
         """
-        failures = 0
+        backoff = Backoff(self.settings.retry_initial_s, self.settings.retry_max_s)
         while True:
             try:
                 await trio.to_thread.run_sync(call, *args, limiter=self._limiter)
                 return
             except StoreError as exc:
-                failures += 1
                 self._note_error(f"store: cannot {what}: {exc}")
-                log.error("cannot %s (attempt %d): %s", what, failures, exc)
-                await trio.sleep(self.retry_delay(failures, None))
+                log.error("cannot %s (attempt %d): %s", what, backoff.failures + 1, exc)
+                await trio.sleep(backoff.next_delay())
 
     def _note_error(self, reason: str) -> None:
         self.status.last_error = reason

@@ -81,7 +81,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -94,6 +93,7 @@ import trio
 import trio_websocket
 
 import core_ext
+from gateway._backoff import Backoff
 from gateway._errors import BackpressureError, MalformedEventError, StoreError
 from gateway._metrics import Metrics
 from gateway._model import CODE_MISSING, Event
@@ -144,41 +144,6 @@ class _SignScrubber(logging.Filter):
 
 _SCRUBBER = _SignScrubber()
 logging.getLogger("trio-websocket").addFilter(_SCRUBBER)
-
-
-class Backoff:
-    """Capped exponential backoff with +-``jitter`` (fraction) around each step.
-
-    Args:
-        initial_s: the first delay.
-        max_s: the cap; no delay is longer.
-        jitter: each delay is ``base * uniform(1 - jitter, 1 + jitter)``, capped.
-        rng: the random source (tests pass a seeded one).
-    """
-
-    def __init__(self, initial_s: float, max_s: float, *, jitter: float = 0.25,
-                 rng: random.Random | None = None) -> None:
-        if initial_s <= 0 or max_s < initial_s:
-            raise ValueError("need 0 < initial_s <= max_s")
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.jitter = jitter
-        self.failures = 0
-        self._rng = rng or random.Random()
-
-    def base_s(self) -> float:
-        """The un-jittered delay the next failure gets."""
-        return min(self.max_s, self.initial_s * 2.0 ** min(self.failures, 64))
-
-    def next_delay(self) -> float:
-        """Count one failure and return how long to wait before the next attempt."""
-        base = self.base_s()
-        self.failures += 1
-        return min(self.max_s, base * self._rng.uniform(1 - self.jitter, 1 + self.jitter))
-
-    def reset(self) -> None:
-        """Back to ``initial_s`` (after a success)."""
-        self.failures = 0
 
 
 @dataclass
@@ -614,4 +579,4 @@ async def serve_pinduoduo_clients(
             nursery.cancel_scope.cancel()
 
 
-__all__ = ["Backoff", "ClientStats", "PinduoduoClient", "serve_pinduoduo_client", "serve_pinduoduo_clients"]
+__all__ = ["ClientStats", "PinduoduoClient", "serve_pinduoduo_client", "serve_pinduoduo_clients"]

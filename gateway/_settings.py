@@ -398,6 +398,8 @@ def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:
     for name in ("batch_max_events", "batch_max_bytes", "timeout_s", "retry_initial_s", "retry_max_s"):
         if not getattr(section, name):
             raise doc.error((*at, name), "must be greater than 0")
+    if section.retry_max_s < section.retry_initial_s:
+        raise doc.error((*at, "retry_max_s"), f"must be at least retry_initial_s ({section.retry_initial_s})")
     return dataclasses.replace(section, secret=secret)
 
 

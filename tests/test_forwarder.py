@@ -206,16 +206,16 @@ def test_batch_body_is_the_stored_bytes_wrapped():
                                         "events": [{"event_id": "a", "n": 1}, {"event_id": "b", "n": 2}]}
 
 
-def test_retry_delay_is_capped_with_jitter_and_honours_retry_after(tmp_path):
-    from gateway._forwarder import Forwarder
-    from gateway._settings import UpstreamSection
+def test_retry_delay_is_capped_with_jitter_and_honours_retry_after():
+    from gateway._backoff import Backoff
 
-    forwarder = Forwarder(None, None, UpstreamSection(retry_initial_s=1.0, retry_max_s=8.0), "gw")  # type: ignore[arg-type]
-    delays = [forwarder.retry_delay(n, None) for n in range(1, 8)]
+    backoff = Backoff(1.0, 8.0)
+    delays = [backoff.next_delay() for _ in range(7)]
     assert 0.75 <= delays[0] <= 1.25 and 1.5 <= delays[1] <= 2.5
     assert all(d <= 8.0 for d in delays) and delays[-1] >= 6.0
-    assert forwarder.retry_delay(1, 5.0) >= 5.0
-    assert forwarder.retry_delay(1, 120.0) == 8.0  # capped
+    backoff.reset()
+    assert backoff.next_delay(5.0) >= 5.0  # Retry-After honoured
+    assert backoff.next_delay(120.0) == 8.0  # and capped
 
 
 async def test_a_backlog_drain_logs_progress_and_metrics_count_it(tmp_path, upstream, nursery, caplog):

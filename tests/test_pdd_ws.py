@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import trio
 
+from gateway._backoff import Backoff
 from gateway._daemon import serve_gateway
 from gateway._metrics import Metrics
-from gateway._pdd_ws import Backoff, PinduoduoClient, serve_pinduoduo_client, serve_pinduoduo_clients
+from gateway._pdd_ws import PinduoduoClient, serve_pinduoduo_client, serve_pinduoduo_clients
 from gateway._pipeline import Pipeline
 from gateway._reload import RuleHolder
 from gateway._settings import PipelineSection, Secret, load_settings
