@@ -91,8 +91,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                                         f"no rule file for source {source!r} in {rules_dir}")
             http = settings.http
             tenants = ", ".join(f"{t}[{','.join(sorted(s))}]" for t, s in sorted(settings.tenants.items()))
+            upstream = settings.upstream.url or ("the demo's /demo/upstream" if settings.demo.enabled else "off")
             print(f"{config}: OK  gateway {settings.gateway.id!r}, http {http.host}:{http.port}, "
-                  f"store sync={settings.store.sync}, tenants: {tenants or 'none'}")
+                  f"store sync={settings.store.sync}, upstream {upstream}, tenants: {tenants or 'none'}")
     except RuleErrors as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
