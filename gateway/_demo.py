@@ -2,8 +2,9 @@
 
 Enabled by ``[demo] enabled = true`` (the embedded default config), so a newcomer who
 types ``make run`` sees orders flow: new orders are created, advance through the ERP's
-statuses (paid, audit, picking, packed, shipped, signed), some buyers order twice on two
-platforms, a few deliveries are repeated (duplicates) and one in twenty carries a status the
+statuses (paid, audit, picking, packed, shipped, signed), some buyers add a gift box on a
+second platform before packing (the gateway groups the two and the demo upstream logs the
+merge-pack instruction), a few deliveries are repeated (duplicates) and one in twenty carries a status the
 rules do not know (quarantined, visible at ``/api/v1/tenants/demo/quarantine``).
 
 It goes through the real HTTP endpoint with the real signature, exactly as an ERP would.
@@ -73,6 +74,19 @@ class DemoErp:
             }
             self.open_orders[order["order_no"]] = order
             batch.append(self._event(order, "CREATED"))
+        fresh = [o for o in self.open_orders.values() if o["step"] <= 1 and not o.get("paired")]
+        if fresh and rnd.random() < 0.35:  # the same buyer adds a gift box on another channel
+            first = rnd.choice(fresh)
+            first["paired"] = True
+            platform = rnd.choice([p for p in _PLATFORMS if p != first["platform"]])
+            gift: dict[str, Any] = {
+                "platform": platform,
+                "order_no": f"{platform[:2].upper()}{rnd.randrange(10**9, 10**10)}",
+                "phone": first["phone"], "amount": 29.0, "paired": True,
+                "lines": [{"sku": "GIFTBOX-1", "qty": 1}], "step": 0,
+            }
+            self.open_orders[gift["order_no"]] = gift
+            batch.append(self._event(gift, "CREATED"))
         for order_no in list(self.open_orders)[:6]:
             order = self.open_orders[order_no]
             if order["step"] >= len(_FLOW):
@@ -153,6 +167,10 @@ def demo_upstream_endpoint() -> Any:
         log.info("demo upstream ERP <- batch %s: %d events (%d new) %s", batch["batch_id"], len(batch["events"]),
                  len(fresh), ", ".join(f"{e['order_id']}:{e['status']}" for e in fresh[:4])
                  + (" ..." if len(fresh) > 4 else ""))
+        for event in fresh:
+            if event.get("type") == "merge_pack":
+                log.info("demo upstream ERP <- merge-pack instruction: pack %s in one parcel",
+                         " + ".join(event["data"]["orders"]))
         return Response(b'{"ok":true}', 200, media_type="application/json")
 
     return endpoint
