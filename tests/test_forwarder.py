@@ -206,18 +206,6 @@ def test_batch_body_is_the_stored_bytes_wrapped():
                                         "events": [{"event_id": "a", "n": 1}, {"event_id": "b", "n": 2}]}
 
 
-def test_retry_delay_is_capped_with_jitter_and_honours_retry_after():
-    from gateway._backoff import Backoff
-
-    backoff = Backoff(1.0, 8.0)
-    delays = [backoff.next_delay() for _ in range(7)]
-    assert 0.75 <= delays[0] <= 1.25 and 1.5 <= delays[1] <= 2.5
-    assert all(d <= 8.0 for d in delays) and delays[-1] >= 6.0
-    backoff.reset()
-    assert backoff.next_delay(5.0) >= 5.0  # Retry-After honoured
-    assert backoff.next_delay(120.0) == 8.0  # and capped
-
-
 async def test_a_backlog_drain_logs_progress_and_metrics_count_it(tmp_path, upstream, nursery, caplog):
     caplog.set_level("INFO", logger="gateway._forwarder")
     upstream.stop()

@@ -9,7 +9,6 @@ nothing asserts on durations.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 import trio
 
-from gateway._backoff import Backoff
 from gateway._daemon import serve_gateway
 from gateway._metrics import Metrics
 from gateway._pdd_ws import PinduoduoClient, serve_pinduoduo_client, serve_pinduoduo_clients
@@ -246,21 +244,6 @@ async def test_serve_pinduoduo_clients_starts_one_client_per_tenant_with_an_app_
                 await server.wait_until(lambda: server.acked_ids() == [1])
                 shutdown.set()  # serve_pinduoduo_clients returns: the nursery can close
         assert stored_ids(parts.store, "t1") == ["1"]
-
-
-def test_backoff_doubles_to_the_cap_with_bounded_jitter_and_resets():
-    backoff = Backoff(1.0, 60.0, rng=random.Random(7))
-    bases, delays = [], []
-    for _ in range(10):
-        bases.append(backoff.base_s())
-        delays.append(backoff.next_delay())
-    assert bases == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
-    assert all(0.75 * b <= d <= min(60.0, 1.25 * b) for b, d in zip(bases, delays, strict=True))
-    assert len(set(delays)) > 5  # jittered, not a fixed sequence
-    backoff.reset()
-    assert backoff.base_s() == 1.0
-    with pytest.raises(ValueError):
-        Backoff(0, 1)
 
 
 async def test_unreachable_endpoint_is_retried_without_crashing(parts):
