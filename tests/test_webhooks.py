@@ -20,6 +20,7 @@ from gateway._daemon import serve_gateway
 from gateway._settings import load_settings
 from tests._support import (
     PLATFORM_SOURCES,
+    SECRETS,
     cainiao_request,
     douyin_request,
     erp_event,
@@ -245,6 +246,45 @@ async def test_oversize_body_is_413(gateway):
     assert response.status_code == 413
     assert response.json() == {"code": 1, "msg": "fail"}
     assert event_log(gateway) == []
+
+
+async def test_a_full_outbox_gives_every_platform_503_in_its_own_shape(tmp_path):
+    extra = "[store]\noutbox_max_events = 2\noutbox_reserve_events = 0\n"
+    settings = load_settings(write_platform_config(tmp_path, extra))
+    async with trio.open_nursery() as nursery:
+        services = await nursery.start(serve_gateway, settings, trio.Event())
+        base = services.bound[0]
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            body, headers = signed([erp_event(1), erp_event(2)])
+            assert (await client.post("/webhooks/erp/t1", content=body, headers=headers)).status_code == 200
+            for source in PLATFORM_SOURCES:
+                build, order_id, _ = GOOD[source]
+                response = await send(client, source, build("t1"))
+                assert response.status_code == 503, (source, response.text)
+                assert int(response.headers["Retry-After"]) > 0
+                assert response.json() != SUCCESS_REPLY[source]  # the platform must retry
+                if order_id is not None:
+                    assert services.store.get_order("t1", order_id) is None
+        assert len(list(services.store.iter_events("t1"))) == 2  # only the ERP batch
+        nursery.cancel_scope.cancel()
+
+
+async def test_no_secret_reaches_the_logs(gateway, caplog):
+    caplog.set_level("DEBUG")
+    for source in PLATFORM_SOURCES:
+        build, _, _ = GOOD[source]
+        await send(gateway, source, build("t1"))
+        await send(gateway, source, build("t1", secret="a-wrong-secret"))
+        await send(gateway, source, build("t1"), tenant="t2")
+        await send(gateway, source, (b"{garbage", {"content-type": "application/json"}))
+    body, headers = signed([erp_event(1)])
+    await gateway.post("/webhooks/erp/t1", content=body, headers=headers)
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "refused" in logged  # the refusals were logged ...
+    for tenant in ("t1", "t2"):
+        for source in PLATFORM_SOURCES:
+            assert platform_secret(tenant, source) not in logged  # ... without a secret
+    assert not any(secret in logged for secret in SECRETS.values())
 
 
 # -- fuzzing: garbage never gets a 5xx and never stores anything ----------------------------------
