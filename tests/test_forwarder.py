@@ -239,3 +239,21 @@ async def test_shutdown_while_the_upstream_is_down_keeps_the_backlog(tmp_path, u
         await wait_for(drained(services))
         shutdown.set()
     assert len(upstream.events()) == len(upstream.unique_events()) == sent
+
+
+async def test_the_seed_case_reaches_the_erp_as_a_merge_pack_instruction(tmp_path, upstream, nursery):
+    services, shutdown, client = await start_gateway(nursery, tmp_path, upstream)
+    buyer = {"phone": "139 0000 1234"}
+    main = erp_event(1, "PAID", order="DY-MAIN-1", buyer=buyer, occurred_at="2026-11-25T10:00:00+08:00",
+                     lines=[{"sku": "SERUM-50", "qty": 1}, {"sku": "TRIAL-KIT", "qty": 1}])
+    gift_box = erp_event(2, "PAID", order="MP-GIFT-7", platform="youzan", buyer=buyer,  # the mini-program shop
+                         occurred_at="2026-11-25T10:02:00+08:00", lines=[{"sku": "GIFT-BOX", "qty": 1}])
+    for event in (main, gift_box):
+        body, headers = signed([event])
+        assert (await client.post("/webhooks/erp/t1", content=body, headers=headers)).status_code == 200
+    await wait_for(lambda: any(e["type"] == "merge_pack" for e in upstream.events()))
+    [merge] = [e for e in upstream.events() if e["type"] == "merge_pack"]
+    assert merge["data"]["orders"] == ["douyin|DY-MAIN-1", "youzan|MP-GIFT-7"]
+    assert merge["order_id"] == merge["data"]["pack_group"] == "douyin|DY-MAIN-1"
+    assert services.store.get_order("t1", "youzan|MP-GIFT-7").pack_group == "douyin|DY-MAIN-1"
+    shutdown.set()
