@@ -165,7 +165,8 @@ def demo_upstream_endpoint() -> Any:
         if len(seen) > 100_000:
             seen.clear()
         log.info("demo upstream ERP <- batch %s: %d events (%d new) %s", batch["batch_id"], len(batch["events"]),
-                 len(fresh), ", ".join(f"{e['order_id']}:{e['status']}" for e in fresh[:4])
+                 len(fresh), ", ".join(f"{e['order_id']}:{e['status'] if e['type'] != 'merge_pack' else 'merge_pack'}"
+                                       for e in fresh[:4])
                  + (" ..." if len(fresh) > 4 else ""))
         for event in fresh:
             if event.get("type") == "merge_pack":
