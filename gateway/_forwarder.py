@@ -310,7 +310,12 @@ class Forwarder:
         after_seq, lingered = 0, False
         with self._reader_scope, batches:
             while True:
-                records = store.read_outbox(settings.batch_max_events, settings.batch_max_bytes, after_seq)
+                try:
+                    records = store.read_outbox(settings.batch_max_events, settings.batch_max_bytes, after_seq)
+                except StoreError as exc:  # e.g. the store is being reopened after a write error
+                    self._note_error(f"store: cannot read the outbox: {exc}")
+                    await trio.sleep(1.0)
+                    continue
                 if not records:
                     if not store.outbox_stats().count:
                         self.status.state = "idle"
@@ -417,7 +422,9 @@ class Forwarder:
         """Run a store write in a thread; retry it (with backoff) while the store fails.
 
         The upstream already has the batch; re-sending it instead would also be correct
-        (it de-duplicates), but a failing disk is better waited out here, loudly.
+        (it de-duplicates), but a failing disk is better waited out here, loudly. After a
+        failure the store is reopened before the next try (RocksDB refuses every write after
+        a failed one until then), so the forwarder heals even when no event comes in.
         """
         backoff = Backoff(self.settings.retry_initial_s, self.settings.retry_max_s)
         while True:
@@ -425,9 +432,14 @@ class Forwarder:
                 await trio.to_thread.run_sync(call, *args, limiter=self._limiter)
                 return
             except StoreError as exc:
-                self._note_error(f"store: cannot {what}: {exc}")
-                log.error("cannot %s (attempt %d): %s", what, backoff.failures + 1, exc)
-                await trio.sleep(backoff.next_delay())
+                reason = str(exc)  # text only: a kept traceback would keep the failed database open
+            self._note_error(f"store: cannot {what}: {reason}")
+            log.error("cannot %s (attempt %d): %s", what, backoff.failures + 1, reason)
+            await trio.sleep(backoff.next_delay())
+            try:  # RocksDB refuses writes after a failed one until it is reopened (Store.reopen)
+                await trio.to_thread.run_sync(self.store.reopen, limiter=self._limiter)
+            except StoreError as exc:
+                log.error("cannot reopen the store: %s", str(exc))
 
     def _note_error(self, reason: str) -> None:
         self.status.last_error = reason

@@ -137,8 +137,10 @@ def build_app(services: Services) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         live = services.rules.current
+        store_error = services.pipeline.store_error
         return _json({
-            "status": "ok",
+            "status": "ok" if store_error is None else "degraded",
+            "store": "ok" if store_error is None else f"write failed, healing: {store_error}",
             "gateway_id": settings.gateway.id,
             "core": core_ext.IMPLEMENTATION,
             "rules": {"sources": sorted(live.sources), "digest": live.digest},
@@ -297,7 +299,11 @@ def build_app(services: Services) -> Starlette:
     ]
     if settings.demo.enabled:
         routes.append(Route(DEMO_UPSTREAM_PATH, demo_upstream_endpoint(), methods=["POST"]))
-    return Starlette(routes=routes)
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("%s %s: store unavailable: %s", request.method, request.url.path, exc)
+        return _json({"error": f"store unavailable: {exc}"}, 503, {"Retry-After": "5"})
+
+    return Starlette(routes=routes, exception_handlers={StoreError: store_unavailable})
 
 
 def _int_param(request: Request, name: str, default: int) -> int:

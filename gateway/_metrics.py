@@ -16,6 +16,8 @@ Names (all prefixed ``gateway_``):
 * ``dead_letters`` — gauge: events the upstream refused, held for ``outbox requeue``.
 * ``outbox_oldest_age_seconds`` — gauge: how long the oldest outbox event has waited.
 * ``upstream_consecutive_failures`` / ``upstream_last_success_timestamp_seconds`` — gauges.
+* ``store_writable`` — gauge: 0 after a failed write (disk full, I/O error) until a write
+  succeeds again.
 * ``rules_reloads_total{result}`` — rule reloads, ok or failed; ``rules_version_info``.
 * ``core_implementation_info{implementation}`` — 1 for the core in use (cython/python).
 """
@@ -57,6 +59,10 @@ class Metrics:
                                        "Failed upstream attempts since the last success", registry=r)
         self.upstream_last_success = Gauge("gateway_upstream_last_success_timestamp_seconds",
                                            "Unix time of the last acknowledged batch", registry=r)
+        self.store_writable = Gauge("gateway_store_writable",
+                                    "1 while the store accepts writes, 0 after a failed write until it heals",
+                                    registry=r)
+        self.store_writable.set(1)
         self.rules_reloads = Counter("gateway_rules_reloads", "Rule reloads", ["result"], registry=r)
         self.rules_version = Info("gateway_rules_version", "Digest of the live rule set", registry=r)
         self.core = Gauge(

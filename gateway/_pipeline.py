@@ -16,7 +16,12 @@ Backpressure, never silent loss:
   pack-line scans (``priority="station"``: a packer is
   waiting at the station) may use the reserve up to ``outbox_max_*`` itself;
 * a failed commit (disk full, I/O error) fails every submission of the group with
-  ``StoreError`` (HTTP 503); nothing of the group is acknowledged or half-written.
+  ``StoreError`` (HTTP 503); nothing of the group is acknowledged or half-written. RocksDB
+  refuses all writes after such a failure until reopened, so for ``REOPEN_EVERY_S`` (5 s)
+  submissions get 503 at once (``Retry-After``), then the next group reopens the store in
+  place (``Store.reopen``) and tries again: once space is back the gateway heals itself,
+  without a restart and without losing anything acknowledged. ``store_error`` and the
+  ``gateway_store_writable`` gauge show the state.
 
 Cancellation: a submission whose caller is cancelled (client hung up) is still committed
 once the committer has taken it; the sender did not get a 2xx and will retry, and the retry
@@ -46,6 +51,8 @@ from gateway._store import Store
 log = logging.getLogger(__name__)
 
 Priority = Literal["webhook", "station"]
+REOPEN_EVERY_S = 5.0
+"""After a failed write, submissions get 503 for this long, then the next one reopens the store."""
 
 
 @dataclass
@@ -86,6 +93,8 @@ class Pipeline:
         self._send, self._receive = trio.open_memory_channel[_Submission](settings.queue_batches)
         self._limiter = trio.CapacityLimiter(1)
         self.groups_committed = 0
+        self.store_error: StoreError | None = None  # the last failed write, until a write succeeds
+        self._reopen_at = 0.0
 
     def check_capacity(self, priority: Priority = "webhook") -> None:
         """Raise ``BackpressureError`` when the outbox is over the bound for ``priority``."""
@@ -117,6 +126,9 @@ class Pipeline:
         if not events:
             return SubmitReport([])
         self.check_capacity(priority)
+        wait_s = self._reopen_at - time.monotonic()
+        if self.store_error is not None and wait_s > 0:  # don't queue work that cannot be written yet
+            raise BackpressureError(f"store unavailable ({self.store_error}); retrying", max(1, round(wait_s)))
         submission = _Submission(events)
         try:
             self._send.send_nowait(submission)
@@ -154,6 +166,8 @@ class Pipeline:
         started = time.perf_counter()
         store = self.store
         try:
+            if self.store_error is not None:
+                await trio.to_thread.run_sync(store.reopen, limiter=self._limiter)
             plan = plan_step(
                 (event for submission in group for event in submission.events),
                 store.get_order, store.seen_fingerprint, store.order_for_waybill, store.orders_for_buyer,
@@ -161,9 +175,17 @@ class Pipeline:
             )
             await trio.to_thread.run_sync(store.commit, plan.write, limiter=self._limiter)
         except StoreError as exc:
-            log.error("commit of %d events failed, nothing acknowledged: %s", count, exc)
+            # Only text is kept (log args, store_error, the submissions' error): the exception's
+            # traceback frames would keep the failed database alive, and RocksDB frees its LOCK
+            # (needed by Store.reopen) only with the last reference.
+            log.error("commit of %d events failed, nothing acknowledged: %s", count, str(exc))
+            failure = StoreError(str(exc))
+            del exc
+            self.store_error = failure
+            self._reopen_at = time.monotonic() + REOPEN_EVERY_S
+            self.metrics.store_writable.set(0)
             for submission in group:
-                submission.error = exc
+                submission.error = failure
                 submission.done.set()
             return
         except Exception as exc:  # a bug must not leave webhook handlers waiting forever
@@ -172,6 +194,10 @@ class Pipeline:
                 submission.error = StoreError(f"processing failed: {exc!r}")
                 submission.done.set()
             return
+        if self.store_error is not None:
+            log.warning("store writable again after: %s", self.store_error)
+            self.store_error = None
+            self.metrics.store_writable.set(1)
         offset = 0
         for submission in group:
             submission.results = plan.results[offset: offset + len(submission.events)]

@@ -83,6 +83,7 @@ together (the outbox's own at most 16 MiB), beyond which RocksDB flushes.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import re
@@ -277,10 +278,10 @@ class Store:
 
     def __init__(self, db: Rdict, settings: StoreSettings) -> None:
         self.settings = settings
-        self._db: Rdict | None = db
-        self._cfs: dict[str, Rdict] | None = {name: db.get_column_family(name) for name in COLUMN_FAMILIES}
-        self._handles: dict[str, Any] | None = {
-            name: db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
+        self._db: Rdict | None = None
+        self._cfs: dict[str, Rdict] | None = None
+        self._handles: dict[str, Any] | None = None
+        self._attach(db)
         self._write_options = WriteOptions()
         self._write_options.sync = settings.sync == "group"
         self._unsynced = WriteOptions()  # outbox deletes: losing one to a power cut only re-sends
@@ -296,6 +297,7 @@ class Store:
         self._outbox_floor = 0
         self._outbox = _OutboxLedger()
         self._dead_count = 0
+        self._closed = False
         # Buyers indexed since open, so a buyer never seen costs no index scan (orders_for_buyer).
         self._buyers: set[tuple[str, int]] = set()
         self._buyers_old: set[tuple[str, int]] = set()
@@ -764,6 +766,7 @@ class Store:
     def close(self) -> None:
         """Close the database (idempotent). Pending iterators end with ``StoreError``."""
         with self._write_lock:
+            self._closed = True  # for good: reopen() refuses
             db, self._db, self._cfs, self._handles = self._db, None, None, None
             with self._memory_lock:
                 self._orders.clear()
@@ -773,7 +776,48 @@ class Store:
 
     # -- internals -------------------------------------------------------------------
 
-    def _recover(self) -> None:
+    def reopen(self) -> None:
+        """Close and reopen the database in place, after a write failed.
+
+        RocksDB refuses every write after a failed WAL write (a full disk, an I/O error)
+        until the database is reopened, even once space is back. Reopening recovers the
+        WAL in point-in-time mode: the failed (never acknowledged) batch is dropped, every
+        acknowledged one is there. The counters are rebuilt from the keys; the caches stay,
+        because memory only ever changes after a write succeeded.
+
+        Raises:
+            StoreError: the database cannot be opened again (the store stays closed; call
+                ``reopen`` again later).
+        """
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            old, self._db, self._cfs, self._handles = self._db, None, None, None
+            if old is not None:
+                try:
+                    old.close()
+                except Exception as exc:  # it is in an error state: closing may fail the same way
+                    log.info("closing the failed database: %s", exc)
+                # RocksDB releases its LOCK only when the last reference to the failed database
+                # (and its column families) is gone.
+                del old
+                gc.collect()
+            self._attach(_open_db(self.settings))
+            self._event_seq, self._audit_seq, self._audit_head = {}, {}, {}
+            self._quarantine_seq, self._quarantine_count = {}, {}
+            self._outbox_seq = self._outbox_floor = 0
+            with self._memory_lock:
+                self._outbox = _OutboxLedger()
+            self._recover(initial=False)
+        log.warning("store reopened after a write error: %s (%d outbox records)", self.settings.path,
+                    self._outbox.count)
+
+    def _attach(self, db: Rdict) -> None:
+        self._cfs = {name: db.get_column_family(name) for name in COLUMN_FAMILIES}
+        self._handles = {name: db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
+        self._db = db
+
+    def _recover(self, initial: bool = True) -> None:
         """Rebuild counters, chain heads and outbox stats from the keys (see docstring)."""
         meta = self._live(self._cfs)["meta"]
         stored_format = self._guard(meta.get, b"format")
@@ -800,7 +844,7 @@ class Store:
                 self._outbox_floor = _read64(value)[0]
             elif key == _BUYER_NEWEST:
                 self._buyer_index_newest = _read64(value)[0]
-        if self._buyer_index_newest or not self._read_chunk("idx_buyer", b"", None, 1):
+        if initial and (self._buyer_index_newest or not self._read_chunk("idx_buyer", b"", None, 1)):
             # every entry written before this open is at or before buyer_index_newest (an
             # older store without that key but with entries: at or before now, the default)
             self._buyers_complete_after_ms = self._buyer_index_newest
@@ -867,11 +911,10 @@ class Store:
         return value
 
     def _write(self, batch: WriteBatch, what: str, options: WriteOptions | None = None) -> None:
-        db = self._db
-        if db is None:
+        if self._db is None:
             raise StoreError("store is closed")
-        try:
-            db.write(batch, options or self._write_options)
+        try:  # no local names the database: a kept traceback must not keep it (and its LOCK) alive
+            self._db.write(batch, options or self._write_options)
         except Exception as exc:  # rocksdict raises bare Exception (or DbClosedError)
             raise StoreError(f"{what} failed, nothing written: {exc}") from exc
 
@@ -952,13 +995,8 @@ def _options(cache: Cache, point_lookup: bool, write_buffer_bytes: int = 0) -> O
     return options
 
 
-def open_store(settings: StoreSettings) -> Store:
-    """Open (creating if needed) the store at ``settings.path`` and recover its counters.
-
-    Raises:
-        StoreError: the directory cannot be created, the database is locked by another
-            process (or already open in this one), damaged, or of another format.
-    """
+def _open_db(settings: StoreSettings) -> Rdict:
+    """The RocksDB database at ``settings.path`` with every column family (created if missing)."""
     path = settings.path
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -978,16 +1016,25 @@ def open_store(settings: StoreSettings) -> Store:
         for name in existing:  # column families of a newer version must be opened too
             if name != "default" and name not in families:
                 families[name] = _options(cache, False)
-        db = Rdict(str(path), options=options, column_families=families)
+        return Rdict(str(path), options=options, column_families=families)
     except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
         if "lock" in str(exc).lower():
             raise StoreError(f"store is locked by another process (or already open): {path}: {exc}") from exc
         raise StoreError(f"cannot open store {path}: {exc}") from exc
-    store = Store(db, settings)
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """Open (creating if needed) the store at ``settings.path`` and recover its counters.
+
+    Raises:
+        StoreError: the directory cannot be created, the database is locked by another
+            process (or already open in this one), damaged, or of another format.
+    """
+    store = Store(_open_db(settings), settings)
     try:
         store._recover()
     except BaseException:
         store.close()
         raise
-    log.info("store open: %s (sync=%s, %d outbox records)", path, settings.sync, store._outbox.count)
+    log.info("store open: %s (sync=%s, %d outbox records)", settings.path, settings.sync, store._outbox.count)
     return store

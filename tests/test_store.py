@@ -572,3 +572,20 @@ def test_a_buyer_never_indexed_costs_no_read(store, monkeypatch):
     monkeypatch.setattr(store, "_scan", lambda *a, **k: pytest.fail("the index was read"))
     assert store.orders_for_buyer("t1", 8, now - 60_000) == []
     assert store.orders_for_buyer("t2", 7, now - 60_000) == []
+
+
+def test_reopen_rebuilds_the_counters_and_refuses_after_close(path: Path) -> None:
+    store = open_at(path)
+    store.commit(full_step())
+    store.commit(StepWrite(outbox=[{"tenant": "t1", "n": 1}]))
+    store.dead_letter([(2, {"status": 400})])
+    before = (store.outbox_stats(), store.dead_count(), store.quarantine_count("t1"),
+              store.verify_audit_chain("t1"))
+    store.reopen()
+    assert (store.outbox_stats(), store.dead_count(), store.quarantine_count("t1"),
+            store.verify_audit_chain("t1")) == before
+    store.commit(StepWrite(outbox=[{"tenant": "t1", "n": 2}]))  # seqs continue
+    assert [seq for seq, _ in store.read_outbox(10, 10**6)] == [1, 3]
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.reopen()
