@@ -85,6 +85,8 @@ def test_xml_shapes():
 @pytest.mark.parametrize(("interface", "words"), [
     ("<r><a>1</r>", "not well-formed"),
     ('<!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>', "DOCTYPE"),
+    ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r><a>&x;</a></r>', "DOCTYPE"),
+    ('<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r/>', "DOCTYPE"),
     ("{broken", "not JSON"),
     ("[1, 2]", "JSON object or XML"),
     ("<a>" * 40 + "x" + "</a>" * 40, "deeper"),

@@ -43,6 +43,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as DefusedElementTree
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._settings import SourceCredentials
@@ -96,10 +98,10 @@ def xml_to_dict(text: str) -> dict[str, Any]:
     Raises:
         MalformedEventError: not well-formed, a DOCTYPE/ENTITY declaration, or too deep.
     """
-    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
-        raise MalformedEventError("logistics_interface XML must not declare a DOCTYPE or entities")
-    try:
-        root = ElementTree.fromstring(text)
+    try:  # defusedxml: no DTD, no entities, no external references (billion laughs, XXE)
+        root = DefusedElementTree.fromstring(text, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise MalformedEventError(f"logistics_interface XML must not declare a DOCTYPE or entities: {exc!r}") from exc
     except ElementTree.ParseError as exc:
         raise MalformedEventError(f"logistics_interface is not well-formed XML: {exc}") from exc
     value = _element(root, 0)
