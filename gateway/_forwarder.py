@@ -135,7 +135,7 @@ def build_batch(gateway_id: str, records: Sequence[tuple[int, bytes]]) -> Outbou
     """The batch for ``records`` (``(seq, stored JSON)``), without decoding them."""
     batch_id = f"{gateway_id}-{records[0][0]}-{records[-1][0]}"
     head = orjson.dumps({"gateway_id": gateway_id, "batch_id": batch_id})
-    body = b"".join((head[:-1], b',"events":[', b",".join(value for _, value in records), b"]}"))
+    body = b"".join((head[:-1], b',"events":[', b",".join([value for _, value in records]), b"]}"))
     return OutboundBatch(batch_id, [seq for seq, _ in records], body)
 
 
@@ -334,7 +334,12 @@ class Forwarder:
     async def _delete_acknowledged(self, deletes: trio.MemoryReceiveChannel[OutboundBatch]) -> None:
         async with deletes:
             async for batch in deletes:
-                await self._store_call(self.store.delete_outbox, batch.seqs, what="delete delivered records")
+                try:  # on the loop when the store is free (cheap: no fsync), else in a thread
+                    done = self.store.delete_outbox(batch.seqs, blocking=False)
+                except StoreError:
+                    done = False
+                if not done:
+                    await self._store_call(self.store.delete_outbox, batch.seqs, what="delete delivered records")
                 self._undeleted.pop(batch.batch_id, None)
 
     async def wait_flushed(self) -> None:

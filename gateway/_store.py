@@ -498,7 +498,7 @@ class Store:
             self._buyers_complete_after_ms = max(self._buyers_complete_after_ms, self._buyers_since_ms)
             self._buyers_old, self._buyers, self._buyers_since_ms = self._buyers, set(), now
 
-    def delete_outbox(self, seqs: Iterable[int]) -> None:
+    def delete_outbox(self, seqs: Iterable[int], *, blocking: bool = True) -> bool:
         """Delete delivered outbox records in one batch, written to the WAL without an fsync.
 
         A delete lost to a power cut only makes the forwarder re-send records the upstream
@@ -508,13 +508,23 @@ class Store:
         synced write holds the GIL for the whole fsync). Unknown or already deleted seqs
         are ignored.
 
+        Args:
+            seqs: the outbox seqs delivered.
+            blocking: ``False`` returns ``False`` at once, deleting nothing, when another
+                write holds the store (so an event loop never waits behind a group commit).
+
+        Returns:
+            ``True`` when deleted.
+
         Raises:
             StoreError: the store is closed or RocksDB failed; nothing was deleted.
         """
         ordered = sorted(set(seqs))
         if not ordered:
-            return
-        with self._write_lock:
+            return True
+        if not self._write_lock.acquire(blocking):
+            return False
+        try:
             handles = self._live(self._handles)
             batch = WriteBatch(raw_mode=True)
             batch.set_default_column_family(handles["outbox"])
@@ -526,6 +536,9 @@ class Store:
             self._outbox_floor = floor
             with self._memory_lock:
                 self._outbox.remove(ordered)
+            return True
+        finally:
+            self._write_lock.release()
 
     def dead_letter(self, refused: list[tuple[int, dict[str, Any]]]) -> None:
         """Move refused outbox records to the dead-letter keyspace, in one durable batch.

@@ -589,3 +589,12 @@ def test_reopen_rebuilds_the_counters_and_refuses_after_close(path: Path) -> Non
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.reopen()
+
+
+def test_a_non_blocking_delete_never_waits_behind_another_write(store: Store) -> None:
+    store.commit(StepWrite(outbox=[{"tenant": "t1", "n": n} for n in range(3)]))
+    with store._write_lock:  # as while a group commit runs in its thread
+        assert store.delete_outbox([1], blocking=False) is False
+    assert store.outbox_stats().count == 3
+    assert store.delete_outbox([1], blocking=False) is True
+    assert store.outbox_stats().count == 2
