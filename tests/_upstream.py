@@ -57,6 +57,7 @@ class Upstream:
         self.bad_signatures = 0
         self.script: list[Scripted] = []
         self.poison: Callable[[dict[str, Any]], bool] | None = None
+        self.delay_s = 0.0  # added to every answer: a slow ERP
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -110,6 +111,8 @@ class Upstream:
                 self.attempts.append((401, key, 0))
             return 401, {}, b'{"ok":false,"error":"signature"}'
         batch = orjson.loads(body)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         with self._lock:
             scripted = self.script.pop(0) if self.script else None
         if scripted is not None:

@@ -164,26 +164,28 @@ async def test_wrong_upstream_secret_keeps_everything_queued(tmp_path, upstream,
     shutdown.set()
 
 
-async def test_graceful_restart_with_a_backlog_resends_nothing(tmp_path, upstream):
+async def test_graceful_restart_with_a_large_backlog_resumes_and_resends_nothing(tmp_path, upstream):
     upstream.stop()
     async with trio.open_nursery() as nursery:
-        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
-        sent = await post_flow(client, 600)  # 3,000 events queued while the upstream is down
+        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=100)
+        sent = await post_flow(client, 4000)  # 20,000 events queued while the upstream is down
         shutdown.set()
     upstream.start()
+    upstream.delay_s = 0.02  # a slow ERP: the drain outlasts the shutdown grace (2 s)
     async with trio.open_nursery() as nursery:  # drains part of the backlog, then stops
-        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
-        await wait_for(lambda: len(upstream.batches) >= 2)
+        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=100)
+        await wait_for(lambda: len(upstream.batches) >= 5)
         shutdown.set()
     delivered_first = len(upstream.events())
+    assert 0 < delivered_first < sent  # stopped in the middle of the backlog
+    upstream.delay_s = 0.0
     async with trio.open_nursery() as nursery:
-        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=40)
+        services, shutdown, client = await start_gateway(nursery, tmp_path, upstream, batch_max_events=100)
         await wait_for(drained(services))
         shutdown.set()
     events = upstream.events()
     assert len(events) == sent  # nothing acknowledged was sent twice
     assert len(upstream.unique_events()) == sent
-    assert delivered_first > 0
     assert in_per_order_order(events)
 
 
