@@ -9,6 +9,8 @@ Routes::
     POST /api/v1/rules/reload                       reload rule files now    (token)
     GET  /api/v1/tenants/{tenant}/orders/{order_id} order + its audit trail  (token)
     GET  /api/v1/tenants/{tenant}/quarantine        quarantined events       (token)
+    POST /api/v1/tenants/{tenant}/quarantine/release  {"ids": [...]} | {"all": true}:
+                                                    re-read under the live rules (token)
     GET  /api/v1/tenants/{tenant}/events?after=N&limit=M   the event log     (token)
     GET  /api/v1/tenants/{tenant}/audit/verify      check the audit hash chain (token)
     GET  /api/v1/outbox                             backlog, oldest age, last error (token)
@@ -50,6 +52,7 @@ from gateway._forwarder import Forwarder, outbox_report
 from gateway._metrics import Metrics
 from gateway._normalize import normalise_batch
 from gateway._pipeline import Pipeline, now_ms
+from gateway._quarantine import plan_release
 from gateway._reload import RuleHolder
 from gateway._settings import TENANT_NAME, Settings
 from gateway._store import Store
@@ -244,6 +247,25 @@ def build_app(services: Services) -> Starlette:
         items = list(islice(services.store.iter_quarantine(tenant), limit))
         return _json({"count": services.store.quarantine_count(tenant), "items": items})
 
+    async def quarantine_release(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        ids = await _ids_or_all(request)
+        if isinstance(ids, Response):
+            return ids
+        release = await trio.to_thread.run_sync(
+            plan_release, services.store, services.rules.current, tenant, ids, now_ms(),
+            settings.http.max_events_per_request)
+        try:
+            report = await services.pipeline.submit(release.events)
+        except BackpressureError as exc:
+            return _json({"error": str(exc)}, 503, {"Retry-After": str(exc.retry_after_s)})
+        results = [{"seq": e.release_of, **r.to_dict()} for e, r in zip(release.events, report.results, strict=True)]
+        released = sum(1 for r in report.results if r.outcome != "quarantined")
+        log.info("tenant %s: released %d quarantined events, %d stay", tenant, released,
+                 len(release.kept) + len(results) - released)
+        return _json({"released": released, "results": results, "kept": release.kept, "more": release.more,
+                      "quarantined": services.store.quarantine_count(tenant)})
+
     async def events(request: Request) -> Response:
         tenant = request.path_params["tenant"]
         after = _int_param(request, "after", 0)
@@ -268,16 +290,11 @@ def build_app(services: Services) -> Starlette:
         return _json({"count": services.store.dead_count(), "items": list(islice(letters, limit))})
 
     async def outbox_requeue(request: Request) -> Response:
+        ids = await _ids_or_all(request)
+        if isinstance(ids, Response):
+            return ids
         try:
-            body = orjson.loads(await _read_body(request, 1024 * 1024) or b"{}")
-        except (orjson.JSONDecodeError, PayloadTooLargeError) as exc:
-            return _json({"error": f"body must be JSON: {exc}"}, 400)
-        ids = body.get("ids") if isinstance(body, dict) else None
-        if not (isinstance(body, dict) and (body.get("all") is True or (
-                isinstance(ids, list) and ids and all(isinstance(i, int) and i > 0 for i in ids)))):
-            return _json({"error": 'give {"ids": [dead letter ids]} or {"all": true}'}, 400)
-        try:
-            seqs = await trio.to_thread.run_sync(services.store.requeue_dead, None if body.get("all") is True else ids)
+            seqs = await trio.to_thread.run_sync(services.store.requeue_dead, ids)
         except StoreError as exc:
             return _json({"error": f"store: {exc}"}, 503, {"Retry-After": "5"})
         log.info("requeued %d dead letters through the API", len(seqs))
@@ -291,6 +308,7 @@ def build_app(services: Services) -> Starlette:
         Route("/api/v1/rules/reload", protected(rules_reload), methods=["POST"]),
         Route("/api/v1/tenants/{tenant}/orders/{order_id:path}", protected(order), methods=["GET"]),
         Route("/api/v1/tenants/{tenant}/quarantine", protected(quarantine), methods=["GET"]),
+        Route("/api/v1/tenants/{tenant}/quarantine/release", protected(quarantine_release), methods=["POST"]),
         Route("/api/v1/tenants/{tenant}/events", protected(events), methods=["GET"]),
         Route("/api/v1/tenants/{tenant}/audit/verify", protected(audit_verify), methods=["GET"]),
         Route("/api/v1/outbox", protected(outbox), methods=["GET"]),
@@ -304,6 +322,21 @@ def build_app(services: Services) -> Starlette:
         return _json({"error": f"store unavailable: {exc}"}, 503, {"Retry-After": "5"})
 
     return Starlette(routes=routes, exception_handlers={StoreError: store_unavailable})
+
+
+async def _ids_or_all(request: Request) -> list[int] | None | Response:
+    """The ``{"ids": [positive ints]}`` (a list) or ``{"all": true}`` (``None``) of a request,
+    or the 400 response for anything else."""
+    try:
+        body = orjson.loads(await _read_body(request, 1024 * 1024) or b"{}")
+    except (orjson.JSONDecodeError, PayloadTooLargeError) as exc:
+        return _json({"error": f"body must be JSON: {exc}"}, 400)
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if isinstance(body, dict) and body.get("all") is True:
+        return None
+    if isinstance(ids, list) and ids and all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        return ids
+    return _json({"error": 'give {"ids": [positive ids]} or {"all": true}'}, 400)
 
 
 def _int_param(request: Request, name: str, default: int) -> int:

@@ -106,6 +106,8 @@ class Event:
         rule: which rule produced the status, ``"douyin.toml@v3:status.101"``.
         raw: the decoded input as the adapter unwrapped it; kept in the event log so
             recorded events can be replayed against other rules.
+        release_of: the quarantine seq this event re-processes after a rule fix
+            (``gateway._quarantine``); 0 for an event as received.
     """
 
     tenant: str
@@ -123,6 +125,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     rule: str = ""
     raw: dict[str, Any] | None = None
+    release_of: int = 0
 
     @property
     def status(self) -> Status | None:

@@ -35,6 +35,12 @@ Per event, in order:
    group's primary order with ``data = {"pack_group", "orders", "replaces"}``. Orders met
    in the same step group too. The full rule is in ``gateway._grouping``.
 
+A *released* event (``Event.release_of`` > 0: a quarantined event re-read under fixed rules,
+``gateway._quarantine``) skips the duplicate check (its fingerprint was stored when it was
+quarantined); if it maps now it is processed like any other event, its quarantine record is
+deleted in the same write batch and its audit note says so; if it still does not map,
+nothing is written and the record stays.
+
 Upstream contract of an outbox entry: ``event_id`` is the event fingerprint as 16 hex
 digits (stable across retries and re-processing: the idempotency key), ``seq`` counts the
 order's reported events, ``status``/``prev_status`` are standard states, ``occurred_at``
@@ -197,7 +203,9 @@ def plan_step(
         tenant = event.tenant
         fp_key = (tenant, event.fingerprint)
         event_id = f"{event.fingerprint:016x}"
-        if fp_key in seen_here or seen_fingerprint(tenant, event.fingerprint):
+        released = event.release_of
+        # A released quarantined event is in the dedup keyspace already (as quarantined).
+        if fp_key in seen_here or (not released and seen_fingerprint(tenant, event.fingerprint)):
             plan.results.append(EventResult(event_id, event.order_id, Outcome.DUPLICATE))
             continue
         seen_here.add(fp_key)
@@ -219,6 +227,13 @@ def plan_step(
             "rule": event.rule,
             "raw": event.raw,
         }
+        if released:
+            if event.quarantined or not order_id:  # still not mappable: the record stays as it is
+                plan.results.append(EventResult(event_id, order_id, Outcome.QUARANTINED,
+                                                reason=_quarantine_reason(event)))
+                continue
+            write.quarantine_release.append((tenant, released))
+            log["released_from_quarantine"] = released
         if event.quarantined or not order_id:
             reason = _quarantine_reason(event)
             log["outcome"] = Outcome.QUARANTINED
@@ -299,6 +314,8 @@ def plan_step(
             refused = verdict.refused.value if verdict.refused else "@resume"
             current = order.status
             note = f"late or out-of-order: {current} -> {refused} refused"
+        if released:
+            note = f"released from quarantine (seq {released}) under {event.rule}" + (f"; {note}" if note else "")
         write.audit.append({
             "tenant": tenant,
             "at_ms": now_ms,

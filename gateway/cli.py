@@ -3,7 +3,8 @@
     gateway run [--config FILE] [--data-dir DIR] [--host H] [--port N] [--no-demo]
     gateway check-config [PATH]
     gateway audit-verify --tenant T [--config FILE] [--data-dir DIR]
-    gateway outbox status|dead|requeue [--config FILE] [--data-dir DIR] ...   (see _outbox_cli)
+    gateway outbox status|dead|requeue [--config FILE] [--data-dir DIR] ...   (see _ops_cli)
+    gateway quarantine list|release --tenant T [--config FILE] [--data-dir DIR] ...
     gateway version
 
 Exit codes: 0 success, 1 invalid config or failed check, 2 usage error (argparse).
@@ -122,7 +123,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from gateway._outbox_cli import cmd_outbox as run
+    from gateway._ops_cli import cmd_outbox as run
+
+    return run(args, _settings_from(args))
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from gateway._ops_cli import cmd_quarantine as run
 
     return run(args, _settings_from(args))
 
@@ -175,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--tenant", required=True)
     audit.set_defaults(func=cmd_audit_verify)
 
-    from gateway._outbox_cli import add_outbox_parser
+    from gateway._ops_cli import add_outbox_parser, add_quarantine_parser
 
     outbox = add_outbox_parser(sub, config_options)
     outbox.set_defaults(func=cmd_outbox)
+    quarantine = add_quarantine_parser(sub, config_options)
+    quarantine.set_defaults(func=cmd_quarantine)
 
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)

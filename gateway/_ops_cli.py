@@ -1,4 +1,4 @@
-"""``gateway outbox status | dead | requeue``: the operator's view of store-and-forward.
+"""Operator commands: ``gateway outbox status | dead | requeue`` and ``gateway quarantine list | release``.
 
 Where the numbers come from: when the gateway runs, through its local API (the address is
 ``[http] host/port`` of the config, the token the file ``[api] token_file`` points at);
@@ -11,6 +11,10 @@ holds the store but whose API does not answer is reported as such, never guessed
                                                    and ETA until the backlog is empty
     gateway outbox dead [--limit N] [--tenant T] [--json]   dead letters with reasons
     gateway outbox requeue (--all | --id N ...)    dead letters back to the outbox tail
+    gateway quarantine list --tenant T [--limit N] [--json]   quarantined events with reasons
+    gateway quarantine release --tenant T (--all | --id N ...)   re-read them under the live
+                                                   rules (after a rule fix); needs the running
+                                                   gateway (the release is committed by it)
 
 Exit codes: 0 done, 1 error (store locked and API unreachable, bad id...).
 """
@@ -94,6 +98,23 @@ class _Target:
             seqs: list[int] = reply.json()["outbox_seqs"]
             return seqs
         result: list[int] = self.store.requeue_dead(ids)
+        return result
+
+    def quarantine(self, tenant: str, limit: int) -> dict[str, Any]:
+        if self.client is not None:
+            return self.get(f"/api/v1/tenants/{tenant}/quarantine", limit=limit)
+        items = [q for _, q in zip(range(limit), self.store.iter_quarantine(tenant), strict=False)]
+        return {"count": self.store.quarantine_count(tenant), "items": items}
+
+    def release(self, tenant: str, ids: list[int] | None) -> dict[str, Any]:
+        if self.client is None:
+            raise GatewayError("releasing quarantined events needs the running gateway (its committer "
+                               "writes them); start it, then run this again")
+        body = {"all": True} if ids is None else {"ids": ids}
+        reply = self.client.post(f"/api/v1/tenants/{tenant}/quarantine/release", json=body)
+        if reply.status_code != 200:
+            raise GatewayError(f"release: HTTP {reply.status_code}: {reply.text[:200]}")
+        result: dict[str, Any] = reply.json()
         return result
 
     def close(self) -> None:
@@ -184,6 +205,54 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         target.close()
     return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one ``gateway quarantine`` sub-command."""
+    target = _Target(settings)
+    try:
+        if args.quarantine_command == "list":
+            result = target.quarantine(args.tenant, args.limit)
+            if args.json:
+                print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+                return 0
+            print(f"{result['count']} quarantined events of tenant {args.tenant!r}")
+            for item in result["items"]:
+                print(f"  id {item['seq']}: {item.get('source')} {item.get('order_id') or item.get('waybill') or '-'} "
+                      f"raw status {item.get('raw_status')!r}: {item.get('reason')}")
+            return 0
+        result = target.release(args.tenant, None if args.all else args.id)
+        print(f"released {result['released']}; {result['quarantined']} stay quarantined"
+              + (" (more to release: run again)" if result.get("more") else ""))
+        for item in result["results"]:
+            print(f"  id {item['seq']}: {item['order_id']} -> {item['outcome']} {item.get('status') or ''}")
+        for kept in result["kept"]:
+            print(f"  id {kept['seq']}: kept: {kept['reason']}")
+        return 0
+    finally:
+        target.close()
+
+
+def add_quarantine_parser(sub: Any, config_options: Any) -> argparse.ArgumentParser:
+    """Register ``gateway quarantine`` on the CLI's sub-parsers."""
+    quarantine: argparse.ArgumentParser = sub.add_parser(
+        "quarantine", help="events with a status the rules do not know: list, release after a rule fix",
+        description="Quarantined events are kept with their raw input. After the mapping rules learn the "
+        "missing status (edit the rule file; the gateway reloads it), release them: they are re-read under "
+        "the live rules and processed like new events.")
+    commands = quarantine.add_subparsers(dest="quarantine_command", required=True, metavar="SUBCOMMAND")
+    listing = commands.add_parser("list", help="quarantined events with their reasons")
+    config_options(listing)
+    listing.add_argument("--tenant", required=True)
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true")
+    release = commands.add_parser("release", help="re-read quarantined events under the live rules")
+    config_options(release)
+    release.add_argument("--tenant", required=True)
+    which = release.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every quarantined event of the tenant")
+    which.add_argument("--id", type=int, action="append", help="a quarantined event id (repeatable)")
+    return quarantine
 
 
 def add_outbox_parser(sub: Any, config_options: Any) -> argparse.ArgumentParser:

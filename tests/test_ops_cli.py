@@ -86,3 +86,33 @@ async def test_status_and_watch_through_the_running_gateways_api(tmp_path, capsy
     finally:
         upstream.stop()
     assert len(upstream.unique_events()) == 2
+
+
+def test_quarantine_list_works_offline_and_release_needs_the_gateway(tmp_path, capsys):
+    config = write_config(tmp_path)
+    settings = load_settings(config)
+    record = {"tenant": "t1", "source": "erp", "order_id": "douyin|DY1", "raw_status": "ODD",
+              "reason": "unknown_status", "raw": erp_event(1, "ODD", order="DY1")}
+    with open_store(store_settings(settings)) as store:
+        store.commit(StepWrite(quarantine=[record]))
+    assert main(["quarantine", "list", "--tenant", "t1", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "1 quarantined events" in out and "raw status 'ODD': unknown_status" in out
+    assert main(["quarantine", "release", "--tenant", "t1", "--all", "--config", str(config)]) == 1
+    assert "needs the running gateway" in capsys.readouterr().err
+
+
+async def test_quarantine_release_through_the_running_gateway(tmp_path, capsys):
+    config = write_config(tmp_path)
+    settings = load_settings(config)
+    async with trio.open_nursery() as nursery:
+        services = await nursery.start(serve_gateway, settings, trio.Event())
+        config.write_text(config.read_text().replace("port = 0", f"port = {services.bound[0].rsplit(':', 1)[1]}"))
+        async with httpx.AsyncClient(base_url=services.bound[0]) as client:
+            body, headers = signed([erp_event(1, "ODD")])
+            assert (await client.post("/webhooks/erp/t1", content=body, headers=headers)).status_code == 200
+        args = ["quarantine", "release", "--tenant", "t1", "--id", "1", "--config", str(config)]
+        assert await trio.to_thread.run_sync(main, args) == 0
+        out = capsys.readouterr().out
+        assert "released 0; 1 stay quarantined" in out and "still unknown" in out
+        nursery.cancel_scope.cancel()
