@@ -123,7 +123,7 @@ async def serve_gateway(
     metrics.rules_version.info({"digest": holder.current.digest})
     store = open_store(store_settings(settings))
     try:
-        pipeline = Pipeline(store, settings.pipeline, metrics)
+        pipeline = Pipeline(store, settings.pipeline, metrics, rules=lambda: holder.current)
         services = Services(
             settings=settings, store=store, pipeline=pipeline, rules=holder, metrics=metrics,
             api_token=load_or_create_token(settings.token_path),

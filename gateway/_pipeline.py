@@ -36,16 +36,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import trio
 
 from gateway._errors import BackpressureError, StoreError
+from gateway._mapping import RuleSet
 from gateway._metrics import Metrics
 from gateway._model import Event
+from gateway._quarantine import plan_release
 from gateway._settings import PipelineSection
-from gateway._step import EventResult, Outcome, plan_step
+from gateway._step import EventResult, plan_step
 from gateway._store import Store
 
 log = logging.getLogger(__name__)
@@ -84,10 +87,14 @@ class Pipeline:
         store: the open store; the pipeline is its only writer while serving.
         settings: ``[pipeline]`` settings.
         metrics: where counts go.
+        rules: the live rule set (``RuleHolder.current``), for releasing logistics events
+            that waited in quarantine for their waybill; ``None``: they wait for an operator.
     """
 
-    def __init__(self, store: Store, settings: PipelineSection, metrics: Metrics) -> None:
+    def __init__(self, store: Store, settings: PipelineSection, metrics: Metrics,
+                 rules: Callable[[], RuleSet] | None = None) -> None:
         self.store = store
+        self._rules = rules
         self.settings = settings
         self.metrics = metrics
         self._send, self._receive = trio.open_memory_channel[_Submission](settings.queue_batches)
@@ -162,6 +169,17 @@ class Pipeline:
                 with trio.CancelScope(shield=True):
                     await self._commit_group(group, count)
 
+    async def _release_waiting(self, waybills: list[tuple[str, str, str]]) -> None:
+        """Commit the quarantined logistics events that waited for these newly known waybills."""
+        assert self._rules is not None
+        waiting = self.store.waiting_for_waybills((tenant, waybill) for tenant, waybill, _ in waybills)
+        for tenant, seqs in waiting.items():
+            release = plan_release(self.store, self._rules(), tenant, seqs, now_ms())
+            if release.events:
+                log.info("tenant %s: %d logistics events that waited for their waybill are released",
+                         tenant, len(release.events))
+                await self._commit_group([_Submission(release.events)], len(release.events))
+
     async def _commit_group(self, group: list[_Submission], count: int) -> None:
         started = time.perf_counter()
         store = self.store
@@ -211,8 +229,9 @@ class Pipeline:
             plan.results, (e for s in group for e in s.events), strict=True))
         for (outcome, source), n in tally.items():
             metrics.events.labels(source, outcome).inc(n)
-        if tally and any(outcome == Outcome.QUARANTINED for outcome, _ in tally):
-            metrics.quarantined.set(store.quarantine_count())
+        metrics.quarantined.set(store.quarantine_count())  # arrivals and releases
         stats = store.outbox_stats()
         metrics.outbox_events.set(stats.count)
         metrics.outbox_bytes.set(stats.bytes)
+        if self._rules is not None and plan.write.waybill_index:
+            await self._release_waiting(plan.write.waybill_index)

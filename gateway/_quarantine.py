@@ -54,10 +54,9 @@ def plan_release(store: Store, rules: RuleSet, tenant: str, seqs: Iterable[int] 
     """
     wanted = None if seqs is None else set(seqs)
     plan = ReleasePlan()
-    for record in store.iter_quarantine(tenant):
+    records = store.iter_quarantine(tenant) if wanted is None else iter(store.quarantine_records(tenant, wanted))
+    for record in records:
         seq = record["seq"]
-        if wanted is not None and seq not in wanted:
-            continue
         if len(plan.events) >= limit:
             plan.more = True
             break

@@ -298,6 +298,9 @@ class Store:
         self._outbox = _OutboxLedger()
         self._dead_count = 0
         self._closed = False
+        # Quarantined logistics events waiting for their waybill: (tenant, waybill) -> q seqs.
+        self._waiting: dict[tuple[str, str], list[int]] = {}
+        self._waiting_of: dict[tuple[str, int], str] = {}
         # Buyers indexed since open, so a buyer never seen costs no index scan (orders_for_buyer).
         self._buyers: set[tuple[str, int]] = set()
         self._buyers_old: set[tuple[str, int]] = set()
@@ -426,6 +429,8 @@ class Store:
                 self._write(batch, "commit")
             self._apply(step, event_next, audit_next, head_next, quarantine_next, released,
                         outbox_seq, outbox_sizes)
+            if step.quarantine or released:
+                self._note_waiting(step.quarantine, quarantine_seqs, released)
             first_outbox = outbox_seq - len(outbox_sizes) + 1
             return CommitResult(event_seqs, audit_seqs, list(range(first_outbox, outbox_seq + 1)),
                                 quarantine_seqs)
@@ -443,6 +448,25 @@ class Store:
         batch.set_default_column_family(handles["meta"])
         for tenant, seqs in released.items():
             batch.put(self._prefix(tenant) + _QUARANTINE_FLOOR, _be64(max(seqs)))
+
+    def _note_waiting(self, records: list[dict[str, Any]], seqs: list[int],
+                      released: dict[str, list[int]]) -> None:
+        """Track quarantined events that wait for their waybill (``unknown_waybill``)."""
+        with self._memory_lock:
+            for record, seq in zip(records, seqs, strict=True):
+                if record.get("reason") == "unknown_waybill" and record.get("waybill"):
+                    tenant, waybill = record["tenant"], record["waybill"]
+                    self._waiting.setdefault((tenant, waybill), []).append(seq)
+                    self._waiting_of[(tenant, seq)] = waybill
+            for tenant, done in released.items():
+                for seq in done:
+                    waybill = self._waiting_of.pop((tenant, seq), None)
+                    if waybill is not None:
+                        left = [s for s in self._waiting.get((tenant, waybill), []) if s != seq]
+                        if left:
+                            self._waiting[(tenant, waybill)] = left
+                        else:
+                            self._waiting.pop((tenant, waybill), None)
 
     def _apply(self, step: StepWrite, event_next: dict[str, int], audit_next: dict[str, int],
                head_next: dict[str, str], quarantine_next: dict[str, int],
@@ -686,6 +710,33 @@ class Store:
         """A tenant's quarantined records still held, oldest first (each with ``"seq"``)."""
         yield from self._records("quarantine", tenant, 0, "seq")
 
+    def waiting_for_waybills(self, waybills: Iterable[tuple[str, str]]) -> dict[str, list[int]]:
+        """Quarantine seqs, per tenant, of logistics events that waited for these waybills.
+
+        A carrier often reports a parcel (picked up, in transit) before the ERP reports its
+        waybill; such events are quarantined as ``unknown_waybill`` and released by the
+        pipeline as soon as the waybill is indexed (kept in memory, rebuilt at open).
+        """
+        found: dict[str, list[int]] = {}
+        with self._memory_lock:
+            for tenant, waybill in waybills:
+                seqs = self._waiting.get((tenant, waybill))
+                if seqs:
+                    found.setdefault(tenant, []).extend(seqs)
+        return found
+
+    def quarantine_records(self, tenant: str, seqs: Iterable[int]) -> list[dict[str, Any]]:
+        """The quarantine records of these seqs that are still held (each with ``"seq"``)."""
+        prefix = self._read_prefix(tenant)
+        records = []
+        for seq in sorted(set(seqs)):
+            raw = None if prefix is None else self._get("quarantine", prefix + _be64(seq))
+            if raw is not None:
+                record = orjson.loads(raw)
+                record["seq"] = seq
+                records.append(record)
+        return records
+
     def iter_audit(self, tenant: str, order_id: str | None = None) -> Iterator[dict[str, Any]]:
         """A tenant's audit records in chain order, optionally only those of one order.
 
@@ -845,9 +896,19 @@ class Store:
             self._audit_head[tenant] = _head_hash(value)
         for tenant, key, _ in self._tenant_tails("quarantine"):
             self._quarantine_seq[tenant] = _read64(key, len(tenant) + 1)[0]
-        for key, _ in self._scan("quarantine", b"", None):
+        waiting: dict[tuple[str, str], list[int]] = {}
+        waiting_of: dict[tuple[str, int], str] = {}
+        for key, value in self._scan("quarantine", b"", None):
             tenant = key[: key.index(b"\0")].decode()
             self._quarantine_count[tenant] = self._quarantine_count.get(tenant, 0) + 1
+            if b'"unknown_waybill"' in value:
+                record = orjson.loads(value)
+                if record.get("reason") == "unknown_waybill" and record.get("waybill"):
+                    seq = _read64(key, len(tenant) + 1)[0]
+                    waiting.setdefault((tenant, record["waybill"]), []).append(seq)
+                    waiting_of[(tenant, seq)] = record["waybill"]
+        with self._memory_lock:
+            self._waiting, self._waiting_of = waiting, waiting_of
         for key, value in self._scan("meta", b"", None):
             if key.endswith(b"\0" + _QUARANTINE_FLOOR):
                 tenant = key[: key.index(b"\0")].decode()

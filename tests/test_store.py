@@ -598,3 +598,18 @@ def test_a_non_blocking_delete_never_waits_behind_another_write(store: Store) ->
     assert store.outbox_stats().count == 3
     assert store.delete_outbox([1], blocking=False) is True
     assert store.outbox_stats().count == 2
+
+
+def test_events_waiting_for_their_waybill_are_tracked_across_reopen(path: Path) -> None:
+    def waiting(n: int, waybill: str) -> dict[str, Any]:
+        return {"tenant": "t1", "source": "kuaidi100", "reason": "unknown_waybill", "waybill": waybill, "n": n}
+
+    with open_at(path) as store:
+        store.commit(StepWrite(quarantine=[waiting(1, "SF1"), waiting(2, "SF2"), waiting(3, "SF1"),
+                                           {"tenant": "t1", "reason": "unknown_status", "waybill": "SF1"}]))
+        assert store.waiting_for_waybills([("t1", "SF1"), ("t2", "SF1")]) == {"t1": [1, 3]}
+        store.commit(StepWrite(quarantine_release=[("t1", 1)]))
+        assert store.waiting_for_waybills([("t1", "SF1")]) == {"t1": [3]}
+        assert [r["n"] for r in store.quarantine_records("t1", [3, 1, 99])] == [3]
+    with open_at(path) as store:  # rebuilt from the keys at open
+        assert store.waiting_for_waybills([("t1", "SF1"), ("t1", "SF2")]) == {"t1": [3, 2]}

@@ -402,3 +402,20 @@ def test_signed_garbage_never_5xx_and_stores_nothing(live_gateway, source, body)
     response = live_gateway.post(f"/webhooks/{source}/t1", content=content, headers=headers, params=query)
     check_reply(response)
     nothing_stored(live_gateway)
+
+
+async def test_a_pickup_reported_before_the_waybill_is_applied_when_the_waybill_arrives(gateway):
+    pickup = await send(gateway, "kuaidi100", kuaidi100_request(kuaidi100_param("SF5550000001", "1")))
+    assert pickup.status_code == 200  # the carrier is answered: the event is kept, not refused
+    [waiting] = gateway.services.store.iter_quarantine("t1")
+    assert waiting["reason"] == "unknown_waybill" and waiting["waybill"] == "SF5550000001"
+
+    body, headers = signed([erp_event(1, "PACKED", order="DY7", waybill="SF5550000001")])
+    assert (await gateway.post("/webhooks/erp/t1", content=body, headers=headers)).status_code == 200
+    # the ERP's waybill releases the carrier's event: the committer commits it right after
+    with trio.fail_after(10):
+        while status_of(gateway, "douyin|DY7") != "FULFILLMENT_STARTED":  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert gateway.services.store.quarantine_count("t1") == 0
+    released = [e for e in event_log(gateway) if e.get("released_from_quarantine")]
+    assert [(e["source"], e["order_id"]) for e in released] == [("kuaidi100", "douyin|DY7")]
