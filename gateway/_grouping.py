@@ -41,8 +41,18 @@ right after that event, within the processing step:
    re-processing the same events yields the same id. A newer ``merge_pack`` naming an order
    supersedes older ones for it upstream.
 
-Not handled (yet): an order leaving its group (cancelled, refunded) keeps its label and is
-not un-merged upstream; a group is not re-evaluated when a hold or refund is resumed.
+7. **Leaving.** When a member is withdrawn before its group's packing started — cancelled,
+   refunded, or a refund requested (``CANCELLED``, ``REFUNDED``, ``REFUND_INITIATED``) — it
+   leaves the group (``leave_pack_group``): its label is cleared, and the remaining open
+   members get a new ``merge_pack`` (the earliest remaining member names the group, so the
+   id changes only when the primary left; ``replaces`` says so). When fewer than two
+   channels remain the group is dissolved: every label is cleared and the ``merge_pack``
+   carries ``"orders": []`` and ``"dissolved": true``. ``data.removed`` lists who left.
+   Once packing of any member started, nothing changes here: stopping that parcel is the
+   pack line's refund interception.
+
+Not handled (yet): a group is not re-evaluated when a hold or refund is resumed (an order
+that left stays out; it ships on its own).
 """
 
 from __future__ import annotations
@@ -62,6 +72,8 @@ OPEN_STATES = frozenset({Status.CREATED, Status.PAID, Status.PENDING_REVIEW, Sta
 PACKING_STARTED = frozenset({Status.PACKING, Status.PACKED, Status.SHIPPED, Status.FULFILLMENT_STARTED,
                              Status.IN_TRANSIT, Status.DELIVERED})
 _INTERRUPTED = frozenset({Status.ON_HOLD, Status.REFUND_INITIATED})
+#: States that take an order out of its pack group (rule 7).
+WITHDRAWN = frozenset({Status.CANCELLED, Status.REFUNDED, Status.REFUND_INITIATED})
 #: More other orders than this under one buyer key in one window: a shared identity, not grouped.
 SHARED_IDENTITY_ORDERS = 50
 
@@ -179,3 +191,54 @@ def find_pack_group(order: OrderState, buyer_orders: BuyerReader, peek: OrderPee
     pack_group = members[0]
     changed = tuple((oid, seen[oid][1].pack_group) for oid in members if seen[oid][1].pack_group != pack_group)
     return PackGroup(pack_group, members, changed)
+
+
+@dataclass(frozen=True)
+class GroupLeft:
+    """What remains of a pack group after a member left (rule 7).
+
+    Attributes:
+        old_group: the group id before.
+        pack_group: the group id after ("" when dissolved).
+        members: the remaining members, earliest first (empty when dissolved).
+        relabel: ``(order_id, new label)`` of every order whose label changes, the leaver first.
+        removed: the orders no longer in the group (the leaver; on dissolution the rest too).
+    """
+
+    old_group: str
+    pack_group: str
+    members: tuple[str, ...]
+    relabel: tuple[tuple[str, str], ...]
+    removed: tuple[str, ...]
+
+
+def leave_pack_group(order: OrderState, buyer_orders: BuyerReader, peek: OrderPeek) -> GroupLeft | None:
+    """The group that remains now that ``order`` was withdrawn (rule 7), or ``None``.
+
+    Args:
+        order: the order as the step holds it, already in its new (withdrawn) state.
+        buyer_orders / peek: as for ``find_pack_group``.
+    """
+    group = order.pack_group
+    if not group or order.status not in WITHDRAWN or not order.buyer_key:
+        return None
+    tenant, buyer = order.tenant, order.buyer_key
+    primary = peek(tenant, group)
+    since = primary.created_at_ms if primary is not None else 0  # the primary is the earliest member
+    members: list[tuple[int, str, OrderState]] = []
+    for time_ms, order_id in buyer_orders(tenant, buyer, since):
+        state = order if order_id == order.order_id else peek(tenant, order_id)
+        if state is not None and state.pack_group == group and state.buyer_key == buyer:
+            members.append((time_ms, order_id, state))
+    if any(packing_started(state) for _, order_id, state in members if order_id != order.order_id):
+        return None  # the parcel is on the bench: the pack line intercepts it
+    remaining = sorted((time_ms, order_id) for time_ms, order_id, state in members
+                       if order_id != order.order_id and is_open(state))
+    kept = tuple(order_id for _, order_id in remaining)
+    if len({channel_of(order_id) for order_id in kept}) >= 2:
+        new_group = kept[0]  # the same id unless the primary itself left
+        relabel = [(order.order_id, "")] + ([(oid, new_group) for oid in kept] if new_group != group else [])
+        return GroupLeft(group, new_group, kept, tuple(relabel), (order.order_id,))
+    others = tuple(order_id for _, order_id, _ in sorted(members) if order_id != order.order_id)
+    return GroupLeft(group, "", (), tuple([(order.order_id, "")] + [(oid, "") for oid in others]),
+                     (order.order_id, *others))

@@ -58,7 +58,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway._grouping import BuyerReader, PackGroup, find_pack_group, merge_event_id
+from gateway._grouping import (
+    WITHDRAWN,
+    BuyerReader,
+    GroupLeft,
+    PackGroup,
+    find_pack_group,
+    leave_pack_group,
+    merge_event_id,
+)
 from gateway._model import CODE_MISSING, CODE_UNKNOWN, Event, OrderState, Status
 from gateway._statemachine import Decision, decide
 from gateway._store import StepWrite
@@ -345,6 +353,10 @@ def plan_step(
             group = find_pack_group(order, buyer_orders, peek, merge_window_ms)
             if group is not None:
                 _write_pack_group(group, tenant, touch, write, event, now_ms, merge_window_ms)
+        elif order.pack_group and order.status in WITHDRAWN and prev_status not in WITHDRAWN:
+            left = leave_pack_group(order, buyer_orders, peek)
+            if left is not None:
+                _write_group_left(left, tenant, touch, write, event, now_ms)
         plan.results.append(EventResult(
             event_id, order_id, outcome, order.status,
             reason=note,
@@ -383,6 +395,44 @@ def _write_pack_group(group: PackGroup, tenant: str, touch: Callable[[str, str],
         "prev_status": primary.status,
         "occurred_at": iso_ms(event.occurred_at_ms or now_ms),
         "data": {"pack_group": group.pack_group, "orders": members, "replaces": group.replaces},
+    })
+
+
+def _write_group_left(left: GroupLeft, tenant: str, touch: Callable[[str, str], OrderState],
+                      write: StepWrite, event: Event, now_ms: int) -> None:
+    """Relabel after a member left its pack group and queue ONE updated ``merge_pack``."""
+    members = list(left.members)
+    leaver = left.removed[0]
+    event_id = merge_event_id(tenant, left.pack_group or f"dissolved:{left.old_group}", members or list(left.removed))
+    note = (f"{leaver} left pack group {left.old_group} ({touch(tenant, leaver).status}); "
+            + (f"{len(members)} orders remain" if members else "the group is dissolved")
+            + f"; event {event.fingerprint:016x} from {event.source}")
+    for order_id, label in left.relabel:
+        member = touch(tenant, order_id)
+        old = member.pack_group
+        member.pack_group = label
+        member.updated_at_ms = now_ms
+        write.audit.append({
+            "tenant": tenant, "at_ms": now_ms, "actor": "gateway:merge-pack", "source": "gateway",
+            "event_id": event_id, "rule": "grouping: a withdrawn order leaves its pack group",
+            "order_id": order_id, "decision": "merge_pack",
+            "changes": [{"field": "pack_group", "old": old or None, "new": label or None}], "note": note,
+        })
+    primary = touch(tenant, left.pack_group or (left.removed[1] if len(left.removed) > 1 else leaver))
+    primary.seq += 1
+    write.outbox.append({
+        "tenant": tenant,
+        "event_id": event_id,
+        "order_id": primary.order_id,
+        "seq": primary.seq,
+        "type": "merge_pack",
+        "source": "gateway",
+        "status": primary.status,
+        "prev_status": primary.status,
+        "occurred_at": iso_ms(event.occurred_at_ms or now_ms),
+        "data": {"pack_group": left.pack_group or left.old_group, "orders": members,
+                 "replaces": [left.old_group] if left.pack_group and left.pack_group != left.old_group else [],
+                 "removed": list(left.removed), "dissolved": not members},
     })
 
 

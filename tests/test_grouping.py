@@ -312,3 +312,67 @@ def test_merge_event_id_is_stable_and_depends_on_members(channels):
     assert merge_event_id("t1", members[0], members) == merge_event_id("t1", members[0], list(members))
     assert merge_event_id("t1", members[0], members) != merge_event_id("t1", members[0], members[:-1])
     assert merge_event_id("t1", members[0], members) != merge_event_id("t2", members[0], members)
+
+
+# -- leaving a group (rule 7) ------------------------------------------------------------------
+
+
+def three_orders(world):
+    two_orders(world, ev(1, "douyin|1", buyer=7), ev(2, "youzan|2", buyer=7))
+    world.plan([ev(3, "tmall|3", buyer=7)], now_ms=T0 + 3 * MINUTE)
+    assert {world.orders[("t1", o)].pack_group for o in ("douyin|1", "youzan|2", "tmall|3")} == {"douyin|1"}
+
+
+def labels(world, *order_ids):
+    return [world.orders[("t1", o)].pack_group for o in order_ids]
+
+
+def test_a_refunded_gift_box_dissolves_a_two_order_group():
+    world = World()
+    two_orders(world, ev(1, "douyin|1", buyer=7), ev(2, "youzan|2", buyer=7))
+    plan = world.plan([ev(3, "youzan|2", S.REFUND_INITIATED)], now_ms=T0 + 5 * MINUTE)
+    [instruction] = merges(plan)
+    assert instruction["order_id"] == "douyin|1"
+    assert instruction["data"] == {"pack_group": "douyin|1", "orders": [], "replaces": [],
+                                   "removed": ["youzan|2", "douyin|1"], "dissolved": True}
+    assert labels(world, "douyin|1", "youzan|2") == ["", ""]
+    left = [a for a in plan.write.audit if a["decision"] == "merge_pack"]
+    assert sorted(a["order_id"] for a in left) == ["douyin|1", "youzan|2"] and "dissolved" in left[0]["note"]
+
+
+def test_a_cancelled_member_leaves_and_the_rest_stay_grouped():
+    world = World()
+    three_orders(world)
+    plan = world.plan([ev(4, "youzan|2", S.CANCELLED)], now_ms=T0 + 5 * MINUTE)
+    [instruction] = merges(plan)
+    assert instruction["data"] == {"pack_group": "douyin|1", "orders": ["douyin|1", "tmall|3"], "replaces": [],
+                                   "removed": ["youzan|2"], "dissolved": False}
+    assert labels(world, "douyin|1", "youzan|2", "tmall|3") == ["douyin|1", "", "douyin|1"]
+
+
+def test_when_the_primary_leaves_the_earliest_remaining_order_names_the_group():
+    world = World()
+    three_orders(world)
+    plan = world.plan([ev(4, "douyin|1", S.CANCELLED)], now_ms=T0 + 5 * MINUTE)
+    [instruction] = merges(plan)
+    assert instruction["order_id"] == "youzan|2"
+    assert instruction["data"]["pack_group"] == "youzan|2" and instruction["data"]["replaces"] == ["douyin|1"]
+    assert labels(world, "douyin|1", "youzan|2", "tmall|3") == ["", "youzan|2", "youzan|2"]
+
+
+def test_nothing_changes_once_packing_of_the_group_started():
+    world = World()
+    two_orders(world, ev(1, "douyin|1", buyer=7), ev(2, "youzan|2", buyer=7))
+    world.plan([ev(3, "douyin|1", S.PACKING)], now_ms=T0 + 3 * MINUTE)
+    plan = world.plan([ev(4, "youzan|2", S.REFUND_INITIATED)], now_ms=T0 + 4 * MINUTE)
+    assert merges(plan) == []  # the parcel is on the bench: refund interception is the pack line's job
+    assert labels(world, "youzan|2") == ["douyin|1"]
+
+
+def test_leaving_is_replay_stable():
+    def run():
+        world = World()
+        three_orders(world)
+        return merges(world.plan([ev(4, "youzan|2", S.CANCELLED)], now_ms=T0 + 5 * MINUTE))[0]["event_id"]
+
+    assert run() == run()
