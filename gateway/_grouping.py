@@ -10,7 +10,7 @@ entry) into the step's one write batch.
 The rule
 --------
 It is evaluated when an order gets a buyer key (``buyer_key`` set or changed by an event),
-right after that event, within the processing step:
+or comes back from a refund (rule 8), right after that event, within the processing step:
 
 1. The order must be *open* — packing has not started: ``CREATED``, ``PAID``,
    ``PENDING_REVIEW``, ``READY_TO_PACK``, or ``ON_HOLD`` interrupted from one of those — and
@@ -51,8 +51,9 @@ right after that event, within the processing step:
    Once packing of any member started, nothing changes here: stopping that parcel is the
    pack line's refund interception.
 
-Not handled (yet): a group is not re-evaluated when a hold or refund is resumed (an order
-that left stays out; it ships on its own).
+8. **Coming back.** An order whose refund is withdrawn (``@resume`` from
+   ``REFUND_INITIATED`` to an open state) is evaluated again as in rule 1: it rejoins its
+   buyer's group (or forms one) while packing has not started.
 """
 
 from __future__ import annotations

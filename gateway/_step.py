@@ -349,7 +349,7 @@ def plan_step(
                 "occurred_at": iso_ms(event.occurred_at_ms),
                 "data": {c["field"]: c["new"] for c in changes if c["field"] not in ("status", "resume_status")},
             })
-        if new_buyer:
+        if new_buyer or (prev_status in WITHDRAWN and order.status not in WITHDRAWN):  # new, or back from a refund
             group = find_pack_group(order, buyer_orders, peek, merge_window_ms)
             if group is not None:
                 _write_pack_group(group, tenant, touch, write, event, now_ms, merge_window_ms)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from gateway._grouping import channel_of, is_open, merge_event_id, packing_started
 from gateway._mapping import load_rules
-from gateway._model import OrderState, Status
+from gateway._model import OrderState, Status, target_code
 from gateway._normalize import normalise_batch
 from gateway._step import Outcome, plan_step
 from gateway._store import StoreSettings, open_store
@@ -376,3 +376,15 @@ def test_leaving_is_replay_stable():
         return merges(world.plan([ev(4, "youzan|2", S.CANCELLED)], now_ms=T0 + 5 * MINUTE))[0]["event_id"]
 
     assert run() == run()
+
+
+def test_an_order_whose_refund_is_withdrawn_rejoins_the_group():
+    world = World()
+    two_orders(world, ev(1, "douyin|1", buyer=7), ev(2, "youzan|2", buyer=7))
+    world.plan([ev(3, "youzan|2", S.REFUND_INITIATED)], now_ms=T0 + 5 * MINUTE)
+    assert labels(world, "douyin|1", "youzan|2") == ["", ""]  # dissolved
+    plan = world.plan([ev(4, "youzan|2", code=target_code("@resume"))], now_ms=T0 + 6 * MINUTE)
+    assert world.orders[("t1", "youzan|2")].status is S.PAID
+    [instruction] = merges(plan)
+    assert instruction["data"]["orders"] == ["douyin|1", "youzan|2"]
+    assert labels(world, "douyin|1", "youzan|2") == ["douyin|1", "douyin|1"]
