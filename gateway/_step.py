@@ -369,33 +369,14 @@ def _write_pack_group(group: PackGroup, tenant: str, touch: Callable[[str, str],
                       write: StepWrite, event: Event, now_ms: int, window_ms: int) -> None:
     """Relabel the group's members (one audit record each) and queue ONE ``merge_pack``."""
     members = list(group.members)
-    event_id = merge_event_id(tenant, group.pack_group, members)
-    note = (f"cross-channel pack group of {len(members)} orders ({', '.join(members)}); "
-            f"completed by event {event.fingerprint:016x} from {event.source}")
-    rule = f"pipeline.merge_window_s={window_ms / 1000:g}"
-    for order_id, old in group.changed:
-        member = touch(tenant, order_id)
-        member.pack_group = group.pack_group
-        member.updated_at_ms = now_ms
-        write.audit.append({
-            "tenant": tenant, "at_ms": now_ms, "actor": "gateway:merge-pack", "source": "gateway",
-            "event_id": event_id, "rule": rule, "order_id": order_id, "decision": "merge_pack",
-            "changes": [{"field": "pack_group", "old": old or None, "new": group.pack_group}], "note": note,
-        })
-    primary = touch(tenant, group.pack_group)
-    primary.seq += 1
-    write.outbox.append({
-        "tenant": tenant,
-        "event_id": event_id,
-        "order_id": group.pack_group,
-        "seq": primary.seq,
-        "type": "merge_pack",
-        "source": "gateway",
-        "status": primary.status,
-        "prev_status": primary.status,
-        "occurred_at": iso_ms(event.occurred_at_ms or now_ms),
-        "data": {"pack_group": group.pack_group, "orders": members, "replaces": group.replaces},
-    })
+    change = _PackGroupChange(tenant, merge_event_id(tenant, group.pack_group, members), touch, write, event,
+                              now_ms, f"pipeline.merge_window_s={window_ms / 1000:g}",
+                              f"cross-channel pack group of {len(members)} orders ({', '.join(members)}); "
+                              f"completed by event {event.fingerprint:016x} from {event.source}")
+    for order_id, _ in group.changed:
+        change.relabel(order_id, group.pack_group)
+    change.instruct(group.pack_group, {"pack_group": group.pack_group, "orders": members,
+                                       "replaces": group.replaces})
 
 
 def _write_group_left(left: GroupLeft, tenant: str, touch: Callable[[str, str], OrderState],
@@ -404,36 +385,57 @@ def _write_group_left(left: GroupLeft, tenant: str, touch: Callable[[str, str], 
     members = list(left.members)
     leaver = left.removed[0]
     event_id = merge_event_id(tenant, left.pack_group or f"dissolved:{left.old_group}", members or list(left.removed))
-    note = (f"{leaver} left pack group {left.old_group} ({touch(tenant, leaver).status}); "
-            + (f"{len(members)} orders remain" if members else "the group is dissolved")
-            + f"; event {event.fingerprint:016x} from {event.source}")
+    change = _PackGroupChange(tenant, event_id, touch, write, event, now_ms,
+                              "grouping: a withdrawn order leaves its pack group",
+                              f"{leaver} left pack group {left.old_group} ({touch(tenant, leaver).status}); "
+                              + (f"{len(members)} orders remain" if members else "the group is dissolved")
+                              + f"; event {event.fingerprint:016x} from {event.source}")
     for order_id, label in left.relabel:
-        member = touch(tenant, order_id)
-        old = member.pack_group
-        member.pack_group = label
-        member.updated_at_ms = now_ms
-        write.audit.append({
-            "tenant": tenant, "at_ms": now_ms, "actor": "gateway:merge-pack", "source": "gateway",
-            "event_id": event_id, "rule": "grouping: a withdrawn order leaves its pack group",
-            "order_id": order_id, "decision": "merge_pack",
-            "changes": [{"field": "pack_group", "old": old or None, "new": label or None}], "note": note,
+        change.relabel(order_id, label)
+    change.instruct(left.pack_group or (left.removed[1] if len(left.removed) > 1 else leaver), {
+        "pack_group": left.pack_group or left.old_group, "orders": members,
+        "replaces": [left.old_group] if left.pack_group and left.pack_group != left.old_group else [],
+        "removed": list(left.removed), "dissolved": not members})
+
+
+@dataclass
+class _PackGroupChange:
+    """Writes one pack-group change: an audit record per relabelled order, ONE ``merge_pack``."""
+
+    tenant: str
+    event_id: str
+    touch: Callable[[str, str], OrderState]
+    write: StepWrite
+    event: Event
+    now_ms: int
+    rule: str
+    note: str
+
+    def relabel(self, order_id: str, label: str) -> None:
+        member = self.touch(self.tenant, order_id)
+        old, member.pack_group, member.updated_at_ms = member.pack_group, label, self.now_ms
+        self.write.audit.append({
+            "tenant": self.tenant, "at_ms": self.now_ms, "actor": "gateway:merge-pack", "source": "gateway",
+            "event_id": self.event_id, "rule": self.rule, "order_id": order_id, "decision": "merge_pack",
+            "changes": [{"field": "pack_group", "old": old or None, "new": label or None}], "note": self.note,
         })
-    primary = touch(tenant, left.pack_group or (left.removed[1] if len(left.removed) > 1 else leaver))
-    primary.seq += 1
-    write.outbox.append({
-        "tenant": tenant,
-        "event_id": event_id,
-        "order_id": primary.order_id,
-        "seq": primary.seq,
-        "type": "merge_pack",
-        "source": "gateway",
-        "status": primary.status,
-        "prev_status": primary.status,
-        "occurred_at": iso_ms(event.occurred_at_ms or now_ms),
-        "data": {"pack_group": left.pack_group or left.old_group, "orders": members,
-                 "replaces": [left.old_group] if left.pack_group and left.pack_group != left.old_group else [],
-                 "removed": list(left.removed), "dissolved": not members},
-    })
+
+    def instruct(self, primary_id: str, data: dict[str, Any]) -> None:
+        """Queue the ``merge_pack`` instruction on ``primary_id`` (its ``seq`` advances)."""
+        primary = self.touch(self.tenant, primary_id)
+        primary.seq += 1
+        self.write.outbox.append({
+            "tenant": self.tenant,
+            "event_id": self.event_id,
+            "order_id": primary_id,
+            "seq": primary.seq,
+            "type": "merge_pack",
+            "source": "gateway",
+            "status": primary.status,
+            "prev_status": primary.status,
+            "occurred_at": iso_ms(self.event.occurred_at_ms or self.now_ms),
+            "data": data,
+        })
 
 
 def _change(name: str, old: Status | None, new: Status | None) -> dict[str, Any]:
