@@ -67,3 +67,21 @@ def embedded_object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedEventError(f"{what} must be a JSON object (or a JSON string of one)")
     return value
+
+
+def json_array_of_objects(body: bytes, shape: str) -> list[dict[str, Any]]:
+    """A body that must be a JSON array of objects (the Douyin and Xiaohongshu envelopes).
+
+    Args:
+        shape: how the elements look, for the error (``"{tag, msg_id, data}"``).
+
+    Raises:
+        MalformedEventError: not JSON, not an array, or an element is not an object (named by index).
+    """
+    items = json_body(body)
+    if not isinstance(items, list):
+        raise MalformedEventError(f"body must be a JSON array of {shape}")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise MalformedEventError(f"[{index}]: not a JSON object")
+    return items

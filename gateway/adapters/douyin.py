@@ -34,7 +34,7 @@ import orjson
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._settings import SourceCredentials
 from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal
-from gateway.adapters._forms import embedded_object, json_body
+from gateway.adapters._forms import embedded_object, json_array_of_objects
 
 SUCCESS = orjson.dumps({"code": 0, "msg": "success"})
 FAIL = orjson.dumps({"code": 1, "msg": "fail"})
@@ -66,13 +66,8 @@ class DouyinAdapter:
             raise SignatureError("signature does not verify")
 
     def decode(self, request: RawRequest) -> list[dict[str, Any]]:
-        body = json_body(request.body)
-        if not isinstance(body, list):
-            raise MalformedEventError("body must be a JSON array of {tag, msg_id, data}")
         events: list[dict[str, Any]] = []
-        for index, item in enumerate(body):
-            if not isinstance(item, dict):
-                raise MalformedEventError(f"[{index}]: not a JSON object")
+        for index, item in enumerate(json_array_of_objects(request.body, "{tag, msg_id, data}")):
             for key in ("tag", "msg_id"):
                 if not isinstance(item.get(key), str | int) or isinstance(item.get(key), bool):
                     raise MalformedEventError(f"[{index}]: {key} missing or not a string")

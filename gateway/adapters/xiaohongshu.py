@@ -38,7 +38,7 @@ import orjson
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._settings import SourceCredentials
 from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal
-from gateway.adapters._forms import embedded_object, json_body
+from gateway.adapters._forms import embedded_object, json_array_of_objects
 
 SUCCESS = orjson.dumps({"success": True, "error_code": 0, "error_msg": ""})
 SKIPPED_TAGS = frozenset({"msg_item_create"})
@@ -66,13 +66,8 @@ class XiaohongshuAdapter:
             raise SignatureError("signature does not verify")
 
     def decode(self, request: RawRequest) -> list[dict[str, Any]]:
-        body = json_body(request.body)
-        if not isinstance(body, list):
-            raise MalformedEventError("body must be a JSON array of {msgTag, sellerId, data}")
         events: list[dict[str, Any]] = []
-        for index, item in enumerate(body):
-            if not isinstance(item, dict):
-                raise MalformedEventError(f"[{index}]: not a JSON object")
+        for index, item in enumerate(json_array_of_objects(request.body, "{msgTag, sellerId, data}")):
             if not isinstance(item.get("msgTag"), str) or not item["msgTag"]:
                 raise MalformedEventError(f"[{index}]: msgTag missing or not a string")
             item["data"] = embedded_object(item.get("data"), f"[{index}].data")
