@@ -135,7 +135,8 @@ async def serve_gateway(
         async with trio.open_nursery() as lifespan:
             async with trio.open_nursery() as serving:
                 await serving.start(pipeline.serve)
-                await serving.start(serve_pinduoduo_clients, settings, holder, pipeline, metrics, shutdown)
+                services.channels = await serving.start(serve_pinduoduo_clients, settings, holder, pipeline,
+                                                        metrics, shutdown)
                 binds = await serving.start(_serve_http, services, shutdown)
                 services.bound = list(binds)
                 log.info("listening on %s; API token in %s", ", ".join(binds), settings.token_path)

@@ -13,6 +13,7 @@ Routes::
                                                     re-read under the live rules (token)
     GET  /api/v1/tenants/{tenant}/events?after=N&limit=M   the event log     (token)
     GET  /api/v1/tenants/{tenant}/audit/verify      check the audit hash chain (token)
+    GET  /api/v1/channels                           outbound message channels (PDD WebSocket) (token)
     GET  /api/v1/outbox                             backlog, oldest age, last error (token)
     GET  /api/v1/outbox/dead?after=N&limit=M&tenant=T   dead letters with reasons (token)
     POST /api/v1/outbox/requeue  {"ids": [...]} | {"all": true}   dead letters back (token)
@@ -75,6 +76,7 @@ class Services:
     api_token: str
     started_at: float = field(default_factory=time.time)
     bound: list[str] = field(default_factory=list)
+    channels: list[Any] = field(default_factory=list)  # outbound message clients (PinduoduoClient)
     forwarder: Forwarder | None = None
 
     def outbox_report(self) -> dict[str, Any]:
@@ -147,6 +149,7 @@ def build_app(services: Services) -> Starlette:
             "gateway_id": settings.gateway.id,
             "core": core_ext.IMPLEMENTATION,
             "rules": {"sources": sorted(live.sources), "digest": live.digest},
+            "channels": {f"pinduoduo:{c.tenant}": c.stats.state for c in services.channels},
             "uptime_s": round(time.time() - services.started_at, 1),
         })
 
@@ -277,6 +280,10 @@ def build_app(services: Services) -> Starlette:
         return _json({"ok": result.ok, "records": result.records, "first_bad_seq": result.first_bad_seq,
                       "reason": result.reason}, 200 if result.ok else 409)
 
+    async def channels(request: Request) -> Response:
+        return _json({"channels": [{"source": "pinduoduo", "tenant": c.tenant, "endpoint": c.url_base,
+                                    "client_id": c.client_id, **c.stats.report()} for c in services.channels]})
+
     async def outbox(request: Request) -> Response:
         return _json(services.outbox_report())
 
@@ -311,6 +318,7 @@ def build_app(services: Services) -> Starlette:
         Route("/api/v1/tenants/{tenant}/quarantine/release", protected(quarantine_release), methods=["POST"]),
         Route("/api/v1/tenants/{tenant}/events", protected(events), methods=["GET"]),
         Route("/api/v1/tenants/{tenant}/audit/verify", protected(audit_verify), methods=["GET"]),
+        Route("/api/v1/channels", protected(channels), methods=["GET"]),
         Route("/api/v1/outbox", protected(outbox), methods=["GET"]),
         Route("/api/v1/outbox/dead", protected(outbox_dead), methods=["GET"]),
         Route("/api/v1/outbox/requeue", protected(outbox_requeue), methods=["POST"]),

@@ -16,6 +16,8 @@ Names (all prefixed ``gateway_``):
 * ``dead_letters`` — gauge: events the upstream refused, held for ``outbox requeue``.
 * ``outbox_oldest_age_seconds`` — gauge: how long the oldest outbox event has waited.
 * ``upstream_consecutive_failures`` / ``upstream_last_success_timestamp_seconds`` — gauges.
+* ``channel_connected{source,tenant}`` / ``channel_reconnects_total{source,tenant}`` — the
+  outbound message channels (the Pinduoduo WebSocket): connected now, lost or failed attempts.
 * ``store_writable`` — gauge: 0 after a failed write (disk full, I/O error) until a write
   succeeds again.
 * ``rules_reloads_total{result}`` — rule reloads, ok or failed; ``rules_version_info``.
@@ -59,6 +61,12 @@ class Metrics:
                                        "Failed upstream attempts since the last success", registry=r)
         self.upstream_last_success = Gauge("gateway_upstream_last_success_timestamp_seconds",
                                            "Unix time of the last acknowledged batch", registry=r)
+        self.channel_connected = Gauge("gateway_channel_connected",
+                                       "1 while an outbound message channel (Pinduoduo WebSocket) is connected",
+                                       ["source", "tenant"], registry=r)
+        self.channel_reconnects = Counter("gateway_channel_reconnects",
+                                          "Lost connections and failed attempts of an outbound message channel",
+                                          ["source", "tenant"], registry=r)
         self.store_writable = Gauge("gateway_store_writable",
                                     "1 while the store accepts writes, 0 after a failed write until it heals",
                                     registry=r)

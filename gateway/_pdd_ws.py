@@ -172,6 +172,13 @@ class ClientStats:
     reconnect_delays: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     reconnect_bases: deque[float] = field(default_factory=lambda: deque(maxlen=64))
 
+    def report(self) -> dict[str, Any]:
+        """The counters and state for the local API (no secrets: ``last_error`` is scrubbed)."""
+        return {name: getattr(self, name) for name in (
+            "state", "connects", "connect_failures", "disconnects", "frames", "events_stored", "duplicates",
+            "acked", "malformed", "fails", "submit_retries", "heartbeats_sent", "heartbeats_answered",
+            "last_error")}
+
 
 @dataclass
 class _Inbound:
@@ -288,6 +295,9 @@ class PinduoduoClient:
             else:
                 self.stats.connect_failures += 1
             self.stats.last_error = self._scrub(reason)
+            if self.metrics is not None:
+                self.metrics.channel_connected.labels(SOURCE, self.tenant).set(0)
+                self.metrics.channel_reconnects.labels(SOURCE, self.tenant).inc()
             bases = self.backoff.base_s()
             delay = self.backoff.next_delay()
             self.stats.reconnect_bases.append(bases)
@@ -325,6 +335,8 @@ class PinduoduoClient:
         ) as ws:
             self.stats.state = "connected"
             self.stats.connects += 1
+            if self.metrics is not None:
+                self.metrics.channel_connected.labels(SOURCE, self.tenant).set(1)
             self._notify()
             log.info("pinduoduo %s (tenant %s): connected", self.where, self.tenant)
             send, receive = trio.open_memory_channel[_Inbound](self.queue_frames)

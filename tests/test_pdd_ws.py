@@ -16,6 +16,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -155,6 +156,7 @@ async def test_drop_mid_stream_reconnects_redelivers_and_stores_each_event_once(
     assert sorted(set(server.acked_ids())) == list(range(1, 8))
     assert 3 in server.acked_ids()  # the redelivered, already stored frame was acked again
     assert client.stats.duplicates >= 1 and client.stats.connects >= 2 and client.stats.disconnects >= 1
+    assert parts.metrics.channel_reconnects.labels("pinduoduo", TENANT)._value.get() >= 1
 
 
 async def test_server_closing_the_connection_is_survived(parts, server):
@@ -286,4 +288,12 @@ async def test_the_daemon_opens_the_websocket_of_a_tenant_that_configures_one(tm
             await server.wait_until(lambda: server.acked_ids() == [1])
             order = services.store.get_order(TENANT, "pinduoduo|251125-901")
             assert order is not None and order.status.value == "PENDING_REVIEW"
+            auth = {"Authorization": f"Bearer {services.api_token}"}
+            async with httpx.AsyncClient(base_url=services.bound[0]) as client:
+                [channel] = (await client.get("/api/v1/channels", headers=auth)).json()["channels"]
+                assert (channel["tenant"], channel["state"], channel["acked"]) == ("t1", "connected", 1)
+                assert SECRET not in str(channel)
+                assert (await client.get("/healthz")).json()["channels"] == {"pinduoduo:t1": "connected"}
+                metrics = (await client.get("/metrics", headers=auth)).text
+                assert 'gateway_channel_connected{source="pinduoduo",tenant="t1"} 1.0' in metrics
             shutdown.set()
