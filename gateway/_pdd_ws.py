@@ -571,12 +571,6 @@ async def serve_pinduoduo_clients(
             log.info("tenant %s: pinduoduo has no ws_url; no message WebSocket (webhook relay only)", tenant)
             continue
         wanted.append((tenant, client_id, ws_url, credentials.secret))
-    shared = {cid for _, cid, _, _ in wanted if sum(1 for _, other, _, _ in wanted if other == cid) > 1}
-    for client_id in sorted(shared):
-        # PDD's behaviour with two connections of one client_id is UNCONFIRMED (one may
-        # displace the other, or messages may be split between them).
-        log.warning("pinduoduo app_key %s is configured for several tenants: each opens its own connection",
-                    client_id)
     async with trio.open_nursery() as nursery:
         clients: list[PinduoduoClient] = []
         for tenant, client_id, ws_url, secret in wanted:

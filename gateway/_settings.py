@@ -403,6 +403,27 @@ def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:
     return dataclasses.replace(section, secret=secret)
 
 
+def _check_shared_message_channels(doc: TomlDocument, tenants: Mapping[str, Mapping[str, SourceCredentials]]) -> None:
+    """Refuse two tenants on one Pinduoduo message WebSocket (same ``ws_url`` and ``app_key``).
+
+    One app's channel carries the messages of every shop it serves; telling them apart by
+    ``mallID`` is not built, and two connections of one client_id may split the messages
+    between them, so a message could land under the wrong tenant. A clear refusal instead.
+    """
+    owners: dict[tuple[str, str], str] = {}
+    for tenant, sources in tenants.items():
+        credentials = sources.get("pinduoduo")
+        if credentials is None or not credentials.ws_url:
+            continue
+        key = (credentials.ws_url.rstrip("/"), credentials.app_key)
+        if key in owners:
+            raise doc.error(("tenants", tenant, "pinduoduo", "ws_url"),
+                            f"tenant {owners[key]!r} already receives app {credentials.app_key!r} over this "
+                            "WebSocket; one channel cannot be split by tenant yet (mallID routing is not "
+                            "built): give each tenant its own app, or use the relayed webhooks")
+        owners[key] = tenant
+
+
 def parse_settings(doc: TomlDocument) -> Settings:
     """Build ``Settings`` from a parsed file.
 
@@ -428,6 +449,7 @@ def parse_settings(doc: TomlDocument) -> Settings:
             if not SOURCE_NAME.match(source):
                 raise doc.error(("tenants", tenant, source), "source names are 1-32 of a-z 0-9 _")
             tenants[tenant][source] = _credentials(doc, table, ("tenants", tenant, source))
+    _check_shared_message_channels(doc, tenants)
     settings = Settings(**sections, tenants=tenants, path=doc.path.resolve())
     if not TENANT_NAME.match(settings.demo.tenant):
         raise doc.error(("demo", "tenant"), "tenant names are 1-64 of A-Z a-z 0-9 _ -")

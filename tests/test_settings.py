@@ -191,3 +191,13 @@ def test_upstream_settings_and_defaults(tmp_path, monkeypatch):
     assert "from-the-environment" not in repr(upstream)
     assert (upstream.linger_s, upstream.timeout_s, upstream.retry_initial_s, upstream.retry_max_s) == (0.05, 10.0, 0.5, 60.0)
     assert load_settings(write(tmp_path, "")).upstream.url == ""  # forwarding off by default
+
+
+def test_two_tenants_cannot_share_one_pinduoduo_websocket(tmp_path):
+    table = "[tenants.{t}.pinduoduo]\nsecret = 's'\napp_key = 'isv-app'\nws_url = 'wss://relay.example/message'\n"
+    path = write(tmp_path, table.format(t="a") + table.format(t="b"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.key == "tenants.b.pinduoduo.ws_url" and "mallID routing" in info.value.message
+    # relay-only tenants (no ws_url) may share the app
+    load_settings(write(tmp_path, table.format(t="a").replace("ws_url", "#") + table.format(t="b")))
