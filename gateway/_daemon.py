@@ -34,6 +34,7 @@ from hypercorn.trio import serve
 import core_ext
 from gateway._demo import DEMO_UPSTREAM_PATH, DEMO_UPSTREAM_SECRET, serve_demo_feeder
 from gateway._forwarder import open_forwarder
+from gateway._h1 import ServerSettings, serve_http1
 from gateway._http import Services, build_app, load_or_create_token
 from gateway._metrics import Metrics
 from gateway._pdd_ws import serve_pinduoduo_clients
@@ -83,16 +84,25 @@ def _upstream_settings(settings: Settings, bound: str) -> UpstreamSection:
 async def _serve_http(
     services: Services, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    config = HypercornConfig()
     http = services.settings.http
-    host = f"[{http.host}]" if ":" in http.host else http.host
-    config.bind = [f"{host}:{http.port}"]
-    config.graceful_timeout = http.shutdown_grace_s
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    app = build_app(services)
     try:
-        await serve(build_app(services), config,  # type: ignore[arg-type]  # Starlette is ASGI 3
-                    shutdown_trigger=shutdown.wait, task_status=task_status)
+        if http.server == "builtin":
+            server_settings = ServerSettings(
+                keep_alive_timeout_s=http.keep_alive_timeout_s, request_timeout_s=http.request_timeout_s,
+                max_connections=http.max_connections, graceful_timeout_s=http.shutdown_grace_s)
+            await serve_http1(app, [(http.host, http.port)], shutdown_trigger=shutdown.wait,
+                              settings=server_settings, task_status=task_status)
+        else:
+            config = HypercornConfig()
+            host = f"[{http.host}]" if ":" in http.host else http.host
+            config.bind = [f"{host}:{http.port}"]
+            config.graceful_timeout = http.shutdown_grace_s
+            config.keep_alive_timeout = http.keep_alive_timeout_s
+            config.accesslog = None
+            config.errorlog = logging.getLogger("hypercorn.error")
+            await serve(app, config,  # type: ignore[arg-type]  # Starlette is ASGI 3
+                        shutdown_trigger=shutdown.wait, task_status=task_status)
     finally:
         services.pipeline.close()
 

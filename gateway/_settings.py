@@ -19,6 +19,12 @@ Reference (all keys, defaults in brackets)::
     max_body_bytes = 4194304    # larger request bodies get 413 [4 MiB]
     max_events_per_request = 10000   # larger batches get 413 [10000]
     shutdown_grace_s = 10.0     # in-flight requests get this long on SIGTERM [10.0]
+    server = "builtin"          # "builtin": the gateway's own HTTP/1.1 server (gateway._h1);
+                                # "hypercorn": the previous one, kept as a fallback ["builtin"]
+    keep_alive_timeout_s = 5.0  # an idle keep-alive connection is closed after this [5.0]
+    request_timeout_s = 30.0    # builtin: a request's head and body must arrive within this
+                                # of its first byte, a response write finish within it [30.0]
+    max_connections = 1000      # builtin: more connections wait in the accept queue [1000]
 
     [api]
     token_file = ""             # bearer token of the local API; "" = <data_dir>/api-token,
@@ -148,6 +154,10 @@ class HttpSection:
     max_body_bytes: int = 4 * 1024 * 1024
     max_events_per_request: int = 10_000
     shutdown_grace_s: float = 10.0
+    server: Literal["builtin", "hypercorn"] = "builtin"
+    keep_alive_timeout_s: float = 5.0
+    request_timeout_s: float = 30.0
+    max_connections: int = 1000
 
 
 @dataclass(frozen=True)
@@ -455,6 +465,9 @@ def parse_settings(doc: TomlDocument) -> Settings:
         raise doc.error(("demo", "tenant"), "tenant names are 1-64 of A-Z a-z 0-9 _ -")
     if settings.http.port > 65535:
         raise doc.error(("http", "port"), "must be 0..65535")
+    for name in ("keep_alive_timeout_s", "request_timeout_s", "max_connections"):
+        if not getattr(settings.http, name):
+            raise doc.error(("http", name), "must be greater than 0")
     return settings
 
 
