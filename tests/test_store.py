@@ -505,6 +505,36 @@ def test_read_outbox_respects_limits_and_never_blocks_on_a_big_record(store: Sto
     assert isinstance(store.outbox_oldest_queued_ms(), int)
 
 
+class _WatchedFsync:
+    """Wraps the store's database: records what a concurrent reader sees during each WAL fsync."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.db, self.seen_during_fsync = store, store._db, []
+
+    def flush_wal(self, sync: bool) -> None:
+        self.seen_during_fsync.append([seq for seq, _ in self.store.read_outbox(100, 10**6)])
+        self.db.flush_wal(sync)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+@pytest.mark.parametrize("sync", ["group", "os"])
+def test_a_commit_is_fsynced_before_it_returns_and_the_forwarder_never_reads_ahead_of_it(
+        path: Path, sync: str) -> None:
+    with open_at(path, sync=sync) as store:
+        store.commit(StepWrite(outbox=[{"tenant": "t1", "n": 0}]))
+        watched = _WatchedFsync(store)
+        store._db = watched  # type: ignore[assignment]
+        try:
+            store.commit(StepWrite(outbox=[{"tenant": "t1", "n": 1}, {"tenant": "t1", "n": 2}]))
+        finally:
+            store._db = watched.db
+        # group: one fsync, during which the new records (written, not yet durable) stay unread
+        assert watched.seen_during_fsync == ([[1]] if sync == "group" else [])
+        assert [seq for seq, _ in store.read_outbox(100, 10**6)] == [1, 2, 3]
+
+
 def test_dead_letters_move_atomically_and_requeue_at_the_tail(path: Path) -> None:
     records = [{"tenant": "t1", "event_id": f"{n:016x}", "n": n} for n in range(5)]
     with open_at(path) as store:
