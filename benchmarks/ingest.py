@@ -14,10 +14,13 @@ a. **signed single-event webhooks**: one ERP event per ``POST /webhooks/erp/benc
 b. **batched ERP pushes**: ``S`` events per request on ``K`` connections, reported as
    durable events/s (events in 200 replies / wall time);
 c. **the no-op ceiling**: ``GET /healthz`` on the same server with ``C`` connections:
-   what hypercorn + Starlette + trio answer with no ingest work at all;
+   what the gateway's HTTP server + Starlette + trio answer with no ingest work at all;
 d. **the bare stack**, after the gateway has stopped: a 10-line raw ASGI app (no Starlette,
-   no gateway) served by the same hypercorn on trio in another subprocess, same client,
-   same connections — the most any handler on this HTTP stack can answer here.
+   no gateway) served by the gateway's own HTTP/1.1 server (``gateway._h1``, the default
+   ``[http] server = "builtin"``) in another subprocess, same client, same connections —
+   the most any handler on this HTTP stack can answer here;
+e. the same bare app on **hypercorn**'s trio worker (``[http] server = "hypercorn"``, the
+   fallback), for comparison.
 
 The load generator is a raw-socket HTTP/1.1 client in THIS process (the gateway is another
 process, so on 2 cores each has its own): requests are pre-built bytes, signed before each
@@ -47,6 +50,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -364,9 +368,16 @@ async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def serve_bare(port: int) -> None:
-    """Serve ``_bare_asgi`` with hypercorn on trio, configured as the daemon configures it."""
+def serve_bare(port: int, server: str) -> None:
+    """Serve ``_bare_asgi`` on trio with ``server`` (``builtin`` or ``hypercorn``), configured
+    as the daemon configures it."""
     import trio
+
+    if server == "builtin":
+        from gateway._h1 import serve_http1
+
+        trio.run(partial(serve_http1, _bare_asgi, [("127.0.0.1", port)], shutdown_trigger=trio.sleep_forever))
+        return
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -376,8 +387,8 @@ def serve_bare(port: int) -> None:
     trio.run(serve, _bare_asgi, config)  # type: ignore[arg-type]
 
 
-def start_bare(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.ingest", str(port)], cwd=ROOT,
+def start_bare(port: int, server: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.ingest", str(port), server], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -388,6 +399,19 @@ def start_bare(port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("the bare ASGI server did not start within 30 s")
+
+
+def run_bare(server: str, requests: int, connections: int, label: str) -> Load:
+    """Phase (d) or (e): the bare ASGI app on ``server`` in its own process."""
+    port = free_port()
+    process = start_bare(port, server)
+    try:
+        drive(("127.0.0.1", port), [healthz_request(port)] * 2_000, connections, f"warm-up {server}")
+        return drive(("127.0.0.1", port), [healthz_request(port)] * requests, connections, label,
+                     server_pid=process.pid)
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 # -- the run --------------------------------------------------------------------------
@@ -438,15 +462,8 @@ def main(argv: list[str]) -> int:
             code = stop_gateway(gateway)
         if code != 0:
             print(f"  gateway exited with {code}; see its log", file=sys.stderr)
-        bare_port = free_port()
-        bare_server = start_bare(bare_port)
-        try:
-            drive(("127.0.0.1", bare_port), [healthz_request(bare_port)] * 2_000, args.connections, "warm-up bare")
-            bare = drive(("127.0.0.1", bare_port), [healthz_request(bare_port)] * args.noop, args.connections,
-                         "(d) bare ASGI app, same stack", server_pid=bare_server.pid)
-        finally:
-            bare_server.terminate()
-            bare_server.wait(30)
+        bare = run_bare("builtin", args.noop, args.connections, "(d) bare ASGI app, same server")
+        bare_hypercorn = run_bare("hypercorn", args.noop, args.connections, "(e) bare ASGI app, hypercorn")
         if not args.no_store_baseline:
             from benchmarks.store import run_ingest
             from gateway._daemon import tune_gc
@@ -469,8 +486,11 @@ def main(argv: list[str]) -> int:
         "single": single.figures(),
         "batched": {**batched.figures(), "durable_events_s": round(batched_eps)},
         "bare_stack": bare.figures(),
+        "bare_hypercorn": bare_hypercorn.figures(),
         "noop_over_single": round(ceiling_ratio, 2),
         "bare_over_noop": round(bare.rate() / noop.rate(), 2) if noop.rate() else None,
+        "bare_over_single": round(bare.rate() / single.rate(), 2) if single.rate() else None,
+        "builtin_over_hypercorn": round(bare.rate() / bare_hypercorn.rate(), 2) if bare_hypercorn.rate() else None,
         "batched_over_single_events": round(batched_eps / single.rate(), 1) if single.rate() else None,
         "in_process_batched_eps": round(baseline["eps"]) if baseline else None,
         "load_average_before": round(load_before, 2),
@@ -479,7 +499,8 @@ def main(argv: list[str]) -> int:
         "target_batched_100k": batched_eps >= 100_000,
         "machine": machine(),
     }
-    print(_line("(d) bare ASGI app, same stack", bare))
+    print(_line("(e) bare ASGI app, hypercorn", bare_hypercorn))
+    print(_line("(d) bare ASGI app, same server", bare))
     print(_line("(c) no-op GET /healthz", noop))
     print(_line("(a) signed single-event webhooks", single, "webhooks/s"))
     print(_line("(b) batched ERP pushes", batched, "pushes/s"))
@@ -489,7 +510,9 @@ def main(argv: list[str]) -> int:
         print(f"  (b) baseline, same stages without HTTP {baseline['eps']:>8,.0f} events/s   "
               f"(HTTP path at {batched_eps / baseline['eps']:.0%} of it)")
     print(f"  no-op ceiling / webhooks          {ceiling_ratio:>10.2f}x")
-    print(f"  bare stack / no-op ceiling        {figures['bare_over_noop']:>10.2f}x")
+    print(f"  bare stack / no-op ceiling        {figures['bare_over_noop']:>10.2f}x   "
+          f"(bare stack / webhooks {figures['bare_over_single']:.2f}x)")
+    print(f"  builtin server / hypercorn, bare  {figures['builtin_over_hypercorn']:>10.2f}x")
     problems = {name: load.requests - load.ok for name, load in (("noop", noop), ("single", single),
                                                                   ("batched", batched)) if load.ok < load.requests}
     if problems:
@@ -502,5 +525,5 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":  # the bare ASGI server of phase (d): python -m benchmarks.ingest PORT
-    serve_bare(int(sys.argv[1]))
+if __name__ == "__main__":  # the bare ASGI server of (d)/(e): python -m benchmarks.ingest PORT SERVER
+    serve_bare(int(sys.argv[1]), sys.argv[2])
