@@ -11,6 +11,8 @@ import httpx
 import orjson
 import pytest
 import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway._daemon import serve_gateway
 from gateway._h1 import ServerSettings, serve_http1
@@ -447,3 +449,40 @@ async def test_the_gateway_takes_a_signed_webhook_on_either_server(tmp_path, ser
             assert response.json()["counts"] == {"new": 1}
             assert (await client.get("/healthz")).json()["status"] == "ok"
         shutdown.set()
+
+
+# -- fuzzing the protocol layer -------------------------------------------------------------------
+
+_request_pieces = st.sampled_from([
+    b"GET / HTTP/1.1\r\n", b"POST /echo HTTP/1.1\r\n", b"HEAD / HTTP/1.0\r\n", b"Host: t\r\n",
+    b"Content-Length: 5\r\n", b"Content-Length: -1\r\n", b"Content-Length: 99999999999999999999\r\n",
+    b"Transfer-Encoding: chunked\r\n", b"Expect: 100-continue\r\n", b"Connection: close\r\n",
+    b"Connection: upgrade\r\nUpgrade: websocket\r\n", b"\r\n", b"5\r\nhello\r\n0\r\n\r\n", b"hello",
+    b"ffffffffffffffffff\r\n", b"\x00", b" ", b"\r", b"\n", b"GET /%zz HTTP/1.1\r\n", b"GET / HTTP/9.9\r\n",
+])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(st.one_of(_request_pieces, st.binary(max_size=64)), max_size=12))
+def test_any_bytes_from_a_client_never_hurt_the_server(chunks):
+    """Whatever a client sends, its connection ends in bounded time and the next client is served."""
+
+    async def scenario():
+        async with trio.open_nursery() as nursery:
+            server = await start(nursery, request_timeout_s=0.5, keep_alive_timeout_s=0.3)
+            raw = await Raw.connect(server.port)
+            try:
+                for chunk in chunks:
+                    await raw.send(chunk)
+                await raw.stream.send_eof()
+                with trio.fail_after(5):  # answered or cut, never left hanging
+                    while await raw.read():
+                        pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the server closed on garbage while we were still sending
+            fresh = await Raw.connect(server.port)
+            await fresh.send(request("GET", "/after"))
+            assert echoed(await fresh.response())["path"] == "/after"
+            server.shutdown.set()
+
+    trio.run(scenario)
