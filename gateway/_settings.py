@@ -50,6 +50,9 @@ Reference (all keys, defaults in brackets)::
                                 # this many seconds of each other, none yet packing, become
                                 # one pack group (a merge_pack instruction upstream);
                                 # 0 = no cross-channel grouping [1800.0]
+    commit_delay_ms = 2.0       # group commit: a group waits until the event loop has no
+                                # other work (requests being parsed, verified, mapped may
+                                # still join it), at most this long; 0 = commit at once [2.0]
 
     [upstream]                  # the ERP the outbox is forwarded to (DESIGN section 6)
     url = ""                    # POST target; "" = forwarding off (the outbox fills up to
@@ -181,6 +184,7 @@ class PipelineSection:
     max_group_events: int = 20_000
     queue_batches: int = 256
     merge_window_s: float = 1800.0
+    commit_delay_ms: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,55 @@ async def test_the_reserve_is_capped_at_half_the_bound(tmp_path):
             with pytest.raises(BackpressureError):
                 await pipeline.submit(events(10, 1))
             pipeline.close()
+
+
+async def _handled_then_submitted(pipeline: Pipeline, n: int, results: list) -> None:
+    for _ in range(3 + 5 * n):  # a request being parsed, verified and mapped: trips through the loop
+        await trio.lowlevel.checkpoint()
+    results.append(await pipeline.submit(events(n, 1)))
+
+
+@pytest.mark.parametrize(("delay_ms", "one_group"), [(1000, True), (0, False)])
+async def test_requests_being_handled_join_the_group_of_the_first_one(tmp_path, delay_ms, one_group):
+    # One fsync for all of them: the committer waits until the loop has no other work.
+    with open_store(StoreSettings(path=tmp_path / "db")) as store:
+        pipeline = Pipeline(store, PipelineSection(commit_delay_ms=delay_ms), Metrics())
+        results: list = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pipeline.serve)
+            async with trio.open_nursery() as requests:
+                for n in range(10):
+                    requests.start_soon(_handled_then_submitted, pipeline, n, results)
+            pipeline.close()
+        assert (pipeline.groups_committed == 1) == one_group and len(results) == 10
+        assert all(report.results[0].outcome == "new" for report in results)
+
+
+async def test_a_busy_loop_delays_a_commit_by_commit_delay_at_most(tmp_path):
+    async def busy(cancel_scope: trio.CancelScope) -> None:
+        with cancel_scope:
+            while True:  # never blocks: the loop is never idle
+                await trio.lowlevel.checkpoint()
+
+    with open_store(StoreSettings(path=tmp_path / "db")) as store:
+        pipeline = Pipeline(store, PipelineSection(commit_delay_ms=50), Metrics())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pipeline.serve)
+            spinning = trio.CancelScope()
+            nursery.start_soon(busy, spinning)
+            with trio.fail_after(10):  # generous: the machine is shared; the bound is 50 ms
+                report = await pipeline.submit(events(0, 1))
+            assert report.results[0].outcome == "new"
+            spinning.cancel()
+            pipeline.close()
+
+
+async def test_no_commit_delay_commits_at_once(tmp_path):
+    with open_store(StoreSettings(path=tmp_path / "db")) as store:
+        pipeline = Pipeline(store, PipelineSection(commit_delay_ms=0), Metrics())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pipeline.serve)
+            for n in range(3):
+                await pipeline.submit(events(n, 1))
+            pipeline.close()
+        assert pipeline.groups_committed == 3
