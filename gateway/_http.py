@@ -48,7 +48,13 @@ from starlette.routing import Route
 
 import core_ext
 from gateway._demo import DEMO_UPSTREAM_PATH, demo_upstream_endpoint
-from gateway._errors import BackpressureError, IngestError, PayloadTooLargeError, StoreError
+from gateway._errors import (
+    BackpressureError,
+    IngestError,
+    MalformedEventError,
+    PayloadTooLargeError,
+    StoreError,
+)
 from gateway._forwarder import Forwarder, outbox_report
 from gateway._metrics import Metrics
 from gateway._normalize import normalise_batch
@@ -108,17 +114,45 @@ def _reply(reply: Reply, headers: dict[str, str] | None = None) -> Response:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused past ``limit`` bytes (by its declared length, before reading).
+
+    Reads the ASGI messages directly (Starlette's ``stream()`` would wrap each in an async
+    generator): the body is read once, here, for every webhook.
+
+    Raises:
+        PayloadTooLargeError: over ``limit``.
+        MalformedEventError: the client left before the whole body arrived.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body of {declared} bytes is over max_body_bytes={limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise MalformedEventError("the client left before the whole body arrived")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(f"body is over max_body_bytes={limit}")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _raw_request(request: Request, body: bytes) -> RawRequest:
+    """The adapters' view of ``request``: header names lower-cased (ASGI gives them so)."""
+    scope = request.scope
+    query = scope.get("query_string", b"")
+    client = scope.get("client")
+    return RawRequest(
+        headers={name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
+        body=body,
+        query=dict(request.query_params) if query else {},
+        peer=client[0] if client else "",
+    )
 
 
 def build_app(services: Services) -> Starlette:
@@ -166,13 +200,7 @@ def build_app(services: Services) -> Starlette:
             metrics.refused.labels(source, "unknown_tenant").inc()
             return _reply(adapter.failure(401, "unknown tenant for this source"))
         try:
-            body = await _read_body(request, settings.http.max_body_bytes)
-            raw = RawRequest(
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-                query=dict(request.query_params),
-                peer=request.client.host if request.client else "",
-            )
+            raw = _raw_request(request, await _read_body(request, settings.http.max_body_bytes))
             adapter.verify(raw, credentials, time.time())
             decoded = adapter.decode(raw)
             if len(decoded) > settings.http.max_events_per_request:
@@ -337,7 +365,7 @@ async def _ids_or_all(request: Request) -> list[int] | None | Response:
     or the 400 response for anything else."""
     try:
         body = orjson.loads(await _read_body(request, 1024 * 1024) or b"{}")
-    except (orjson.JSONDecodeError, PayloadTooLargeError) as exc:
+    except (orjson.JSONDecodeError, PayloadTooLargeError, MalformedEventError) as exc:
         return _json({"error": f"body must be JSON: {exc}"}, 400)
     ids = body.get("ids") if isinstance(body, dict) else None
     if isinstance(body, dict) and body.get("all") is True:

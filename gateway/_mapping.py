@@ -205,10 +205,16 @@ class SourceRules:
     status: Mapping[str, str]
     spec: core_ext.SourceSpec = field(repr=False)
     _refs: Mapping[str, str] = field(init=False, repr=False)
+    #: ``data`` split for reading: one-key paths ``(name, key)`` and dotted ones ``(name, parts)``.
+    flat_data: tuple[tuple[str, str], ...] = field(init=False, repr=False)
+    nested_data: tuple[tuple[str, tuple[str, ...]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         prefix = f"{self.ref}:status."
         object.__setattr__(self, "_refs", {raw: prefix + raw for raw in self.status})
+        object.__setattr__(self, "flat_data", tuple((n, p) for n, p in self.data.items() if "." not in p))
+        object.__setattr__(self, "nested_data",
+                           tuple((n, tuple(p.split("."))) for n, p in self.data.items() if "." in p))
 
     @property
     def ref(self) -> str:

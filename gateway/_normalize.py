@@ -67,8 +67,8 @@ def normalise_batch(
     waybill_paths = rules.waybill
     type_paths = rules.event_type
     # Most data paths are one top-level key: read those with one dict lookup each.
-    flat_paths = [(name, path) for name, path in rules.data.items() if "." not in path]
-    data_paths = [(name, path.split(".")) for name, path in rules.data.items() if "." in path]
+    flat_paths = rules.flat_data
+    data_paths = rules.nested_data
     for index, (raw, row) in enumerate(zip(raw_events, rows, strict=True)):
         fingerprint, buyer, code, event_id, order_id, raw_status = row
         if not isinstance(raw, dict):

@@ -83,7 +83,10 @@ class SubmitReport:
     results: list[EventResult]
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(r.outcome for r in self.results))
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return counts
 
 
 def now_ms() -> int:
