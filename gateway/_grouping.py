@@ -159,8 +159,10 @@ def find_pack_group(order: OrderState, buyer_orders: BuyerReader, peek: OrderPee
                     seen[order_id] = (time_ms, state)
 
     entries = buyer_orders(tenant, buyer, max(0, since))
-    until = first_seen + window_ms
     own = order.order_id
+    if all(order_id == own for _, order_id in entries):  # the common case: the buyer's only order
+        return None
+    until = first_seen + window_ms
     if sum(1 for time_ms, order_id in entries if time_ms <= until and order_id != own) > SHARED_IDENTITY_ORDERS:
         return None
     read(entries)
