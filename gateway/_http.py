@@ -1,4 +1,4 @@
-"""The HTTP surface: webhooks in, local API and metrics out (Starlette on hypercorn/trio).
+"""The HTTP surface: webhooks in, local API and metrics out (Starlette on the builtin HTTP/1.1 server, ``gateway._h1``).
 
 Routes::
 
