@@ -47,6 +47,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import core_ext
+from gateway._addresses import Network, client_address, parse_networks
 from gateway._demo import DEMO_UPSTREAM_PATH, demo_upstream_endpoint
 from gateway._errors import (
     BackpressureError,
@@ -142,17 +143,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _raw_request(request: Request, body: bytes) -> RawRequest:
-    """The adapters' view of ``request``: header names lower-cased (ASGI gives them so)."""
+def _raw_request(request: Request, body: bytes, trusted_proxies: tuple[Network, ...]) -> RawRequest:
+    """The adapters' view of ``request``: header names lower-cased (ASGI gives them so), the
+    peer resolved through trusted proxies (``gateway._addresses``)."""
     scope = request.scope
     query = scope.get("query_string", b"")
     client = scope.get("client")
-    return RawRequest(
-        headers={name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
-        body=body,
-        query=dict(request.query_params) if query else {},
-        peer=client[0] if client else "",
-    )
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    peer = client[0] if client else ""
+    if trusted_proxies:
+        forwarded = [v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"]
+        peer = client_address(peer, ",".join(forwarded) or None, trusted_proxies)
+    return RawRequest(headers=headers, body=body, query=dict(request.query_params) if query else {}, peer=peer)
 
 
 def build_app(services: Services) -> Starlette:
@@ -160,6 +162,7 @@ def build_app(services: Services) -> Starlette:
     settings = services.settings
     metrics = services.metrics
     token = services.api_token.encode()
+    trusted_proxies = parse_networks(settings.http.trusted_proxies)
 
     def protected(handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
@@ -200,7 +203,7 @@ def build_app(services: Services) -> Starlette:
             metrics.refused.labels(source, "unknown_tenant").inc()
             return _reply(adapter.failure(401, "unknown tenant for this source"))
         try:
-            raw = _raw_request(request, await _read_body(request, settings.http.max_body_bytes))
+            raw = _raw_request(request, await _read_body(request, settings.http.max_body_bytes), trusted_proxies)
             adapter.verify(raw, credentials, time.time())
             decoded = adapter.decode(raw)
             if len(decoded) > settings.http.max_events_per_request:

@@ -25,6 +25,9 @@ Reference (all keys, defaults in brackets)::
     request_timeout_s = 30.0    # builtin: a request's head and body must arrive within this
                                 # of its first byte, a response write finish within it [30.0]
     max_connections = 1000      # builtin: more connections wait in the accept queue [1000]
+    trusted_proxies = []        # reverse proxies (addresses or CIDR networks) whose
+                                # X-Forwarded-For names the client, for allow_ips; a
+                                # peer not listed is the client whatever it sends [[]]
 
     [api]
     token_file = ""             # bearer token of the local API; "" = <data_dir>/api-token,
@@ -72,7 +75,9 @@ Reference (all keys, defaults in brackets)::
     secret = ""                 # the shared secret, or
     secret_env = ""             # the name of an environment variable holding it, or
     secret_file = ""            # a file holding it (relative to THIS file)
-    allow_ips = []              # optional IP allow-list; empty = any loopback/LAN peer
+    allow_ips = []              # optional allow-list of client addresses or CIDR networks
+                                # ("203.0.113.0/24"); behind a reverse proxy see
+                                # [http] trusted_proxies; empty = any client [[]]
     app_key = ""                # the platform's app id: Douyin app key (must equal the
                                 # app-id header), Youzan client_id, Pinduoduo client_id,
                                 # TOP app_key; REQUIRED for douyin and youzan (their
@@ -108,6 +113,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from gateway._addresses import parse_networks
 from gateway._toml import KeyPath, TomlDocument, check_keys
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -161,6 +167,7 @@ class HttpSection:
     keep_alive_timeout_s: float = 5.0
     request_timeout_s: float = 30.0
     max_connections: int = 1000
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,7 +228,7 @@ class SourceCredentials:
 
     Attributes:
         secret: the shared secret (never shown by ``repr``).
-        allow_ips: optional peer allow-list; empty = any peer.
+        allow_ips: optional allow-list of client addresses or CIDR networks; empty = any.
         app_key: the platform's app id / client id ("" = not configured).
         sign_method: TOP only: the one accepted ``sign_method`` ("" = md5, hmac or hmac-sha256).
         signature_header: Xiaohongshu only: the (lower-case) header holding the body HMAC.
@@ -376,6 +383,7 @@ def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredential
     if not secret:
         raise doc.error(at, "no secret given (secret, secret_env or secret_file)")
     allow = _coerce(doc, (*at, "allow_ips"), table.get("allow_ips", []), tuple[str, ...])
+    _check_networks(doc, (*at, "allow_ips"), allow)
     app_key = _coerce(doc, (*at, "app_key"), table.get("app_key", ""), str)
     if app_key and not _APP_KEY.match(app_key):
         raise doc.error((*at, "app_key"), "must be 1-128 printable ASCII characters without blanks")
@@ -393,6 +401,13 @@ def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredential
         raise doc.error((*at, "ws_url"), "the message WebSocket is signed with the client id: give app_key")
     return SourceCredentials(secret=secret, allow_ips=allow, app_key=app_key, sign_method=sign_method,
                              signature_header=header.lower(), ws_url=ws_url)
+
+
+def _check_networks(doc: TomlDocument, at: KeyPath, entries: tuple[str, ...]) -> None:
+    try:
+        parse_networks(entries)
+    except ValueError as exc:
+        raise doc.error(at, f"{exc} (give addresses like \"203.0.113.7\" or networks like \"203.0.113.0/24\")") from None
 
 
 def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:
@@ -472,6 +487,7 @@ def parse_settings(doc: TomlDocument) -> Settings:
     for name in ("keep_alive_timeout_s", "request_timeout_s", "max_connections"):
         if not getattr(settings.http, name):
             raise doc.error(("http", name), "must be greater than 0")
+    _check_networks(doc, ("http", "trusted_proxies"), settings.http.trusted_proxies)
     return settings
 
 

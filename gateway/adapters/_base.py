@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway._addresses import address_in, parse_networks
 from gateway._errors import SignatureError
 from gateway._settings import SourceCredentials
 
@@ -64,12 +65,14 @@ class Adapter(Protocol):
 
 
 def check_allow_list(request: RawRequest, credentials: SourceCredentials) -> None:
-    """Refuse peers outside the source's optional IP allow-list.
+    """Refuse peers outside the source's optional IP allow-list (addresses or CIDR networks).
+
+    ``request.peer`` is the client behind a trusted reverse proxy (``gateway._addresses``).
 
     Raises:
         SignatureError: the allow-list is set and the peer is not on it.
     """
-    if credentials.allow_ips and request.peer not in credentials.allow_ips:
+    if credentials.allow_ips and not address_in(request.peer, parse_networks(credentials.allow_ips)):
         raise SignatureError("peer address not on the source's allow-list")
 
 
