@@ -33,6 +33,9 @@ so a client-bound figure shows itself.
 Baseline for (b), same run, after the gateway has stopped: the same batch bodies through
 the same stages in-process with no HTTP (``benchmarks.store.run_ingest``).
 
+For (a) it also prints how many webhooks shared each group commit (write batch + fsync), read
+from the gateway's ``/metrics`` (``gateway_commit_events_count``, with the tmp API token).
+
 Targets (issue 4): single-event webhooks >= 2,000/s and within 2x of the no-op ceiling;
 batched ERP ingest >= 100,000 events/s durable. Each is reported PASS or MISS.
 """
@@ -347,6 +350,21 @@ def start_gateway(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("gateway did not answer /healthz within 60 s")
 
 
+def commit_groups(port: int, workdir: Path) -> int:
+    """Group commits so far (``gateway_commit_events_count`` on ``/metrics``, with the API token)."""
+    token = (workdir / "data" / "api-token").read_text(encoding="utf-8").strip()
+    head = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head.encode())
+        chunks = []
+        while data := conn.recv(65536):
+            chunks.append(data)
+    for line in b"".join(chunks).decode().splitlines():
+        if line.startswith("gateway_commit_events_count "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("gateway_commit_events_count not found in /metrics")
+
+
 def stop_gateway(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGTERM)
     try:
@@ -454,8 +472,10 @@ def main(argv: list[str]) -> int:
             drive(address, signed_requests(port, warm_bodies), args.connections, "warm-up webhooks", 1)
             noop = drive(address, [healthz_request(port)] * args.noop, args.connections,
                          "(c) no-op GET /healthz", server_pid=pid)
+            groups_before = commit_groups(port, workdir)
             single = drive(address, signed_requests(port, single_bodies), args.connections,
                            "(a) single-event webhooks", 1, server_pid=pid)
+            groups_single = commit_groups(port, workdir) - groups_before
             batched = drive(address, signed_requests(port, batch_bodies), args.batch_connections,
                             "(b) batched ERP pushes", args.batch_size, server_pid=pid)
         finally:
@@ -487,6 +507,7 @@ def main(argv: list[str]) -> int:
         "batched": {**batched.figures(), "durable_events_s": round(batched_eps)},
         "bare_stack": bare.figures(),
         "bare_hypercorn": bare_hypercorn.figures(),
+        "single_events_per_group_commit": round(single.requests / groups_single, 1) if groups_single else None,
         "noop_over_single": round(ceiling_ratio, 2),
         "bare_over_noop": round(bare.rate() / noop.rate(), 2) if noop.rate() else None,
         "bare_over_single": round(bare.rate() / single.rate(), 2) if single.rate() else None,
@@ -503,6 +524,9 @@ def main(argv: list[str]) -> int:
     print(_line("(d) bare ASGI app, same server", bare))
     print(_line("(c) no-op GET /healthz", noop))
     print(_line("(a) signed single-event webhooks", single, "webhooks/s"))
+    if groups_single:
+        print(f"  (a) group commits                 {groups_single:>10,}   "
+              f"({single.requests / groups_single:.1f} webhooks per write batch and fsync)")
     print(_line("(b) batched ERP pushes", batched, "pushes/s"))
     print(f"  (b) durable events                {batched_eps:>10,.0f} events/s   "
           f"({args.batch_size:,} events per push, {args.batch_connections} connections)")
