@@ -90,7 +90,8 @@ async def _serve_http(
         if http.server == "builtin":
             server_settings = ServerSettings(
                 keep_alive_timeout_s=http.keep_alive_timeout_s, request_timeout_s=http.request_timeout_s,
-                max_connections=http.max_connections, graceful_timeout_s=http.shutdown_grace_s)
+                max_connections=http.max_connections, graceful_timeout_s=http.shutdown_grace_s,
+                access_log=http.access_log)
             await serve_http1(app, [(http.host, http.port)], shutdown_trigger=shutdown.wait,
                               settings=server_settings, task_status=task_status)
         else:
@@ -99,7 +100,11 @@ async def _serve_http(
             config.bind = [f"{host}:{http.port}"]
             config.graceful_timeout = http.shutdown_grace_s
             config.keep_alive_timeout = http.keep_alive_timeout_s
-            config.accesslog = None
+            if http.access_log:  # the builtin server's fields; %(U)s is the path without the query
+                config.accesslog = logging.getLogger("gateway.access")
+                config.access_log_format = '%(h)s %(m)s %(U)s %(s)s %(b)s %(D)sus'
+            else:
+                config.accesslog = None
             config.errorlog = logging.getLogger("hypercorn.error")
             await serve(app, config,  # type: ignore[arg-type]  # Starlette is ASGI 3
                         shutdown_trigger=shutdown.wait, task_status=task_status)

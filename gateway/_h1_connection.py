@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -24,6 +25,7 @@ import trio
 from gateway._h1_framing import CHUNKED, IDENTITY, error_response, frame_chunk, frame_head
 
 log = logging.getLogger("gateway._h1")
+access_log = logging.getLogger("gateway.access")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,6 +50,7 @@ class ServerSettings:
     max_head_bytes: int = 64 * 1024
     graceful_timeout_s: float = 10.0
     server_header: bytes = b"gateway"
+    access_log: bool = False
 
 
 
@@ -244,22 +247,34 @@ class Connection:
             if not request.keep_alive or self.disconnected:
                 return not request.body_complete or bool(self.requests) or self.in_head
         if self.error_status and not self.disconnected:
+            if self.settings.access_log:
+                self.log_access("-", b"-", self.error_status, 0, 0.0)
             await self.write(self.error_response(self.error_status))
             return True
         return False
 
     async def serve(self, request: Request) -> None:
+        started = time.perf_counter() if self.settings.access_log else 0.0
         try:
             await self.server.app(request.scope, request.receive, request.send)
         except Exception:  # the app is foreign code: its failure ends this request, not the server
             await self.fail(request, "ASGI app raised", exc_info=True)
-            return
+        else:
+            if request.state != _COMPLETE:
+                await self.fail(request, "ASGI app returned without a complete response")
+            elif request.body:
+                request.body.clear()  # unread, but all of it arrived: drop it, keep the connection
         finally:
             request.wake()
-        if request.state != _COMPLETE:
-            await self.fail(request, "ASGI app returned without a complete response")
-        elif request.body:
-            request.body.clear()  # unread, but all of it arrived: drop it, keep the connection
+            if started:
+                self.log_access(request.scope["method"], request.scope["raw_path"], request.status,
+                                request.sent_bytes, time.perf_counter() - started)
+
+    def log_access(self, method: str, path: bytes, status: int, sent_bytes: int, elapsed_s: float) -> None:
+        """One line per request: client, method, path WITHOUT the query (platforms sign
+        requests in it), status, body bytes sent, time."""
+        access_log.info("%s %s %s %d %d %.1fms", self.client[0], method, path.decode("latin-1"), status,
+                        sent_bytes, elapsed_s * 1000)
 
     async def fail(self, request: Request, what: str, exc_info: bool = False) -> None:
         """End a request the app failed: an error reply if nothing was sent yet, then close."""
@@ -269,9 +284,11 @@ class Connection:
         elif request.state >= _STREAMING:
             log.error("%s after its response started; connection closed", what, exc_info=exc_info)
         elif request.body_broken:  # the request body was malformed: the app saw a disconnect
+            request.status = self.error_status
             await self.write(self.error_response(self.error_status))
         else:
             log.error("%s; replying 500", what, exc_info=exc_info)
+            request.status = 500
             await self.write(self.error_response(500))
 
     async def linger(self) -> None:
@@ -289,7 +306,7 @@ class Request:
 
     __slots__ = ("body", "body_broken", "body_complete", "body_delivered", "connection", "deadline",
                  "expect_continue", "finished", "framing", "head_only", "keep_alive", "response_headers",
-                 "scope", "state", "status")
+                 "scope", "sent_bytes", "state", "status")
 
     def __init__(self, connection: Connection, scope: Scope, keep_alive: bool, deadline: float) -> None:
         self.connection = connection
@@ -304,6 +321,7 @@ class Request:
         self.status = 200
         self.response_headers: Any = ()
         self.framing = IDENTITY
+        self.sent_bytes = 0
 
     def wake(self) -> None:
         if self.finished is not None:
@@ -341,6 +359,7 @@ class Request:
                 raise RuntimeError(f"http.response.body in response state {self.state}")
             body = message.get("body", b"")
             more = message.get("more_body", False)
+            self.sent_bytes += len(body)
             if self.state == _STARTED:
                 data = self.head(body, more)
             elif self.framing == CHUNKED:

@@ -25,6 +25,9 @@ Reference (all keys, defaults in brackets)::
     request_timeout_s = 30.0    # builtin: a request's head and body must arrive within this
                                 # of its first byte, a response write finish within it [30.0]
     max_connections = 1000      # builtin: more connections wait in the accept queue [1000]
+    access_log = false          # one INFO line per request on logger "gateway.access":
+                                # client, method, path (never the query: platforms sign
+                                # in it), status, bytes, ms [false]
     trusted_proxies = []        # reverse proxies (addresses or CIDR networks) whose
                                 # X-Forwarded-For names the client, for allow_ips; a
                                 # peer not listed is the client whatever it sends [[]]
@@ -168,6 +171,7 @@ class HttpSection:
     request_timeout_s: float = 30.0
     max_connections: int = 1000
     trusted_proxies: tuple[str, ...] = ()
+    access_log: bool = False
 
 
 @dataclass(frozen=True)

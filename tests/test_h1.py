@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections import deque
@@ -486,3 +487,41 @@ def test_any_bytes_from_a_client_never_hurt_the_server(chunks):
             server.shutdown.set()
 
     trio.run(scenario)
+
+
+@pytest.mark.parametrize("server", ["builtin", "hypercorn"])
+async def test_the_access_log_names_each_request_but_never_its_query(tmp_path, server, caplog):
+    settings = load_settings(write_config(tmp_path, f"server = '{server}'\naccess_log = true\n"))
+    shutdown = trio.Event()
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        async with trio.open_nursery() as nursery:
+            services = await nursery.start(serve_gateway, settings, shutdown)
+            async with httpx.AsyncClient(base_url=services.bound[0], timeout=10) as client:
+                body, headers = signed([erp_event(1)])
+                response = await client.post("/webhooks/erp/t1?sign=SECRETISH", content=body, headers=headers)
+                assert response.status_code == 200, response.text
+            shutdown.set()
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert any("POST /webhooks/erp/t1 200" in line for line in lines), lines
+    assert not any("SECRETISH" in line for line in lines)
+
+
+async def test_no_access_log_by_default(nursery, caplog):
+    server = await start(nursery)
+    with caplog.at_level(logging.DEBUG, logger="gateway.access"):
+        raw = await Raw.connect(server.port)
+        await raw.send(request("GET", "/quiet"))
+        assert echoed(await raw.response())["path"] == "/quiet"
+    assert not [r for r in caplog.records if r.name == "gateway.access"]
+
+
+async def test_the_access_log_has_malformed_requests_too(nursery, caplog):
+    server = await start(nursery, access_log=True)
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        raw = await Raw.connect(server.port)
+        await raw.send(request("GET", "/ok?x=1"))
+        await raw.response()
+        await raw.send(b"NOT HTTP\r\n\r\n")
+        assert (await raw.response())["status"] == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert len(lines) == 2 and " GET /ok 200 " in lines[0] and " - - 400 " in lines[1], lines
