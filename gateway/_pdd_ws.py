@@ -79,7 +79,6 @@ and the redelivery after the next start is absorbed as a duplicate.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import ssl
 from collections import deque
@@ -88,16 +87,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
 import trio
 import trio_websocket
 
-import core_ext
 from gateway._backoff import Backoff
 from gateway._errors import BackpressureError, MalformedEventError, StoreError
 from gateway._metrics import Metrics
-from gateway._model import CODE_MISSING, Event
-from gateway._normalize import normalise_batch
+from gateway._model import Event
+from gateway._pdd_inbound import Inbound, NoRulesError, frames_to_events, loose_frame
 from gateway._pipeline import Pipeline, now_ms
 from gateway._reload import RuleHolder
 from gateway._settings import Secret, Settings
@@ -117,7 +114,6 @@ from gateway.adapters.pinduoduo import (
 log = logging.getLogger(__name__)
 
 SOURCE = "pinduoduo"
-MALFORMED_RULE = "pinduoduo-ws:malformed"
 
 
 class _SignScrubber(logging.Filter):
@@ -178,24 +174,6 @@ class ClientStats:
             "state", "connects", "connect_failures", "disconnects", "frames", "events_stored", "duplicates",
             "acked", "malformed", "fails", "submit_retries", "heartbeats_sent", "heartbeats_answered",
             "last_error")}
-
-
-@dataclass
-class _Inbound:
-    """One frame waiting for its commit: decoded, or the raw text and why it is malformed.
-
-    ``frame`` is the decoded Common frame, or for a malformed one whatever JSON object
-    could be read (for its id, type and mall in the ack), or ``None``.
-    """
-
-    text: str
-    frame: dict[str, Any] | None = None
-    error: str = ""
-    counted: bool = False  # a malformed frame is counted and logged once, not per retry
-
-    @property
-    def frame_id(self) -> Any:
-        return self.frame.get("id") if self.frame is not None else None
 
 
 class _PeerSilentError(Exception):
@@ -339,7 +317,7 @@ class PinduoduoClient:
                 self.metrics.channel_connected.labels(SOURCE, self.tenant).set(1)
             self._notify()
             log.info("pinduoduo %s (tenant %s): connected", self.where, self.tenant)
-            send, receive = trio.open_memory_channel[_Inbound](self.queue_frames)
+            send, receive = trio.open_memory_channel[Inbound](self.queue_frames)
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._commit_loop, ws, receive)
@@ -355,7 +333,7 @@ class PinduoduoClient:
                 raise real[0] from None
 
     async def _read_loop(self, ws: trio_websocket.WebSocketConnection,
-                         send: trio.MemorySendChannel[_Inbound]) -> None:
+                         send: trio.MemorySendChannel[Inbound]) -> None:
         """Read frames: answer heartbeats here, queue Common (and malformed) frames to commit."""
         async with send:
             while True:
@@ -366,11 +344,11 @@ class PinduoduoClient:
                 try:
                     frame = decode_frame(text)
                 except MalformedEventError as exc:
-                    await send.send(_Inbound(text, frame=_loose_frame(text), error=str(exc)))
+                    await send.send(Inbound(text, frame=loose_frame(text), error=str(exc)))
                     continue
                 command = frame["commandType"]
                 if command == COMMON:
-                    await send.send(_Inbound(text, frame=frame))
+                    await send.send(Inbound(text, frame=frame))
                 elif command == HEARTBEAT:
                     await ws.send_message(heartbeat_frame(now_ms=now_ms()).decode())
                     self.stats.heartbeats_answered += 1
@@ -396,7 +374,7 @@ class PinduoduoClient:
             await trio.sleep(self.heartbeat_interval_s)
 
     async def _commit_loop(self, ws: trio_websocket.WebSocketConnection,
-                           receive: trio.MemoryReceiveChannel[_Inbound]) -> None:
+                           receive: trio.MemoryReceiveChannel[Inbound]) -> None:
         async with receive:
             async for first in receive:
                 batch = [first]
@@ -407,7 +385,7 @@ class PinduoduoClient:
                         break
                 await self._commit_and_ack(ws, batch)
 
-    async def _commit_and_ack(self, ws: trio_websocket.WebSocketConnection, batch: list[_Inbound]) -> None:
+    async def _commit_and_ack(self, ws: trio_websocket.WebSocketConnection, batch: list[Inbound]) -> None:
         """Submit ``batch`` until it is durable (backing off on refusals), then ack each frame."""
         retry = Backoff(self.backoff.initial_s, self.backoff.max_s)
         while True:
@@ -415,7 +393,7 @@ class PinduoduoClient:
                 events = self._events(batch)
                 report = await self.pipeline.submit(events)
                 break
-            except (StoreError, _NoRulesError) as exc:
+            except (StoreError, NoRulesError) as exc:
                 reason = "backpressure" if isinstance(exc, BackpressureError) else (
                     "store" if isinstance(exc, StoreError) else "no_rules")
                 if self.metrics is not None:
@@ -440,60 +418,16 @@ class PinduoduoClient:
             self.stats.acked += 1
         self._notify()
 
-    def _events(self, batch: Sequence[_Inbound]) -> list[Event]:
-        """Normalise the frames with the live rules; a malformed one becomes a quarantine event."""
-        rules = self.rules.current.get(SOURCE)
-        if rules is None:
-            raise _NoRulesError(f"no {SOURCE} rules are loaded")
-        received = now_ms()
-        if not any(item.error for item in batch):
-            try:  # the usual case: the whole batch in one core call
-                return normalise_batch(rules, self.tenant, [item.frame for item in batch], received)
-            except MalformedEventError:
-                pass  # find the bad frames one by one
-        events: list[Event] = []
-        for item in batch:
-            if not item.error and item.frame is not None:
-                try:
-                    events.extend(normalise_batch(rules, self.tenant, [item.frame], received))
-                    continue
-                except MalformedEventError as exc:
-                    item.error = str(exc)
-            if not item.counted:
-                item.counted = True
-                self.stats.malformed += 1
-                if self.metrics is not None:
-                    self.metrics.refused.labels(SOURCE, "malformed").inc()
-                log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
-                            self.tenant, item.frame_id, item.error[:200])
-            events.append(self._malformed_event(item, received))
+    def _events(self, batch: Sequence[Inbound]) -> list[Event]:
+        """The batch as events (``frames_to_events``); newly malformed frames are counted and logged."""
+        events, malformed = frames_to_events(self.rules.current.get(SOURCE), self.tenant, batch, now_ms())
+        for item in malformed:
+            self.stats.malformed += 1
+            if self.metrics is not None:
+                self.metrics.refused.labels(SOURCE, "malformed").inc()
+            log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
+                        self.tenant, item.frame_id, item.error[:200])
         return events
-
-    def _malformed_event(self, item: _Inbound, received_ms: int) -> Event:
-        if item.frame_id is not None:
-            event_id = str(item.frame_id)
-        else:
-            event_id = "noid-" + hashlib.sha256(item.text.encode()).hexdigest()[:16]
-        return Event(
-            tenant=self.tenant, source=SOURCE, source_event_id=event_id, order_id="",
-            type="malformed_frame", raw_status="", status_code=CODE_MISSING, occurred_at_ms=0,
-            received_at_ms=received_ms,
-            fingerprint=core_ext.fingerprint(self.tenant, SOURCE, event_id, "", "malformed"),
-            rule=MALFORMED_RULE, raw={"malformed": item.error, "frame": item.text},
-        )
-
-
-class _NoRulesError(Exception):
-    """The live rule set has no ``pinduoduo`` file (a rule reload may bring it back)."""
-
-
-def _loose_frame(text: str) -> dict[str, Any] | None:
-    """A frame that failed validation, if it is at least a JSON object (for its id)."""
-    try:
-        parsed = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
 
 
 def _describe(exc: BaseException) -> str:
