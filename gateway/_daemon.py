@@ -59,17 +59,7 @@ def tune_gc() -> None:
 
 def store_settings(settings: Settings) -> StoreSettings:
     """The store's settings from the ``[store]`` section and the data directory."""
-    section = settings.store
-    return StoreSettings(
-        path=settings.data_path / "rocksdb",
-        sync=section.sync,
-        cache_orders=section.cache_orders,
-        recent_fingerprints=section.recent_fingerprints,
-        outbox_max_events=section.outbox_max_events,
-        outbox_max_bytes=section.outbox_max_bytes,
-        outbox_reserve_events=section.outbox_reserve_events,
-        outbox_reserve_bytes=section.outbox_reserve_bytes,
-    )
+    return StoreSettings(path=settings.data_path / "rocksdb", **dataclasses.asdict(settings.store))
 
 
 def _upstream_settings(settings: Settings, bound: str) -> UpstreamSection:

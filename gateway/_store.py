@@ -4,43 +4,9 @@ One RocksDB database (via ``rocksdict``, raw bytes mode) with one column family 
 keyspace. Each processing step is committed as **one** ``WriteBatch`` (``Store.commit``),
 so a step is either wholly present after a crash or wholly absent.
 
-Key layout
-----------
-``T`` is the tenant name in ASCII (``[A-Za-z0-9_-]{1,64}``, so it never contains
-``\\x00``), ``0`` the byte ``\\x00``, ``be64(n)`` an unsigned big-endian 8-byte integer
-(so byte order is numeric order). Values are orjson bytes unless said otherwise::
-
-    column family  key                                        value
-    orders         T 0 order_id(utf-8)                        OrderState.to_dict()
-    events         T 0 be64(event_seq)                        event record (caller's dict)
-    audit          T 0 be64(audit_seq)                        record + "seq", "prev", "hash"
-    outbox         be64(outbox_seq)                           outbox record (carries "tenant";
-                                                              the store appends "queued_at_ms")
-    quarantine     T 0 be64(q_seq)                            quarantine record
-    dedup          T 0 be64(fingerprint)                      be64(event_seq)  (raw, not JSON)
-    idx_buyer      T 0 be64(buyer_key) be64(time_ms) order_id  b""
-    idx_waybill    T 0 waybill(utf-8)                         order_id (utf-8, raw)
-    dead           be64(outbox_seq)                           {"outbox_seq", "event": outbox record,
-                                                              "status", "response", "batch_id",
-                                                              "at_ms"} (refused by the upstream)
-    meta           b"format"                                  b"1" (refused if different)
-                   b"outbox_floor"                            be64(highest outbox seq deleted)
-                   b"buyer_index_newest"                      be64(newest time_ms in idx_buyer)
-                   T 0 b"quarantine_floor"                    be64(highest q_seq released)
-
-Sequence numbers start at 1 and are assigned by ``commit``: ``event_seq``, ``audit_seq`` and
-``q_seq`` per tenant, ``outbox_seq`` globally (one FIFO, so the forwarder reads in commit
-order). The seq of an event, outbox or quarantine record lives in its key only; the
-iterators add it to the yielded dict (``"seq"``, ``"outbox_seq"``, ``"seq"``). An audit
-record stores its seq in the value too, because the hash covers it.
-
-Tenant isolation: every tenant-scoped key starts with ``T 0``; scans are bounded by
-``[T 0, T 1)``, so tenant ``a`` never sees ``ab``.
-
-Audit chain (tamper evidence, per tenant): ``prev`` is the previous record's ``hash`` (``""``
-for the first); ``hash = sha256(prev + orjson.dumps(record without "hash",
-OPT_SORT_KEYS)).hexdigest()``. The stored value is exactly those sorted bytes with
-``,"hash":"<hex>"`` appended. ``verify_audit_chain`` recomputes every link.
+Key layout, tenant isolation and the audit chain's format: ``gateway._store_base``.
+The parts: ``_store_base`` (types, keys, low-level I/O), ``_store_reads`` (queries),
+``_store_outbox`` (outbox and dead letters), this module (commit, recovery, open/close).
 
 Durability policy
 -----------------
@@ -98,187 +64,52 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import re
 import struct
 import threading
 import time
-from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from itertools import islice
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from rocksdict import (
-    BlockBasedOptions,
-    Cache,
-    DBCompressionType,
-    DBRecoveryMode,
-    Options,
     Rdict,
-    ReadOptions,
     WriteBatch,
     WriteOptions,
 )
 
 from gateway._errors import StoreError
 from gateway._model import OrderState
+from gateway._store_base import (
+    _BUYER_GENERATION,
+    _BUYER_NEWEST,
+    _HASH_MARK,
+    _OUTBOX_FLOOR,
+    _QUARANTINE_FLOOR,
+    _SORTED,
+    COLUMN_FAMILIES,
+    FORMAT_VERSION,
+    _be64,
+    _be64x2,
+    _head_hash,
+    _open_db,
+    _read64,
+)
+from gateway._store_outbox import StoreOutbox
+from gateway._store_reads import StoreReads
+from gateway._store_types import (
+    AuditVerification,
+    CommitResult,
+    OutboxLedger,
+    OutboxStats,
+    StepWrite,
+    StoreSettings,
+)
 
-log = logging.getLogger(__name__)
-
-FORMAT_VERSION = b"1"
-COLUMN_FAMILIES = ("orders", "events", "audit", "outbox", "dead", "quarantine", "dedup",
-                   "idx_buyer", "idx_waybill", "meta")
-_POINT_LOOKUP = frozenset({"orders", "dedup", "idx_waybill", "meta"})  # get bloom filters
-_READ_ONCE = frozenset({"outbox"})  # scans that must not evict the hot blocks
-_BLOCK_CACHE_BYTES = 64 * 1024**2
-_MEMTABLES_BYTES = 128 * 1024**2  # RocksDB flushes the largest memtable beyond this: RSS stays bounded
-_OUTBOX_MEMTABLE_BYTES = 16 * 1024**2  # outbox records and their delete markers live briefly
-_TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_be64 = struct.Struct(">Q").pack
-_be64x2 = struct.Struct(">QQ").pack
-_read64 = struct.Struct(">Q").unpack_from
-_SORTED = orjson.OPT_SORT_KEYS
-_HASH_MARK = b',"hash":"'
-_CHUNK = 512
-_OUTBOX_FLOOR = b"outbox_floor"
-_BUYER_NEWEST = b"buyer_index_newest"
-_BUYER_GENERATION = 100_000  # buyers remembered per generation (two generations are kept)
-_QUARANTINE_FLOOR = b"quarantine_floor"
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """How the store is opened.
-
-    Attributes:
-        path: database directory (created if missing).
-        sync: ``"group"`` fsyncs the WAL in every commit (survives power loss); ``"os"``
-            leaves fsync to the OS (survives a process crash only). See the module docstring.
-        cache_orders: hot ``OrderState`` objects kept in memory.
-        recent_fingerprints: fingerprints checked in memory before the ``dedup`` keyspace.
-        outbox_max_events / outbox_max_bytes: outbox bounds, enforced by the caller with
-            ``Store.outbox_stats()``.
-        outbox_reserve_events / outbox_reserve_bytes: the last part of each bound, kept for
-            pack-line scans (webhooks are refused at ``max - reserve``).
-    """
-
-    path: Path
-    sync: Literal["group", "os"] = "group"
-    cache_orders: int = 200_000
-    recent_fingerprints: int = 1_000_000
-    outbox_max_events: int = 5_000_000
-    outbox_max_bytes: int = 2 * 1024**3
-    outbox_reserve_events: int = 100_000
-    outbox_reserve_bytes: int = 64 * 1024**2
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-        if self.sync not in ("group", "os"):
-            raise ValueError(f"sync must be 'group' or 'os', not {self.sync!r}")
-        for name in ("cache_orders", "recent_fingerprints", "outbox_max_events", "outbox_max_bytes",
-                     "outbox_reserve_events", "outbox_reserve_bytes"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
+log = logging.getLogger("gateway._store")
 
 
-@dataclass
-class StepWrite:
-    """Everything one processing step commits, in ONE WriteBatch.
-
-    Audit records must not carry ``seq``/``prev``/``hash`` (the store sets them). Records
-    are serialised as given; the store never mutates them.
-    """
-
-    orders: list[OrderState] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    audit: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    buyer_index: list[tuple[str, int, int, str]] = field(default_factory=list)
-    waybill_index: list[tuple[str, str, str]] = field(default_factory=list)
-    quarantine_release: list[tuple[str, int]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    """Seqs assigned by ``Store.commit``, parallel to the step's lists."""
-
-    event_seqs: list[int]
-    audit_seqs: list[int]
-    outbox_seqs: list[int]
-    quarantine_seqs: list[int]
-
-
-@dataclass(frozen=True)
-class AuditVerification:
-    """Outcome of ``Store.verify_audit_chain``.
-
-    Attributes:
-        ok: every link verified and the chain reaches the last seq written.
-        records: records verified before the first bad one (all of them when ``ok``).
-        first_bad_seq: seq of the first bad or missing record, ``None`` when ``ok``.
-        reason: what is wrong (``""`` when ``ok``).
-    """
-
-    ok: bool
-    records: int
-    first_bad_seq: int | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class OutboxStats:
-    """Outbox backlog: live records, their value bytes and the oldest live seq."""
-
-    count: int
-    bytes: int
-    oldest_seq: int | None
-
-
-class _OutboxLedger:
-    """Value sizes of live outbox records, indexed by ``seq - base`` (0 = deleted)."""
-
-    def __init__(self) -> None:
-        self.sizes = array("I")
-        self.base = 1
-        self.head = 0  # index of the oldest possibly-live entry
-        self.count = 0
-        self.bytes = 0
-
-    def add(self, first_seq: int, sizes: list[int]) -> None:
-        if not self.count:
-            self.sizes, self.base, self.head = array("I"), first_seq, 0
-        gap = first_seq - self.base - len(self.sizes)
-        if gap > 0:  # only at open, where deleted seqs leave holes
-            self.sizes.frombytes(bytes(self.sizes.itemsize * gap))
-        self.sizes.extend(sizes)
-        self.count += len(sizes)
-        self.bytes += sum(sizes)
-
-    def remove(self, seqs: Iterable[int]) -> None:
-        sizes, base = self.sizes, self.base
-        for seq in seqs:
-            index = seq - base
-            if self.head <= index < len(sizes) and sizes[index]:
-                self.bytes -= sizes[index]
-                self.count -= 1
-                sizes[index] = 0
-        while self.head < len(sizes) and not sizes[self.head]:
-            self.head += 1
-        if self.head > 4096 and self.head * 2 > len(sizes):  # amortised compaction
-            del sizes[: self.head]
-            self.base += self.head
-            self.head = 0
-
-    def stats(self) -> OutboxStats:
-        return OutboxStats(self.count, self.bytes, self.base + self.head if self.count else None)
-
-
-class Store:
+class Store(StoreReads, StoreOutbox):
     """The open store. Create it with ``open_store``; use it as a context manager.
 
     Writes (``commit``, ``delete_outbox``) are serialised by a lock; the read methods may
@@ -307,7 +138,7 @@ class Store:
         self._quarantine_count: dict[str, int] = {}
         self._outbox_seq = 0
         self._outbox_floor = 0
-        self._outbox = _OutboxLedger()
+        self._outbox = OutboxLedger()
         self._dead_count = 0
         self._closed = False
         # Quarantined logistics events waiting for their waybill: (tenant, waybill) -> q seqs.
@@ -534,311 +365,7 @@ class Store:
             self._buyers_complete_after_ms = max(self._buyers_complete_after_ms, self._buyers_since_ms)
             self._buyers_old, self._buyers, self._buyers_since_ms = self._buyers, set(), now
 
-    def delete_outbox(self, seqs: Iterable[int], *, blocking: bool = True) -> bool:
-        """Delete delivered outbox records in one batch, written to the WAL without an fsync.
-
-        A delete lost to a power cut only makes the forwarder re-send records the upstream
-        already has (it de-duplicates by ``event_id``); the next synced commit fsyncs the
-        WAL up to and including it anyway (the WAL is sequential). A process crash loses
-        nothing written. Skipping the fsync here keeps the drain off the disk's latency (a
-        synced write holds the GIL for the whole fsync). Unknown or already deleted seqs
-        are ignored.
-
-        Args:
-            seqs: the outbox seqs delivered.
-            blocking: ``False`` returns ``False`` at once, deleting nothing, when another
-                write holds the store (so an event loop never waits behind a group commit).
-
-        Returns:
-            ``True`` when deleted.
-
-        Raises:
-            StoreError: the store is closed or RocksDB failed; nothing was deleted.
-        """
-        ordered = sorted(set(seqs))
-        if not ordered:
-            return True
-        if not self._write_lock.acquire(blocking):
-            return False
-        try:
-            handles = self._live(self._handles)
-            batch = WriteBatch(raw_mode=True)
-            batch.set_default_column_family(handles["outbox"])
-            for seq in ordered:
-                batch.delete(_be64(seq))
-            floor = max(self._outbox_floor, min(ordered[-1], self._outbox_seq))
-            batch.put(_OUTBOX_FLOOR, _be64(floor), handles["meta"])
-            self._write(batch, "outbox delete", self._unsynced)
-            self._outbox_floor = floor
-            with self._memory_lock:
-                self._outbox.remove(ordered)
-            return True
-        finally:
-            self._write_lock.release()
-
-    def dead_letter(self, refused: list[tuple[int, dict[str, Any]]]) -> None:
-        """Move refused outbox records to the dead-letter keyspace, in one durable batch.
-
-        Args:
-            refused: ``(outbox_seq, why)`` pairs; ``why`` holds what the upstream answered
-                (``status``, ``response``, ``batch_id``...). Seqs no longer in the outbox
-                are ignored.
-
-        Raises:
-            StoreError: the store is closed or RocksDB failed; nothing moved.
-        """
-        if not refused:
-            return
-        with self._write_lock:
-            handles = self._live(self._handles)
-            outbox = self._live(self._cfs)["outbox"]
-            batch = WriteBatch(raw_mode=True)
-            moved: list[int] = []
-            for seq, why in refused:
-                value = self._guard(outbox.get, _be64(seq))
-                if value is None:
-                    continue
-                record = {**why, "outbox_seq": seq, "event": orjson.loads(value)}
-                batch.delete(_be64(seq), handles["outbox"])
-                batch.put(_be64(seq), orjson.dumps(record), handles["dead"])
-                moved.append(seq)
-            if not moved:
-                return
-            floor = max(self._outbox_floor, min(max(moved), self._outbox_seq))
-            batch.put(_OUTBOX_FLOOR, _be64(floor), handles["meta"])
-            self._write(batch, "dead-letter move")
-            self._outbox_floor = floor
-            with self._memory_lock:
-                self._outbox.remove(moved)
-                self._dead_count += len(moved)
-
-    def requeue_dead(self, seqs: Iterable[int] | None = None) -> list[int]:
-        """Put dead letters back at the END of the outbox (all, or the given dead ids).
-
-        Each is re-queued with a new outbox seq (so after events of the same order that
-        were delivered meanwhile) and its original ``event_id``: an upstream that already
-        has it de-duplicates. One durable batch.
-
-        Returns:
-            The new outbox seqs, in the order of the dead ids.
-
-        Raises:
-            StoreError: the store is closed or RocksDB failed; nothing moved.
-        """
-        with self._write_lock:  # read under the lock too: two requeues never both move one letter
-            if seqs is None:
-                items = list(self._scan("dead", b"", None))
-            else:
-                items = [(_be64(seq), value) for seq in sorted(set(seqs))
-                         if (value := self._get("dead", _be64(seq))) is not None]
-            if not items:
-                return []
-            handles = self._live(self._handles)
-            batch = WriteBatch(raw_mode=True)
-            outbox_seq, sizes = self._outbox_seq, []
-            now = time.time_ns() // 1_000_000
-            for key, value in items:
-                event = orjson.loads(value)["event"]
-                event["queued_at_ms"] = now
-                encoded = orjson.dumps(event)
-                outbox_seq += 1
-                batch.delete(key, handles["dead"])
-                batch.put(_be64(outbox_seq), encoded, handles["outbox"])
-                sizes.append(len(encoded))
-            self._write(batch, "dead-letter requeue")
-            first = self._outbox_seq + 1
-            self._outbox_seq = outbox_seq
-            with self._memory_lock:
-                self._outbox.add(first, sizes)
-                self._dead_count -= len(items)
-            return list(range(first, outbox_seq + 1))
-
-    # -- reading ---------------------------------------------------------------------
-
-    def get_order(self, tenant: str, order_id: str) -> OrderState | None:
-        """The current state of an order, or ``None``.
-
-        The returned object is shared with the cache: never mutate it; ``copy()`` it first.
-        """
-        order = self._orders.get((tenant, order_id))
-        if order is not None:
-            return order
-        prefix = self._read_prefix(tenant)
-        if prefix is None:
-            return None
-        writes = self._order_writes
-        raw = self._get("orders", prefix + order_id.encode())
-        if raw is None:
-            return None
-        order = OrderState.from_dict(orjson.loads(raw))
-        with self._memory_lock:
-            if writes == self._order_writes and self.settings.cache_orders:  # else it may be stale
-                self._orders.setdefault((tenant, order_id), order)
-                if len(self._orders) > self.settings.cache_orders:
-                    self._orders.popitem(last=False)
-        return order
-
-    def seen_fingerprint(self, tenant: str, fingerprint: int) -> bool:
-        """True when an event with this fingerprint was committed for ``tenant``."""
-        seen = self._recent.get(tenant)
-        if seen is not None and fingerprint in seen:
-            return True
-        seen = self._recent_old.get(tenant)
-        if seen is not None and fingerprint in seen:
-            return True
-        prefix = self._read_prefix(tenant)
-        return prefix is not None and self._get("dedup", prefix + _be64(fingerprint)) is not None
-
-    def order_for_waybill(self, tenant: str, waybill: str) -> str | None:
-        """The order a waybill was indexed for, or ``None``."""
-        prefix = self._read_prefix(tenant)
-        raw = None if prefix is None else self._get("idx_waybill", prefix + waybill.encode())
-        return None if raw is None else raw.decode()
-
-    def orders_for_buyer(self, tenant: str, buyer_key: int, since_ms: int) -> list[tuple[int, str]]:
-        """``(time_ms, order_id)`` of a buyer's orders indexed at or after ``since_ms``, oldest first.
-
-        A buyer not indexed since the store opened is answered from memory, without a
-        scan, once ``since_ms`` is past every entry written before (``buyer_index_newest``
-        at open) and past any forgotten generation; otherwise the index is read.
-        """
-        prefix = self._read_prefix(tenant)
-        if prefix is None:
-            return []
-        if since_ms > self._buyers_complete_after_ms:
-            key = (tenant, buyer_key)
-            if key not in self._buyers and key not in self._buyers_old:
-                return []
-        start = prefix + _be64x2(buyer_key, max(0, since_ms))
-        stop = prefix + _be64(buyer_key + 1) if buyer_key < 2**64 - 1 else _upper(prefix)
-        offset = len(prefix) + 8
-        return [(_read64(key, offset)[0], key[offset + 8:].decode()) for key, _ in self._scan("idx_buyer", start, stop)]
-
-    def iter_events(self, tenant: str, after_seq: int = 0) -> Iterator[dict[str, Any]]:
-        """A tenant's event records with ``seq > after_seq``, in seq order (each with ``"seq"``)."""
-        yield from self._records("events", tenant, after_seq, "seq")
-
-    def iter_quarantine(self, tenant: str) -> Iterator[dict[str, Any]]:
-        """A tenant's quarantined records still held, oldest first (each with ``"seq"``)."""
-        yield from self._records("quarantine", tenant, 0, "seq")
-
-    def waiting_for_waybills(self, waybills: Iterable[tuple[str, str]]) -> dict[str, list[int]]:
-        """Quarantine seqs, per tenant, of logistics events that waited for these waybills.
-
-        A carrier often reports a parcel (picked up, in transit) before the ERP reports its
-        waybill; such events are quarantined as ``unknown_waybill`` and released by the
-        pipeline as soon as the waybill is indexed (kept in memory, rebuilt at open).
-        """
-        found: dict[str, list[int]] = {}
-        with self._memory_lock:
-            for tenant, waybill in waybills:
-                seqs = self._waiting.get((tenant, waybill))
-                if seqs:
-                    found.setdefault(tenant, []).extend(seqs)
-        return found
-
-    def quarantine_records(self, tenant: str, seqs: Iterable[int]) -> list[dict[str, Any]]:
-        """The quarantine records of these seqs that are still held (each with ``"seq"``)."""
-        prefix = self._read_prefix(tenant)
-        records = []
-        for seq in sorted(set(seqs)):
-            raw = None if prefix is None else self._get("quarantine", prefix + _be64(seq))
-            if raw is not None:
-                record = orjson.loads(raw)
-                record["seq"] = seq
-                records.append(record)
-        return records
-
-    def iter_audit(self, tenant: str, order_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """A tenant's audit records in chain order, optionally only those of one order.
-
-        Filtering scans the tenant's whole chain (raw bytes are pre-filtered before decoding).
-        """
-        prefix = self._read_prefix(tenant)
-        if prefix is None:
-            return
-        needle = b'"order_id":' + orjson.dumps(order_id) if order_id is not None else b""
-        for _, value in self._scan("audit", prefix, _upper(prefix)):
-            if needle in value:
-                record = orjson.loads(value)
-                if order_id is None or record.get("order_id") == order_id:
-                    yield record
-
-    def verify_audit_chain(self, tenant: str) -> AuditVerification:
-        """Recompute a tenant's audit chain and report the first bad or missing record."""
-        prefix = self._read_prefix(tenant)
-        prev, checked, expected = "", 0, 1
-        if prefix is not None:
-            for key, value in self._scan("audit", prefix, _upper(prefix)):
-                seq = _read64(key, len(prefix))[0]
-                reason = _audit_problem(seq, expected, prev, value)
-                if reason:
-                    return AuditVerification(False, checked, min(seq, expected), reason)
-                prev, checked, expected = value[-66:-2].decode(), checked + 1, seq + 1
-        written = self._audit_seq.get(tenant, 0)
-        if expected - 1 < written:
-            return AuditVerification(False, checked, expected,
-                                     f"chain ends at seq {expected - 1} but {written} records were written")
-        return AuditVerification(True, checked, None, "")
-
-    def iter_outbox(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Outbox records with ``outbox_seq > after_seq`` in commit order (each with ``"outbox_seq"``)."""
-        oldest = self.outbox_stats().oldest_seq
-        start = max(after_seq + 1, oldest or 1)  # skip the tombstones of delivered records
-        for key, value in self._scan("outbox", _be64(start), None, limit):
-            record = orjson.loads(value)
-            record["outbox_seq"] = _read64(key)[0]
-            yield record
-
-    def read_outbox(self, limit: int, max_bytes: int, after_seq: int = 0) -> list[tuple[int, bytes]]:
-        """The oldest live outbox records after ``after_seq`` as raw ``(seq, JSON bytes)``.
-
-        Stops at ``limit`` records or before the one that would pass ``max_bytes`` (the
-        first record is always returned, however big, so nothing can block the queue).
-        """
-        oldest = self.outbox_stats().oldest_seq
-        if oldest is None:
-            return []
-        start, size = max(after_seq + 1, oldest), 0
-        out: list[tuple[int, bytes]] = []
-        # Up to the last published seq only: a batch being fsynced is not durable yet.
-        for key, value in self._scan("outbox", _be64(start), _be64(self._outbox_seq + 1), limit):
-            size += len(value)
-            if out and size > max_bytes:
-                break
-            out.append((_read64(key)[0], value))
-        return out
-
-    def outbox_oldest_queued_ms(self) -> int | None:
-        """When the oldest live outbox record was queued (epoch ms), or ``None`` when empty."""
-        head = self.read_outbox(1, 1)
-        if not head:
-            return None
-        queued = orjson.loads(head[0][1]).get("queued_at_ms")
-        return queued if isinstance(queued, int) else None
-
-    def iter_dead(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Dead letters (each with ``outbox_seq``, ``event`` and the upstream's answer), oldest first."""
-        for _, value in self._scan("dead", _be64(after_seq + 1), None, limit):
-            yield orjson.loads(value)
-
-    def dead_count(self) -> int:
-        """Dead letters held, kept in memory."""
-        return self._dead_count
-
-    def outbox_stats(self) -> OutboxStats:
-        """Live outbox records and bytes (values), kept in memory."""
-        with self._memory_lock:
-            return self._outbox.stats()
-
-    def quarantine_count(self, tenant: str | None = None) -> int:
-        """Quarantined records held, for one tenant or all."""
-        counts = self._quarantine_count
-        return sum(counts.values()) if tenant is None else counts.get(tenant, 0)
-
-    def tenants(self) -> list[str]:
-        """Tenants that have at least one order, sorted."""
-        return [tenant for tenant, _, _ in self._tenant_tails("orders")]
+    # -- open and close --------------------------------------------------------------
 
     def close(self) -> None:
         """Close the database (idempotent). Pending iterators end with ``StoreError``."""
@@ -850,8 +377,6 @@ class Store:
                 self._recent, self._recent_old = {}, {}
             if db is not None:
                 self._guard(db.close)
-
-    # -- internals -------------------------------------------------------------------
 
     def reopen(self) -> None:
         """Close and reopen the database in place, after a write failed.
@@ -884,7 +409,7 @@ class Store:
             self._quarantine_seq, self._quarantine_count = {}, {}
             self._outbox_seq = self._outbox_floor = 0
             with self._memory_lock:
-                self._outbox = _OutboxLedger()
+                self._outbox = OutboxLedger()
             self._recover(initial=False)
         log.warning("store reopened after a write error: %s (%d outbox records)", self.settings.path,
                     self._outbox.count)
@@ -944,183 +469,6 @@ class Store:
             self._outbox.add(seq, [len(value)])
             self._outbox_seq = max(self._outbox_seq, seq)
 
-    def _tenant_tails(self, name: str) -> list[tuple[str, bytes, bytes]]:
-        """(tenant, last key, last value) per tenant of a ``T 0 ...`` keyspace: two seeks each."""
-        iterator = self._live(self._cfs)[name].iter()
-        tails: list[tuple[str, bytes, bytes]] = []
-        try:
-            iterator.seek_to_first()
-            while iterator.valid():
-                bound = _upper(iterator.key().partition(b"\0")[0] + b"\0")
-                iterator.seek_for_prev(bound)
-                key = iterator.key()
-                tails.append((key.partition(b"\0")[0].decode(), key, iterator.value()))
-                iterator.seek(bound)
-        except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
-            raise StoreError(f"cannot scan {name}: {exc}") from exc
-        return tails
-
-    def _records(self, name: str, tenant: str, after_seq: int, seq_field: str) -> Iterator[dict[str, Any]]:
-        prefix = self._read_prefix(tenant)
-        if prefix is None:
-            return
-        for key, value in self._scan(name, prefix + _be64(after_seq + 1), _upper(prefix)):
-            record = orjson.loads(value)
-            record[seq_field] = _read64(key, len(prefix))[0]
-            yield record
-
-    def _scan(self, name: str, start: bytes, stop: bytes | None,
-              limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """Items in ``[start, stop)``, read in chunks so nothing RocksDB is held between them."""
-        remaining = limit
-        while remaining is None or remaining > 0:
-            want = _CHUNK if remaining is None else min(_CHUNK, remaining)
-            chunk = self._read_chunk(name, start, stop, want)
-            yield from chunk
-            if len(chunk) < want:
-                return
-            if remaining is not None:
-                remaining -= want
-            start = chunk[-1][0] + b"\0"
-
-    def _read_chunk(self, name: str, start: bytes, stop: bytes | None, count: int) -> list[tuple[bytes, bytes]]:
-        column = self._live(self._cfs)[name]
-        options = ReadOptions()
-        if stop is not None:
-            options.set_iterate_upper_bound(stop)
-        if name in _READ_ONCE:  # each record is read once: keep it out of the block cache
-            options.fill_cache(False)  # type: ignore[call-arg]  # the stub omits the argument
-        try:
-            return list(islice(column.items(from_key=start, read_opt=options), count))
-        except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
-            raise StoreError(f"cannot read {name}: {exc}") from exc
-
-    def _get(self, name: str, key: bytes) -> bytes | None:
-        value: bytes | None = self._guard(self._live(self._cfs)[name].get, key)
-        return value
-
-    def _write(self, batch: WriteBatch, what: str, options: WriteOptions | None = None) -> None:
-        if self._db is None:
-            raise StoreError("store is closed")
-        try:  # no local names the database: a kept traceback must not keep it (and its LOCK) alive
-            self._db.write(batch, options or self._write_options)
-        except Exception as exc:  # rocksdict raises bare Exception (or DbClosedError)
-            raise StoreError(f"{what} failed, nothing written: {exc}") from exc
-        if options is None and self._sync_wal:
-            try:  # the GIL is free during this fsync (a synced write would hold it): see "Durability"
-                self._db.flush_wal(True)
-            except Exception as exc:
-                raise StoreError(f"{what} failed: the WAL fsync failed, nothing acknowledged: {exc}") from exc
-
-    def _live_db(self) -> Rdict:
-        if self._db is None:
-            raise StoreError("store is closed")
-        return self._db
-
-    @staticmethod
-    def _guard(call: Any, *args: Any) -> Any:
-        try:
-            return call(*args)
-        except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
-            raise StoreError(f"RocksDB call failed: {exc}") from exc
-
-    @staticmethod
-    def _live(value: dict[str, Any] | None) -> dict[str, Any]:
-        if value is None:
-            raise StoreError("store is closed")
-        return value
-
-    def _prefix(self, tenant: str) -> bytes:
-        """``T 0`` for a tenant seen for the first time (validated, then cached)."""
-        if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
-            raise ValueError(f"invalid tenant name: {tenant!r}")
-        prefix = self._prefixes[tenant] = tenant.encode() + b"\0"
-        return prefix
-
-    def _read_prefix(self, tenant: str) -> bytes | None:
-        """``T 0`` for reads; ``None`` for a name no tenant can have."""
-        prefix = self._prefixes.get(tenant)
-        if prefix is None and isinstance(tenant, str) and _TENANT.fullmatch(tenant):
-            prefix = tenant.encode() + b"\0"
-        return prefix
-
-
-def _upper(prefix: bytes) -> bytes:
-    """The exclusive upper bound of keys starting with ``prefix`` (which ends in ``\\0``)."""
-    return prefix[:-1] + b"\x01"
-
-
-def _head_hash(value: bytes) -> str:
-    """The ``hash`` of a stored audit value (its fixed suffix), ``""`` if unreadable."""
-    if value[-75:-66] == _HASH_MARK and value.endswith(b'"}'):
-        return value[-66:-2].decode()
-    log.warning("last audit record is damaged; run verify_audit_chain")
-    return ""
-
-
-def _audit_problem(seq: int, expected: int, prev: str, value: bytes) -> str:
-    """Why one stored audit record breaks the chain, or ``""``."""
-    if seq != expected:
-        return f"record {expected} is missing"
-    try:
-        record = orjson.loads(value)
-        stored = record.pop("hash")
-        body = orjson.dumps(record, option=_SORTED)
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError, KeyError, AttributeError, TypeError):
-        return "record is not a valid audit record"
-    if record.get("seq") != seq:
-        return f"record says seq {record.get('seq')!r}"
-    if record.get("prev") != prev:
-        return "prev does not match the previous record's hash"
-    if value[-66:-2].decode(errors="replace") != stored:
-        return "hash is not where the store wrote it"
-    if hashlib.sha256(prev.encode() + body).hexdigest() != stored:
-        return "hash does not match the content"
-    return ""
-
-
-def _options(cache: Cache, point_lookup: bool, write_buffer_bytes: int = 0) -> Options:
-    options = Options(raw_mode=True)
-    if write_buffer_bytes:
-        options.set_write_buffer_size(write_buffer_bytes)
-    table = BlockBasedOptions()
-    table.set_block_cache(cache)
-    if point_lookup:  # misses (new orders, new fingerprints) are the common case: keep them cheap
-        table.set_bloom_filter(10, False)
-        options.set_memtable_prefix_bloom_ratio(0.05)
-        options.set_memtable_whole_key_filtering(True)
-    options.set_block_based_table_factory(table)
-    options.set_compression_type(DBCompressionType.lz4())
-    return options
-
-
-def _open_db(settings: StoreSettings) -> Rdict:
-    """The RocksDB database at ``settings.path`` with every column family (created if missing)."""
-    path = settings.path
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot create store directory {path}: {exc}") from exc
-    cache = Cache(_BLOCK_CACHE_BYTES)
-    options = _options(cache, False)
-    options.set_db_write_buffer_size(_MEMTABLES_BYTES)  # all column families together
-    options.create_if_missing(True)
-    options.create_missing_column_families(True)
-    options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
-    options.set_keep_log_file_num(5)
-    try:
-        existing = Rdict.list_cf(str(path), Options(raw_mode=True)) if (path / "CURRENT").exists() else []
-        families = {name: _options(cache, name in _POINT_LOOKUP, _OUTBOX_MEMTABLE_BYTES if name == "outbox" else 0)
-                    for name in COLUMN_FAMILIES}
-        for name in existing:  # column families of a newer version must be opened too
-            if name != "default" and name not in families:
-                families[name] = _options(cache, False)
-        return Rdict(str(path), options=options, column_families=families)
-    except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
-        if "lock" in str(exc).lower():
-            raise StoreError(f"store is locked by another process (or already open): {path}: {exc}") from exc
-        raise StoreError(f"cannot open store {path}: {exc}") from exc
-
 
 def open_store(settings: StoreSettings) -> Store:
     """Open (creating if needed) the store at ``settings.path`` and recover its counters.
@@ -1137,3 +485,8 @@ def open_store(settings: StoreSettings) -> Store:
         raise
     log.info("store open: %s (sync=%s, %d outbox records)", settings.path, settings.sync, store._outbox.count)
     return store
+
+
+
+__all__ = ["COLUMN_FAMILIES", "FORMAT_VERSION", "AuditVerification", "CommitResult", "OutboxStats", "StepWrite",
+           "Store", "StoreSettings", "open_store"]
