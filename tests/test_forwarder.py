@@ -15,8 +15,8 @@ import pytest
 import trio
 
 from gateway._daemon import serve_gateway
-from gateway._forwarder import build_batch, classify, parse_retry_after
 from gateway._settings import load_settings
+from gateway._sink import build_batch, classify, parse_retry_after
 from tests._support import erp_event, signed, write_config
 from tests._upstream import Scripted, Upstream, in_per_order_order, upstream_config
 
