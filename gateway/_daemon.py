@@ -57,6 +57,41 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+#: Open files the gateway needs beyond its client sockets (RocksDB's tables and WAL, logs,
+#: the forwarder's and Pinduoduo's sockets), with room to spare.
+FILES_BESIDES_CONNECTIONS = 1024
+
+
+def raise_open_files_limit(max_connections: int) -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` towards the hard limit when it is too low for
+    ``max_connections`` client sockets plus ``FILES_BESIDES_CONNECTIONS``.
+
+    Many systems start services with a soft limit of 1,024: at ``[http] max_connections``
+    (1,000) the accept loop and RocksDB would then compete for the last descriptors. The
+    limit is raised only as far as needed (at most to the hard limit); when even the hard
+    limit is too low a warning says what to set (``LimitNOFILE=`` in the systemd unit).
+
+    Returns:
+        The soft limit now in force.
+    """
+    import resource
+
+    needed = max_connections + FILES_BESIDES_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            log.info("open files limit raised from %d to %d ([http] max_connections = %d)", soft, target,
+                     max_connections)
+            soft = target
+        if soft < needed:
+            log.warning("open files limit is %d, below the %d that [http] max_connections = %d needs: raise "
+                        "the hard limit (LimitNOFILE= in the systemd unit) or lower max_connections", soft,
+                        needed, max_connections)
+    return int(soft)
+
+
 def store_settings(settings: Settings) -> StoreSettings:
     """The store's settings from the ``[store]`` section and the data directory."""
     return StoreSettings(path=settings.data_path / "rocksdb", **dataclasses.asdict(settings.store))
@@ -182,6 +217,7 @@ async def run_gateway(settings: Settings) -> None:
     """
     shutdown = trio.Event()
     tune_gc()
+    raise_open_files_limit(settings.http.max_connections)
 
     async def on_signals() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -235,3 +235,21 @@ async def test_full_outbox_means_503_with_retry_after_and_nothing_stored(tmp_pat
             assert "outbox full" in refused.json()["error"]
         assert len(list(services.store.iter_events("t1"))) == 2
         shutdown.set()
+
+
+def test_a_low_open_files_limit_is_raised_for_max_connections():
+    import resource
+
+    from gateway._daemon import FILES_BESIDES_CONNECTIONS, raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 1000 + FILES_BESIDES_CONNECTIONS
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the hard limit here ({hard}) is below {needed}")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert raise_open_files_limit(1000) == needed
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == needed
+        assert raise_open_files_limit(10) == needed  # high enough already: left alone
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
