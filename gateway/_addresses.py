@@ -12,7 +12,8 @@ skipping trusted proxies: the first address not trusted is the client (what each
 appends can be trusted; what the client wrote itself, further left, cannot). A peer not in
 ``trusted_proxies`` is the client whatever headers it sends, so a client cannot spoof its
 address by writing the header itself. With no ``trusted_proxies`` (the default) the header is
-ignored.
+ignored. A hop may carry a port (``203.0.113.7:443``, ``[2001:db8::1]:443``); it is dropped. The
+RFC 7239 ``Forwarded`` header is not read (nginx and Caddy send ``X-Forwarded-For``).
 """
 
 from __future__ import annotations
@@ -40,10 +41,22 @@ def parse_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def _host(address: str) -> str:
+    """``address`` without a port: ``"203.0.113.7:443"`` and ``"[2001:db8::1]:443"`` as some
+    proxies write them, or a bare address as is."""
+    address = address.strip()
+    if address.startswith("["):
+        return address[1:address.find("]")] if "]" in address else address
+    if address.count(":") == 1:
+        return address.partition(":")[0]
+    return address
+
+
 def address_in(address: str, networks: Iterable[Network]) -> bool:
-    """Whether ``address`` (text) lies in one of ``networks``; an unreadable address never does."""
+    """Whether ``address`` (text, with or without a port) lies in one of ``networks``; an
+    unreadable address never does."""
     try:
-        ip = ipaddress.ip_address(address.strip())
+        ip = ipaddress.ip_address(_host(address))
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -61,7 +74,7 @@ def client_address(peer: str, forwarded_for: str | None, trusted: tuple[Network,
     """
     if not trusted or not forwarded_for or not address_in(peer, trusted):
         return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    hops = [_host(hop) for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not address_in(hop, trusted):
             return hop

@@ -36,6 +36,8 @@ def test_entries_are_addresses_or_networks():
     ("127.0.0.1", None, "127.0.0.1"),                            # a proxy that added nothing
     ("127.0.0.1", "10.0.0.1, 10.0.0.2", "10.0.0.1"),             # only proxies: the first is the origin
     ("192.0.2.50", "203.0.113.7", "192.0.2.50"),                 # not a proxy: its header is ignored
+    ("127.0.0.1", "203.0.113.7:51000, 10.0.0.1:443", "203.0.113.7"),  # hops written with ports
+    ("127.0.0.1", "[2001:db8::7]:443", "2001:db8::7"),
 ])
 def test_the_client_is_the_first_untrusted_hop_from_the_right(peer, header, client):
     assert client_address(peer, header, PROXIES) == client

@@ -519,9 +519,10 @@ async def test_the_access_log_has_malformed_requests_too(nursery, caplog):
     server = await start(nursery, access_log=True)
     with caplog.at_level(logging.INFO, logger="gateway.access"):
         raw = await Raw.connect(server.port)
-        await raw.send(request("GET", "/ok?x=1"))
+        await raw.send(request("GET", "/ok?x=1", X_Forwarded_For="203.0.113.7"))
         await raw.response()
         await raw.send(b"NOT HTTP\r\n\r\n")
         assert (await raw.response())["status"] == 400
     lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
     assert len(lines) == 2 and " GET /ok 200 " in lines[0] and " - - 400 " in lines[1], lines
+    assert lines[0].endswith(" xff=203.0.113.7") and "x=1" not in lines[0]
