@@ -72,6 +72,12 @@ frame. The URL is signed afresh per attempt (the timestamp is part of the sign).
 secret, the sign and the signed URL are never logged: log lines name the endpoint and
 client_id only, and foreign error texts are scrubbed of the sign.
 
+**Several shops on one app.** An ISV app's channel carries every authorising shop's messages.
+Tenants sharing a channel (same ``ws_url`` and ``app_key``) share one client, which routes
+each frame by ``message.mallID`` to the tenant listing that shop in ``mall_ids``; a frame
+from a shop no tenant lists is neither stored nor acked (counted as ``unroutable``, logged:
+PDD delivers it again once the shop is configured), never stored under another tenant.
+
 Cancellation: cancelling ``serve_pinduoduo_client`` closes the WebSocket; an event whose
 submission was already taken by the committer is still committed, its ack is not sent,
 and the redelivery after the next start is absorbed as a duplicate.
@@ -82,7 +88,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -160,6 +166,7 @@ class ClientStats:
     duplicates: int = 0
     acked: int = 0
     malformed: int = 0
+    unroutable: int = 0
     fails: int = 0
     submit_retries: int = 0
     heartbeats_sent: int = 0
@@ -172,7 +179,7 @@ class ClientStats:
         """The counters and state for the local API (no secrets: ``last_error`` is scrubbed)."""
         return {name: getattr(self, name) for name in (
             "state", "connects", "connect_failures", "disconnects", "frames", "events_stored", "duplicates",
-            "acked", "malformed", "fails", "submit_retries", "heartbeats_sent", "heartbeats_answered",
+            "acked", "malformed", "unroutable", "fails", "submit_retries", "heartbeats_sent", "heartbeats_answered",
             "last_error")}
 
 
@@ -186,7 +193,8 @@ class PinduoduoClient:
     Args:
         url_base: the endpoint, ``wss://message-api.pinduoduo.com/message`` (the tenant's
             ``ws_url``); ``/{client_id}/{timestamp_ms}/{sign}`` is appended per attempt.
-        tenant: the tenant the messages belong to.
+        tenant: the tenant the messages belong to; for a channel shared by several tenants
+            its label (``"t1+t2"``), with ``mall_routes`` saying whose each message is.
         client_id: the PDD app's client_id (the tenant's ``app_key``).
         secret: the app's client_secret.
         rules: the live rules; ``rules.current.get("pinduoduo")`` is read per commit.
@@ -199,6 +207,10 @@ class PinduoduoClient:
         max_batch_frames: most frames committed in one submit.
         queue_frames: frames received but not yet committed before reading pauses.
         ssl_context: for ``wss://`` (default: the system trust store).
+        mall_routes: ``{mallID (text): tenant}``; empty = every message is ``tenant``'s. A
+            message from a shop not listed is neither stored nor acked (PDD delivers it again
+            after the mall is configured); a malformed frame whose shop cannot be read is kept
+            in the quarantine of the first tenant listed.
     """
 
     def __init__(
@@ -206,12 +218,14 @@ class PinduoduoClient:
         pipeline: Pipeline, metrics: Metrics | None, *, backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0, heartbeat_interval_s: float = 5.0, ping_timeout_s: float = 20.0,
         connect_timeout_s: float = 20.0, max_batch_frames: int = 500, queue_frames: int = 1000,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | None = None, mall_routes: Mapping[str, str] | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("client_id (the tenant's pinduoduo app_key) is required")
         self.url_base = url_base.rstrip("/")
         self.tenant = tenant
+        self.mall_routes = dict(mall_routes or {})
+        self.tenants = tuple(dict.fromkeys(self.mall_routes.values())) or (tenant,)
         self.client_id = client_id
         self._secret = secret
         self.rules = rules
@@ -386,11 +400,31 @@ class PinduoduoClient:
                 await self._commit_and_ack(ws, batch)
 
     async def _commit_and_ack(self, ws: trio_websocket.WebSocketConnection, batch: list[Inbound]) -> None:
-        """Submit ``batch`` until it is durable (backing off on refusals), then ack each frame."""
+        """Submit ``batch`` until it is durable (backing off on refusals), then ack each frame.
+
+        A frame no tenant owns (its shop is not in ``mall_routes``) is left out: not stored,
+        not acked, counted once and logged.
+        """
+        routed: list[tuple[Inbound, str]] = []
+        for item in batch:
+            tenant = self._route(item)
+            if tenant is not None:
+                routed.append((item, tenant))
+            elif not item.counted:
+                item.counted = True
+                self.stats.unroutable += 1
+                if self.metrics is not None:
+                    self.metrics.refused.labels(SOURCE, "unknown_mall").inc()
+                log.warning("pinduoduo %s: message %s is from shop %s, which no tenant lists in mall_ids: "
+                            "not stored, not acked (PDD delivers it again)", self.where, item.frame_id,
+                            _get(item.frame, "message", "mallID"))
+        if not routed:
+            self._notify()
+            return
         retry = Backoff(self.backoff.initial_s, self.backoff.max_s)
         while True:
             try:
-                events = self._events(batch)
+                events = self._events(routed)
                 report = await self.pipeline.submit(events)
                 break
             except (StoreError, NoRulesError) as exc:
@@ -403,11 +437,11 @@ class PinduoduoClient:
                 delay = retry.next_delay()
                 level = logging.WARNING if retry.failures == 1 else logging.DEBUG
                 log.log(level, "pinduoduo tenant %s: %d frame(s) not stored (%s: %s); not acked, retrying in "
-                        "%.1f s", self.tenant, len(batch), reason, exc, delay)
+                        "%.1f s", self.tenant, len(routed), reason, exc, delay)
                 await trio.sleep(delay)
         if retry.failures:
             log.info("pinduoduo tenant %s: stored after %d retries", self.tenant, retry.failures)
-        for item, result in zip(batch, report.results, strict=True):
+        for (item, _), result in zip(routed, report.results, strict=True):
             if result.outcome == Outcome.DUPLICATE:
                 self.stats.duplicates += 1
             else:
@@ -418,16 +452,36 @@ class PinduoduoClient:
             self.stats.acked += 1
         self._notify()
 
-    def _events(self, batch: Sequence[Inbound]) -> list[Event]:
-        """The batch as events (``frames_to_events``); newly malformed frames are counted and logged."""
-        events, malformed = frames_to_events(self.rules.current.get(SOURCE), self.tenant, batch, now_ms())
-        for item in malformed:
-            self.stats.malformed += 1
-            if self.metrics is not None:
-                self.metrics.refused.labels(SOURCE, "malformed").inc()
-            log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
-                        self.tenant, item.frame_id, item.error[:200])
-        return events
+    def _route(self, item: Inbound) -> str | None:
+        """The tenant whose message ``item`` is (``None``: no tenant lists its shop)."""
+        if not self.mall_routes:
+            return self.tenant
+        mall = _get(item.frame, "message", "mallID")
+        tenant = self.mall_routes.get(str(mall)) if mall is not None else None
+        if tenant is None and item.error:  # malformed, and no shop to go by: kept by the first tenant
+            return self.tenants[0]
+        return tenant
+
+    def _events(self, routed: Sequence[tuple[Inbound, str]]) -> list[Event]:
+        """The frames as events, each under its tenant (``frames_to_events``), in arrival order;
+        newly malformed frames are counted and logged."""
+        rules = self.rules.current.get(SOURCE)
+        received = now_ms()
+        by_tenant: dict[str, list[int]] = {}
+        for index, (_, tenant) in enumerate(routed):
+            by_tenant.setdefault(tenant, []).append(index)
+        events: list[Event | None] = [None] * len(routed)
+        for tenant, indexes in by_tenant.items():
+            made, malformed = frames_to_events(rules, tenant, [routed[i][0] for i in indexes], received)
+            for index, event in zip(indexes, made, strict=True):
+                events[index] = event
+            for item in malformed:
+                self.stats.malformed += 1
+                if self.metrics is not None:
+                    self.metrics.refused.labels(SOURCE, "malformed").inc()
+                log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
+                            tenant, item.frame_id, item.error[:200])
+        return [event for event in events if event is not None]
 
 
 def _describe(exc: BaseException) -> str:
@@ -483,7 +537,11 @@ async def serve_pinduoduo_clients(
     shutdown: trio.Event | None = None, *,
     task_status: trio.TaskStatus[list[PinduoduoClient]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """One message client per tenant whose ``[tenants.T.pinduoduo]`` sets ``ws_url``.
+    """One message client per channel (``ws_url`` + ``app_key``) some ``[tenants.T.pinduoduo]`` sets.
+
+    Tenants sharing a channel share its client, which routes each message by ``mallID`` to
+    the tenant listing that shop in ``mall_ids`` (the settings make sure every sharing
+    tenant lists its shops, none twice, with one app secret).
 
     The WebSocket is opt-in: ``ws_url = ""`` (the default) means relay webhooks only. The
     settings refuse a ``ws_url`` without an ``app_key`` (PDD's client_id signs the path).
@@ -495,7 +553,7 @@ async def serve_pinduoduo_clients(
             cancelled).
         task_status: ``started(clients)`` at once, with the clients being started (maybe none).
     """
-    wanted: list[tuple[str, str, str, Secret]] = []
+    channels: dict[tuple[str, str], list[tuple[str, Secret, tuple[str, ...]]]] = {}
     for tenant, sources in sorted(settings.tenants.items()):
         credentials = sources.get(SOURCE)
         if credentials is None:
@@ -504,11 +562,16 @@ async def serve_pinduoduo_clients(
         if not client_id or not ws_url:
             log.info("tenant %s: pinduoduo has no ws_url; no message WebSocket (webhook relay only)", tenant)
             continue
-        wanted.append((tenant, client_id, ws_url, credentials.secret))
+        channels.setdefault((ws_url.rstrip("/"), client_id), []).append((tenant, credentials.secret,
+                                                                          credentials.mall_ids))
+    wanted: list[tuple[str, str, str, Secret, dict[str, str]]] = []
+    for (ws_url, client_id), members in channels.items():  # settings checked: shared => mall_ids, one secret
+        routes = {mall: tenant for tenant, _, malls in members for mall in malls}
+        wanted.append(("+".join(t for t, _, _ in members), client_id, ws_url, members[0][1], routes))
     async with trio.open_nursery() as nursery:
         clients: list[PinduoduoClient] = []
-        for tenant, client_id, ws_url, secret in wanted:
-            client = PinduoduoClient(ws_url, tenant, client_id, secret, rules, pipeline, metrics)
+        for tenant, client_id, ws_url, secret, routes in wanted:
+            client = PinduoduoClient(ws_url, tenant, client_id, secret, rules, pipeline, metrics, mall_routes=routes)
             clients.append(await nursery.start(client.serve))
         task_status.started(clients)
         if not clients:

@@ -90,6 +90,9 @@ Reference (all keys, defaults in brackets)::
                                 # or "hmac-sha256"; "" = any of the three [""]
     signature_header = "x-xhs-signature"   # xiaohongshu: the header carrying the
                                 # HMAC-SHA256 of the body (UNCONFIRMED scheme) ["x-xhs-signature"]
+    mall_ids = []               # pinduoduo: the shops (mallID) whose WebSocket messages are
+                                # this tenant's; required when several tenants share one
+                                # app's WebSocket (same ws_url and app_key) [[]]
     ws_url = ""                 # pinduoduo: the message WebSocket endpoint, e.g. PDD's
                                 # "wss://message-api.pinduoduo.com/message";
                                 # /{client_id}/{timestamp_ms}/{sign} is appended. "" = no
@@ -237,6 +240,8 @@ class SourceCredentials:
         sign_method: TOP only: the one accepted ``sign_method`` ("" = md5, hmac or hmac-sha256).
         signature_header: Xiaohongshu only: the (lower-case) header holding the body HMAC.
         ws_url: Pinduoduo only: the message WebSocket endpoint ("" = no WebSocket client).
+        mall_ids: Pinduoduo only: the shops (``mallID``) whose WebSocket messages belong to
+            this tenant; ``()`` = every message of the channel (which this tenant then owns alone).
     """
 
     secret: Secret = field(default_factory=lambda: Secret(""))
@@ -245,6 +250,7 @@ class SourceCredentials:
     sign_method: SignMethod = ""
     signature_header: str = DEFAULT_SIGNATURE_HEADER
     ws_url: str = ""
+    mall_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -374,7 +380,7 @@ def _secret(doc: TomlDocument, table: dict[str, Any], at: KeyPath) -> Secret:
     return Secret(value)
 
 
-_CREDENTIAL_KEYS = (*_SECRET_KEYS, "allow_ips", "app_key", "sign_method", "signature_header", "ws_url")
+_CREDENTIAL_KEYS = (*_SECRET_KEYS, "allow_ips", "app_key", "sign_method", "signature_header", "ws_url", "mall_ids")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # RFC 9110 token
 _APP_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no blanks
 
@@ -403,8 +409,17 @@ def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredential
         raise doc.error((*at, "ws_url"), f"must be a ws:// or wss:// URL (or \"\" for none), not {ws_url!r}")
     if ws_url and not app_key:
         raise doc.error((*at, "ws_url"), "the message WebSocket is signed with the client id: give app_key")
+    raw_malls = table.get("mall_ids", [])
+    if not isinstance(raw_malls, list) or not all(
+            isinstance(m, (int, str)) and not isinstance(m, bool) and str(m).strip().isdigit() for m in raw_malls):
+        raise doc.error((*at, "mall_ids"), "must be a list of Pinduoduo shop ids (mallID numbers), e.g. [9001]")
+    malls = tuple(str(int(str(m).strip())) for m in raw_malls)
+    if malls and source != "pinduoduo":
+        raise doc.error((*at, "mall_ids"), "only pinduoduo routes WebSocket messages by mallID")
+    if len(set(malls)) != len(malls):
+        raise doc.error((*at, "mall_ids"), "a shop id is listed twice")
     return SourceCredentials(secret=secret, allow_ips=allow, app_key=app_key, sign_method=sign_method,
-                             signature_header=header.lower(), ws_url=ws_url)
+                             signature_header=header.lower(), ws_url=ws_url, mall_ids=malls)
 
 
 def _check_networks(doc: TomlDocument, at: KeyPath, entries: tuple[str, ...]) -> None:
@@ -437,24 +452,37 @@ def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:
 
 
 def _check_shared_message_channels(doc: TomlDocument, tenants: Mapping[str, Mapping[str, SourceCredentials]]) -> None:
-    """Refuse two tenants on one Pinduoduo message WebSocket (same ``ws_url`` and ``app_key``).
+    """Tenants sharing one Pinduoduo message WebSocket (same ``ws_url`` and ``app_key``) must
+    split it by shop: each lists its ``mall_ids``, no shop twice, one app secret for all.
 
-    One app's channel carries the messages of every shop it serves; telling them apart by
-    ``mallID`` is not built, and two connections of one client_id may split the messages
-    between them, so a message could land under the wrong tenant. A clear refusal instead.
+    One app's channel carries the messages of every shop that authorised it; a message goes
+    to the tenant listing its ``mallID``. Without that list a message could land under the
+    wrong tenant, so such a config is refused.
     """
-    owners: dict[tuple[str, str], str] = {}
+    channels: dict[tuple[str, str], list[tuple[str, SourceCredentials]]] = {}
     for tenant, sources in tenants.items():
         credentials = sources.get("pinduoduo")
-        if credentials is None or not credentials.ws_url:
+        if credentials is not None and credentials.ws_url:
+            channels.setdefault((credentials.ws_url.rstrip("/"), credentials.app_key), []).append((tenant, credentials))
+    for sharing in channels.values():
+        if len(sharing) < 2:
             continue
-        key = (credentials.ws_url.rstrip("/"), credentials.app_key)
-        if key in owners:
-            raise doc.error(("tenants", tenant, "pinduoduo", "ws_url"),
-                            f"tenant {owners[key]!r} already receives app {credentials.app_key!r} over this "
-                            "WebSocket; one channel cannot be split by tenant yet (mallID routing is not "
-                            "built): give each tenant its own app, or use the relayed webhooks")
-        owners[key] = tenant
+        first_tenant, first = sharing[0]
+        owner_of: dict[str, str] = {}
+        for tenant, credentials in sharing:
+            at = ("tenants", tenant, "pinduoduo")
+            if not credentials.mall_ids:
+                others = ", ".join(repr(t) for t, _ in sharing if t != tenant)
+                raise doc.error((*at, "ws_url"),
+                                f"tenants {others} receive app {credentials.app_key!r} over this WebSocket too: "
+                                "give each of them mall_ids (the shops whose messages are theirs)")
+            if credentials.secret.reveal() != first.secret.reveal():
+                raise doc.error((*at, "secret"), f"one WebSocket signs with one app secret: tenant {first_tenant!r} "
+                                                 "gives another for the same app_key")
+            for mall in credentials.mall_ids:
+                if mall in owner_of:
+                    raise doc.error((*at, "mall_ids"), f"shop {mall} is already tenant {owner_of[mall]!r}'s")
+                owner_of[mall] = tenant
 
 
 def parse_settings(doc: TomlDocument) -> Settings:

@@ -173,11 +173,34 @@ def test_upstream_settings_and_defaults(tmp_path, monkeypatch):
     assert load_settings(write(tmp_path, "")).upstream.url == ""  # forwarding off by default
 
 
-def test_two_tenants_cannot_share_one_pinduoduo_websocket(tmp_path):
-    table = "[tenants.{t}.pinduoduo]\nsecret = 's'\napp_key = 'isv-app'\nws_url = 'wss://relay.example/message'\n"
-    path = write(tmp_path, table.format(t="a") + table.format(t="b"))
+SHARED = "[tenants.{t}.pinduoduo]\nsecret = '{secret}'\napp_key = 'isv-app'\nws_url = 'wss://relay.example/message'\n"
+
+
+def test_tenants_sharing_one_pinduoduo_websocket_split_it_by_shop(tmp_path):
+    text = (SHARED.format(t="a", secret="s") + "mall_ids = [9001, '9002']\n"
+            + SHARED.format(t="b", secret="s") + "mall_ids = [9003]\n")
+    settings = load_settings(write(tmp_path, text))
+    assert settings.credentials("a", "pinduoduo").mall_ids == ("9001", "9002")
+    assert settings.credentials("b", "pinduoduo").mall_ids == ("9003",)
+    # relay-only tenants (no ws_url) may share the app without mall_ids
+    load_settings(write(tmp_path, SHARED.format(t="a", secret="s").replace("ws_url", "#")
+                        + SHARED.format(t="b", secret="s")))
+
+
+@pytest.mark.parametrize(("text", "key", "words"), [
+    (SHARED.format(t="a", secret="s") + SHARED.format(t="b", secret="s"), "tenants.a.pinduoduo.ws_url",
+     "give each of them mall_ids"),
+    (SHARED.format(t="a", secret="s") + "mall_ids = [1]\n" + SHARED.format(t="b", secret="s")
+     + "mall_ids = [2, 1]\n", "tenants.b.pinduoduo.mall_ids", "shop 1 is already tenant 'a'"),
+    (SHARED.format(t="a", secret="s") + "mall_ids = [1]\n" + SHARED.format(t="b", secret="x")
+     + "mall_ids = [2]\n", "tenants.b.pinduoduo.secret", "one app secret"),
+    ("[tenants.a.douyin]\nsecret = 's'\napp_key = 'k'\nmall_ids = [1]\n", "tenants.a.douyin.mall_ids",
+     "only pinduoduo"),
+    (SHARED.format(t="a", secret="s") + "mall_ids = ['shop-1']\n", "tenants.a.pinduoduo.mall_ids",
+     "mallID numbers"),
+    (SHARED.format(t="a", secret="s") + "mall_ids = [1, 1]\n", "tenants.a.pinduoduo.mall_ids", "listed twice"),
+])
+def test_pinduoduo_shop_routing_errors_name_the_key(tmp_path, text, key, words):
     with pytest.raises(ConfigError) as info:
-        load_settings(path)
-    assert info.value.key == "tenants.b.pinduoduo.ws_url" and "mallID routing" in info.value.message
-    # relay-only tenants (no ws_url) may share the app
-    load_settings(write(tmp_path, table.format(t="a").replace("ws_url", "#") + table.format(t="b")))
+        load_settings(write(tmp_path, text))
+    assert info.value.key == key and words in info.value.message, info.value
