@@ -230,43 +230,44 @@ async def test_malformed_frames_are_quarantined_then_acked(parts, server):
     assert parts.metrics.refused.labels("pinduoduo", "malformed")._value.get() == 3
 
 
+@asynccontextmanager
+async def clients_of(parts: SimpleNamespace, tmp_path: Any, extra: str) -> AsyncIterator[list[PinduoduoClient]]:
+    """``serve_pinduoduo_clients`` on a config with ``extra`` tenants, over ``parts``; the
+    clients are shut down when the block ends."""
+    settings = load_settings(write_config(tmp_path, extra=extra))
+    shutdown = trio.Event()
+    with trio.fail_after(HANG_GUARD_S):
+        async with trio.open_nursery() as nursery:
+            yield await nursery.start(serve_pinduoduo_clients, settings, parts.rules, parts.pipeline,
+                                      parts.metrics, shutdown)
+            shutdown.set()  # serve_pinduoduo_clients returns: the nursery can close
+
+
 async def test_serve_pinduoduo_clients_starts_one_client_per_tenant_with_an_app_key(tmp_path, server):
     extra = (f"[tenants.t1.pinduoduo]\nsecret = '{SECRET}'\napp_key = '{CLIENT_ID}'\n"
              f"ws_url = '{server.url_base}'\n"
              "[tenants.t2.pinduoduo]\nsecret = 'relay-only-secret'\n")
-    settings = load_settings(write_config(tmp_path, extra=extra))
-    shutdown = trio.Event()
     async with real_parts(tmp_path) as parts:
-        with trio.fail_after(HANG_GUARD_S):
-            async with trio.open_nursery() as nursery:
-                clients = await nursery.start(serve_pinduoduo_clients, settings, parts.rules, parts.pipeline,
-                                              parts.metrics, shutdown)
-                assert [(c.tenant, c.client_id) for c in clients] == [("t1", CLIENT_ID)]
-                server.push(confirmed(1, "251125-601"))
-                await server.wait_until(lambda: server.acked_ids() == [1])
-                shutdown.set()  # serve_pinduoduo_clients returns: the nursery can close
+        async with clients_of(parts, tmp_path, extra) as clients:
+            assert [(c.tenant, c.client_id) for c in clients] == [("t1", CLIENT_ID)]
+            server.push(confirmed(1, "251125-601"))
+            await server.wait_until(lambda: server.acked_ids() == [1])
         assert stored_ids(parts.store, "t1") == ["1"]
 
 
 async def test_one_apps_websocket_shared_by_two_tenants_is_routed_by_shop(tmp_path, server):
     extra = "".join(f"[tenants.{t}.pinduoduo]\nsecret = '{SECRET}'\napp_key = '{CLIENT_ID}'\n"
                     f"ws_url = '{server.url_base}'\nmall_ids = [{mall}]\n" for t, mall in (("t1", 9001), ("t2", 9002)))
-    settings = load_settings(write_config(tmp_path, extra=extra))
-    shutdown = trio.Event()
     async with real_parts(tmp_path) as parts:
-        with trio.fail_after(HANG_GUARD_S):
-            async with trio.open_nursery() as nursery:
-                clients = await nursery.start(serve_pinduoduo_clients, settings, parts.rules, parts.pipeline,
-                                              parts.metrics, shutdown)
-                assert [(c.tenant, c.client_id) for c in clients] == [("t1+t2", CLIENT_ID)]  # one connection
-                for frame_id, mall in ((1, 9001), (2, 9002), (3, 9003), (4, 9001)):
-                    server.push(common_frame(frame_id, "pdd_trade_TradeConfirmed",
-                                             {"tid": f"251125-90{frame_id}", "order_status": 1}, mall_id=mall))
-                await server.wait_until(lambda: sorted(server.acked_ids()) == [1, 2, 4])
-                await clients[0].wait_until(lambda stats: stats.unroutable == 1)
-                server.push("{not json")  # no shop to go by: kept in the first tenant's quarantine
-                await clients[0].wait_until(lambda stats: stats.malformed == 1)
-                shutdown.set()
+        async with clients_of(parts, tmp_path, extra) as clients:
+            assert [(c.tenant, c.client_id) for c in clients] == [("t1+t2", CLIENT_ID)]  # one connection
+            for frame_id, mall in ((1, 9001), (2, 9002), (3, 9003), (4, 9001)):
+                server.push(common_frame(frame_id, "pdd_trade_TradeConfirmed",
+                                         {"tid": f"251125-90{frame_id}", "order_status": 1}, mall_id=mall))
+            await server.wait_until(lambda: sorted(server.acked_ids()) == [1, 2, 4])
+            await clients[0].wait_until(lambda stats: stats.unroutable == 1)
+            server.push("{not json")  # no shop to go by: kept in the first tenant's quarantine
+            await clients[0].wait_until(lambda stats: stats.malformed == 1)
         assert [i for i in stored_ids(parts.store, "t1") if not i.startswith("noid-")] == ["1", "4"]
         assert stored_ids(parts.store, "t2") == ["2"]
         assert 3 not in server.acked_ids()  # the unknown shop's message is not acked: PDD delivers it again
