@@ -6,13 +6,14 @@ core call. A frame that cannot be — not JSON, an unknown ``commandType``, a ``
 is not an object, no ``tid`` — is not dropped: it becomes a quarantine event (no order,
 status missing, rule ``pinduoduo-ws:malformed``) keeping the raw frame text and the reason,
 so it is stored, listed at ``/api/v1/tenants/{t}/quarantine`` and then acknowledged like any
-other frame (the client's module docstring says why).
+other frame (the client's module docstring says why). On a channel several tenants share,
+``route`` says whose each frame is, by its ``mallID``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,49 @@ def frames_to_events(rules: SourceRules | None, tenant: str, batch: Sequence[Inb
     return events, malformed
 
 
+def route(item: Inbound, mall_routes: Mapping[str, str], tenants: Sequence[str]) -> str | None:
+    """The tenant whose message ``item`` is, on a channel owned by ``tenants``.
+
+    Args:
+        item: the frame.
+        mall_routes: ``{mallID (text): tenant}``; empty = every frame is ``tenants[0]``'s.
+        tenants: the channel's tenants, the first one keeping malformed frames with no shop.
+
+    Returns:
+        The tenant, or ``None``: a well-formed frame from a shop no tenant lists (not to be
+        stored under anyone: one seller must never see another's orders).
+    """
+    if not mall_routes:
+        return tenants[0]
+    message = item.frame.get("message") if item.frame is not None else None
+    mall = message.get("mallID") if isinstance(message, dict) else None
+    tenant = mall_routes.get(str(mall)) if mall is not None else None
+    if tenant is None and item.error:  # malformed, and no listed shop to go by
+        return tenants[0]
+    return tenant
+
+
+def routed_events(rules: SourceRules | None, routed: Sequence[tuple[Inbound, str]],
+                  received_ms: int) -> tuple[list[Event], list[tuple[Inbound, str]]]:
+    """``frames_to_events`` for frames of several tenants: one event per frame, each under its
+    tenant, in arrival order; the second list holds the newly malformed frames and their tenant.
+
+    Raises:
+        NoRulesError: as ``frames_to_events``.
+    """
+    by_tenant: dict[str, list[int]] = {}
+    for index, (_, tenant) in enumerate(routed):
+        by_tenant.setdefault(tenant, []).append(index)
+    events: list[Event | None] = [None] * len(routed)
+    malformed: list[tuple[Inbound, str]] = []
+    for tenant, indexes in by_tenant.items():
+        made, bad = frames_to_events(rules, tenant, [routed[i][0] for i in indexes], received_ms)
+        for index, event in zip(indexes, made, strict=True):
+            events[index] = event
+        malformed += [(item, tenant) for item in bad]
+    return [event for event in events if event is not None], malformed
+
+
 def malformed_event(tenant: str, item: Inbound, received_ms: int) -> Event:
     """The quarantine event keeping a malformed frame (its id, or a digest of its text, as the id)."""
     if item.frame_id is not None:
@@ -114,4 +158,5 @@ def loose_frame(text: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-__all__ = ["MALFORMED_RULE", "Inbound", "NoRulesError", "frames_to_events", "loose_frame", "malformed_event"]
+__all__ = ["MALFORMED_RULE", "Inbound", "NoRulesError", "frames_to_events", "loose_frame", "malformed_event", "route",
+           "routed_events"]

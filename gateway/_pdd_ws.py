@@ -100,7 +100,7 @@ from gateway._backoff import Backoff
 from gateway._errors import BackpressureError, MalformedEventError, StoreError
 from gateway._metrics import Metrics
 from gateway._model import Event
-from gateway._pdd_inbound import Inbound, NoRulesError, frames_to_events, loose_frame
+from gateway._pdd_inbound import Inbound, NoRulesError, loose_frame, route, routed_events
 from gateway._pipeline import Pipeline, now_ms
 from gateway._reload import RuleHolder
 from gateway._settings import Secret, Settings
@@ -407,7 +407,7 @@ class PinduoduoClient:
         """
         routed: list[tuple[Inbound, str]] = []
         for item in batch:
-            tenant = self._route(item)
+            tenant = route(item, self.mall_routes, self.tenants)
             if tenant is not None:
                 routed.append((item, tenant))
             elif not item.counted:
@@ -452,36 +452,16 @@ class PinduoduoClient:
             self.stats.acked += 1
         self._notify()
 
-    def _route(self, item: Inbound) -> str | None:
-        """The tenant whose message ``item`` is (``None``: no tenant lists its shop)."""
-        if not self.mall_routes:
-            return self.tenant
-        mall = _get(item.frame, "message", "mallID")
-        tenant = self.mall_routes.get(str(mall)) if mall is not None else None
-        if tenant is None and item.error:  # malformed, and no shop to go by: kept by the first tenant
-            return self.tenants[0]
-        return tenant
-
     def _events(self, routed: Sequence[tuple[Inbound, str]]) -> list[Event]:
-        """The frames as events, each under its tenant (``frames_to_events``), in arrival order;
-        newly malformed frames are counted and logged."""
-        rules = self.rules.current.get(SOURCE)
-        received = now_ms()
-        by_tenant: dict[str, list[int]] = {}
-        for index, (_, tenant) in enumerate(routed):
-            by_tenant.setdefault(tenant, []).append(index)
-        events: list[Event | None] = [None] * len(routed)
-        for tenant, indexes in by_tenant.items():
-            made, malformed = frames_to_events(rules, tenant, [routed[i][0] for i in indexes], received)
-            for index, event in zip(indexes, made, strict=True):
-                events[index] = event
-            for item in malformed:
-                self.stats.malformed += 1
-                if self.metrics is not None:
-                    self.metrics.refused.labels(SOURCE, "malformed").inc()
-                log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
-                            tenant, item.frame_id, item.error[:200])
-        return [event for event in events if event is not None]
+        """The frames as events (``routed_events``); newly malformed frames are counted and logged."""
+        events, malformed = routed_events(self.rules.current.get(SOURCE), routed, now_ms())
+        for item, tenant in malformed:
+            self.stats.malformed += 1
+            if self.metrics is not None:
+                self.metrics.refused.labels(SOURCE, "malformed").inc()
+            log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
+                        tenant, item.frame_id, item.error[:200])
+        return events
 
 
 def _describe(exc: BaseException) -> str:

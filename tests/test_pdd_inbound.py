@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from gateway._errors import MalformedEventError
 from gateway._mapping import load_rules
 from gateway._model import CODE_MISSING
-from gateway._pdd_inbound import MALFORMED_RULE, Inbound, NoRulesError, frames_to_events, loose_frame
+from gateway._pdd_inbound import (
+    MALFORMED_RULE,
+    Inbound,
+    NoRulesError,
+    frames_to_events,
+    loose_frame,
+    route,
+    routed_events,
+)
 from gateway.adapters.pinduoduo import decode_frame
 from tests._support import RULES
 
@@ -65,3 +73,29 @@ def test_any_frames_give_one_event_each_and_never_raise(texts):
     events, malformed = frames_to_events(PDD, "t1", batch, 1_000)
     assert len(events) == len(batch)
     assert len(malformed) == sum(1 for e in events if e.rule == MALFORMED_RULE)
+
+
+def shop_frame(frame_id: int, mall: int | None) -> Inbound:
+    frame = orjson.loads(frame_text(frame_id))
+    if mall is None:
+        del frame["message"]["mallID"]
+    else:
+        frame["message"]["mallID"] = mall
+    return inbound(orjson.dumps(frame).decode())
+
+
+def test_frames_go_to_the_tenant_listing_their_shop_and_nowhere_else():
+    routes = {"9001": "a", "9002": "b"}
+    assert route(shop_frame(1, 9001), routes, ("a", "b")) == "a"
+    assert route(shop_frame(2, 9002), routes, ("a", "b")) == "b"
+    assert route(shop_frame(3, 9003), routes, ("a", "b")) is None  # nobody's: not stored, not acked
+    assert route(shop_frame(4, None), routes, ("a", "b")) is None
+    assert route(inbound("{not json"), routes, ("a", "b")) == "a"  # malformed, no shop: the first tenant keeps it
+    assert route(shop_frame(5, 9003), {}, ("only",)) == "only"  # an unshared channel is all its tenant's
+
+
+def test_routed_events_keep_arrival_order_across_tenants():
+    routed = [(shop_frame(1, 9001), "a"), (shop_frame(2, 9002), "b"), (inbound("{x"), "a"), (shop_frame(4, 9001), "a")]
+    events, malformed = routed_events(PDD, routed, 1_000)
+    assert [(e.tenant, e.source_event_id[:4]) for e in events] == [("a", "1"), ("b", "2"), ("a", "noid"), ("a", "4")]
+    assert [(item.text, tenant) for item, tenant in malformed] == [("{x", "a")]
