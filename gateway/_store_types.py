@@ -10,35 +10,18 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gateway._model import OrderState
+from gateway._settings_model import StoreSection
 
 
-@dataclass(frozen=True)
-class StoreSettings:
-    """How the store is opened.
-
-    Attributes:
-        path: database directory (created if missing).
-        sync: ``"group"`` fsyncs the WAL in every commit (survives power loss); ``"os"``
-            leaves fsync to the OS (survives a process crash only). See ``gateway._store``.
-        cache_orders: hot ``OrderState`` objects kept in memory.
-        recent_fingerprints: fingerprints checked in memory before the ``dedup`` keyspace.
-        outbox_max_events / outbox_max_bytes: outbox bounds, enforced by the caller with
-            ``Store.outbox_stats()``.
-        outbox_reserve_events / outbox_reserve_bytes: the last part of each bound, kept for
-            pack-line scans (webhooks are refused at ``max - reserve``).
-    """
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings(StoreSection):
+    """How the store is opened: where (``path``, created if missing) and the ``[store]``
+    settings (``StoreSection``: sync policy, caches, outbox bound), all by keyword."""
 
     path: Path
-    sync: Literal["group", "os"] = "group"
-    cache_orders: int = 200_000
-    recent_fingerprints: int = 1_000_000
-    outbox_max_events: int = 5_000_000
-    outbox_max_bytes: int = 2 * 1024**3
-    outbox_reserve_events: int = 100_000
-    outbox_reserve_bytes: int = 64 * 1024**2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -48,7 +31,6 @@ class StoreSettings:
                      "outbox_reserve_events", "outbox_reserve_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-
 
 
 @dataclass
