@@ -1,4 +1,5 @@
-"""Source timestamps -> epoch milliseconds UTC, for the mapping rules' ``occurred_at``.
+"""Source timestamps -> epoch milliseconds UTC (the mapping rules' ``occurred_at``), and back
+to ISO 8601 for the upstream (``iso_ms``).
 
 ``occurred_at`` is read into epoch milliseconds UTC by ``parse_occurred_at``:
 
@@ -14,7 +15,9 @@ read as milliseconds), gives 0, "unknown": it never refuses the event.
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 from datetime import datetime, timedelta, timezone
 
 TIME_FORMATS = ("epoch_s", "epoch_ms", "iso8601", "gmt8")
@@ -73,4 +76,17 @@ def parse_occurred_at(value: str | None, fmt: str) -> int:
     return result if _MIN_MS <= result < _MAX_MS else 0
 
 
-__all__ = ["TIME_FORMATS", "parse_occurred_at"]
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """``1764036000123`` -> ``"2025-11-25T02:00:00.123Z"``; 0 -> ``""``."""
+    if not epoch_ms:
+        return ""
+    seconds, millis = divmod(epoch_ms, 1000)
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
+
+
+__all__ = ["TIME_FORMATS", "iso_ms", "parse_occurred_at"]

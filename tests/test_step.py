@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gateway._model import CODE_RESUME, CODE_UNKNOWN, Event, OrderState, Status
-from gateway._step import Outcome, iso_ms, plan_step
+from gateway._step import Outcome, plan_step
+from gateway._times import iso_ms
 
 S = Status
 T0 = 1_764_036_000_000
