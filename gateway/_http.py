@@ -114,8 +114,9 @@ def _reply(reply: Reply, headers: dict[str, str] | None = None) -> Response:
     return Response(reply.body, reply.status, headers, media_type=reply.content_type)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused past ``limit`` bytes (by its declared length, before reading).
+async def _read_body(request: Request, limit: int, declared: str | None) -> bytes:
+    """The whole body, refused past ``limit`` bytes (by its ``declared`` Content-Length,
+    before reading).
 
     Reads the ASGI messages directly (Starlette's ``stream()`` would wrap each in an async
     generator): the body is read once, here, for every webhook.
@@ -124,7 +125,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
         PayloadTooLargeError: over ``limit``.
         MalformedEventError: the client left before the whole body arrived.
     """
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body of {declared} bytes is over max_body_bytes={limit}")
     chunks: list[bytes] = []
@@ -143,13 +143,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _raw_request(request: Request, body: bytes, trusted_proxies: tuple[Network, ...]) -> RawRequest:
-    """The adapters' view of ``request``: header names lower-cased (ASGI gives them so), the
-    peer resolved through trusted proxies (``gateway._addresses``)."""
+def _headers(request: Request) -> dict[str, str]:
+    """The request's headers, names lower-cased (ASGI gives them so); a repeated header
+    keeps its last value."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.scope["headers"]}
+
+
+def _raw_request(request: Request, headers: dict[str, str], body: bytes,
+                 trusted_proxies: tuple[Network, ...]) -> RawRequest:
+    """The adapters' view of ``request``: ``_headers``, the peer resolved through trusted
+    proxies (``gateway._addresses``)."""
     scope = request.scope
     query = scope.get("query_string", b"")
     client = scope.get("client")
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
     peer = client[0] if client else ""
     if trusted_proxies:
         forwarded = [v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"]
@@ -203,7 +209,9 @@ def build_app(services: Services) -> Starlette:
             metrics.refused.labels(source, "unknown_tenant").inc()
             return _reply(adapter.failure(401, "unknown tenant for this source"))
         try:
-            raw = _raw_request(request, await _read_body(request, settings.http.max_body_bytes), trusted_proxies)
+            headers = _headers(request)
+            body = await _read_body(request, settings.http.max_body_bytes, headers.get("content-length"))
+            raw = _raw_request(request, headers, body, trusted_proxies)
             adapter.verify(raw, credentials, time.time())
             decoded = adapter.decode(raw)
             if len(decoded) > settings.http.max_events_per_request:
@@ -367,7 +375,7 @@ async def _ids_or_all(request: Request) -> list[int] | None | Response:
     """The ``{"ids": [positive ints]}`` (a list) or ``{"all": true}`` (``None``) of a request,
     or the 400 response for anything else."""
     try:
-        body = orjson.loads(await _read_body(request, 1024 * 1024) or b"{}")
+        body = orjson.loads(await _read_body(request, 1024 * 1024, request.headers.get("content-length")) or b"{}")
     except (orjson.JSONDecodeError, PayloadTooLargeError, MalformedEventError) as exc:
         return _json({"error": f"body must be JSON: {exc}"}, 400)
     ids = body.get("ids") if isinstance(body, dict) else None

@@ -68,7 +68,7 @@ REOPEN_EVERY_S = 5.0
 """After a failed write, submissions get 503 for this long, then the next one reopens the store."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Submission:
     events: list[Event]
     done: trio.Event = field(default_factory=trio.Event)
@@ -115,21 +115,23 @@ class Pipeline:
         self.groups_committed = 0
         self.store_error: StoreError | None = None  # the last failed write, until a write succeeds
         self._reopen_at = 0.0
+        bounds = store.settings  # fixed for the store's life: computed once, checked per submission
+        max_events, max_bytes = bounds.outbox_max_events, bounds.outbox_max_bytes
+        self._bounds: dict[Priority, tuple[int, int, str]] = {
+            "station": (max_events, max_bytes, "outbox_max"),
+            "webhook": (max_events - min(bounds.outbox_reserve_events, max_events // 2),
+                        max_bytes - min(bounds.outbox_reserve_bytes, max_bytes // 2),
+                        "outbox_max - outbox_reserve"),
+        }
 
     def check_capacity(self, priority: Priority = "webhook") -> None:
         """Raise ``BackpressureError`` when the outbox is over the bound for ``priority``."""
-        stats = self.store.outbox_stats()
-        bounds = self.store.settings
-        max_events, max_bytes = bounds.outbox_max_events, bounds.outbox_max_bytes
-        what = "outbox_max"
-        if priority == "webhook":
-            max_events -= min(bounds.outbox_reserve_events, max_events // 2)
-            max_bytes -= min(bounds.outbox_reserve_bytes, max_bytes // 2)
-            what = "outbox_max - outbox_reserve"
-        if stats.count >= max_events:
-            raise BackpressureError(f"outbox full: {stats.count} events >= {what}_events ({max_events})", 30)
-        if stats.bytes >= max_bytes:
-            raise BackpressureError(f"outbox full: {stats.bytes} bytes >= {what}_bytes ({max_bytes})", 30)
+        count, size = self.store.outbox_size()
+        max_events, max_bytes, what = self._bounds[priority]
+        if count >= max_events:
+            raise BackpressureError(f"outbox full: {count} events >= {what}_events ({max_events})", 30)
+        if size >= max_bytes:
+            raise BackpressureError(f"outbox full: {size} bytes >= {what}_bytes ({max_bytes})", 30)
 
     async def submit(self, events: list[Event], priority: Priority = "webhook") -> SubmitReport:
         """Commit ``events`` durably and report what happened to each.
@@ -247,8 +249,8 @@ class Pipeline:
         for (outcome, source), n in tally.items():
             metrics.events.labels(source, outcome).inc(n)
         metrics.quarantined.set(store.quarantine_count())  # arrivals and releases
-        stats = store.outbox_stats()
-        metrics.outbox_events.set(stats.count)
-        metrics.outbox_bytes.set(stats.bytes)
+        records, size = store.outbox_size()
+        metrics.outbox_events.set(records)
+        metrics.outbox_bytes.set(size)
         if self._rules is not None and plan.write.waybill_index:
             await self._release_waiting(plan.write.waybill_index)

@@ -197,3 +197,10 @@ class StoreOutbox(StoreBase):
         with self._memory_lock:
             return self._outbox.stats()
 
+    def outbox_size(self) -> tuple[int, int]:
+        """``(records, bytes)`` of the live outbox: ``outbox_stats`` without the oldest seq,
+        for the backpressure check on every submission."""
+        with self._memory_lock:
+            ledger = self._outbox
+            return ledger.count, ledger.bytes
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from gateway._errors import SignatureError
 from gateway._settings import SourceCredentials
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawRequest:
     """An inbound HTTP request as an adapter sees it.
 
@@ -29,7 +30,7 @@ class RawRequest:
     peer: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
     """What to answer: status code, body bytes and content type."""
 
@@ -74,6 +75,23 @@ def check_allow_list(request: RawRequest, credentials: SourceCredentials) -> Non
     """
     if credentials.allow_ips and not address_in(request.peer, parse_networks(credentials.allow_ips)):
         raise SignatureError("peer address not on the source's allow-list")
+
+
+@functools.lru_cache(maxsize=1024)
+def _keyed(secret: bytes, digest: str) -> hmac.HMAC:
+    return hmac.new(secret, digestmod=digest)
+
+
+def hmac_hex(secret: bytes, digest: str, *parts: bytes) -> str:
+    """Hex HMAC (``digest``: ``"sha256"``, ``"md5"``) of the concatenated ``parts``.
+
+    The keyed inner and outer states are computed once per secret and copied per call
+    (one HMAC per webhook; at most 1,024 keyed states are kept).
+    """
+    mac = _keyed(secret, digest).copy()
+    for part in parts:
+        mac.update(part)
+    return mac.hexdigest()
 
 
 def digest_equal(expected: str, given: str) -> bool:

@@ -22,7 +22,6 @@ quarantined). Refusals: ``{"ok": false, "error": "<reason>"}`` with 400/401/413/
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,14 +29,14 @@ import orjson
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._settings import SourceCredentials
-from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal
+from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal, hmac_hex
 
 REPLAY_WINDOW_S = 300
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     """The ``X-Gateway-Signature`` header value for ``body`` sent at ``timestamp``."""
-    return "sha256=" + hmac.digest(secret, b"%s.%s" % (timestamp.encode(), body), "sha256").hex()
+    return "sha256=" + hmac_hex(secret, "sha256", timestamp.encode(), b".", body)
 
 
 class ErpAdapter:

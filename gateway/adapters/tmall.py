@@ -50,7 +50,7 @@ import orjson
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._settings import SourceCredentials
-from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal
+from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal, hmac_hex
 from gateway.adapters._forms import embedded_object, json_body, parse_form, top_concat
 
 REPLAY_WINDOW_S = 600
@@ -72,9 +72,9 @@ def sign(method: str, secret: bytes, signed: bytes) -> str:
     if method == "md5":
         return hashlib.md5(secret + signed + secret).hexdigest().upper()
     if method == "hmac":
-        return hmac.new(secret, signed, hashlib.md5).hexdigest().upper()
+        return hmac_hex(secret, "md5", signed).upper()
     if method == "hmac-sha256":
-        return hmac.new(secret, signed, hashlib.sha256).hexdigest().upper()
+        return hmac_hex(secret, "sha256", signed).upper()
     raise ValueError(f"unknown TOP sign_method {method!r}")
 
 

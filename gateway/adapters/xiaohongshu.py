@@ -28,8 +28,6 @@ Replies: ``{"success": true, "error_code": 0, "error_msg": ""}``; a refusal
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +35,7 @@ import orjson
 
 from gateway._errors import MalformedEventError, SignatureError
 from gateway._settings import SourceCredentials
-from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal
+from gateway.adapters._base import RawRequest, Reply, check_allow_list, digest_equal, hmac_hex
 from gateway.adapters._forms import embedded_object, json_array_of_objects
 
 SUCCESS = orjson.dumps({"success": True, "error_code": 0, "error_msg": ""})
@@ -46,7 +44,7 @@ SKIPPED_TAGS = frozenset({"msg_item_create"})
 
 def sign(secret: bytes, body: bytes) -> str:
     """Hex HMAC-SHA256 of ``body`` keyed by the tenant secret (the header value)."""
-    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac_hex(secret, "sha256", body)
 
 
 class XiaohongshuAdapter:
