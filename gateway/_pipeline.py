@@ -36,8 +36,11 @@ Cancellation: a submission whose caller is cancelled (client hung up) is still c
 once the committer has taken it; the sender did not get a 2xx and will retry, and the retry
 is a duplicate that de-duplication absorbs.
 
-The write itself runs in a worker thread (``trio.to_thread`` with a limiter of one) so the
-event loop keeps accepting requests while RocksDB fsyncs.
+The write itself runs in a worker thread so the event loop keeps accepting requests while
+RocksDB fsyncs. The committer hands it over with ``_in_worker`` (trio's low-level
+``start_thread_soon``), not ``trio.to_thread.run_sync``: the commit is shielded and only the
+committer submits, so to_thread's cancellation, limiter and context handling are not needed,
+and they cost ~260k instructions per call against ~140k (callgrind, one call per group commit).
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
+import outcome
 import trio
 import trio.testing
 
@@ -93,6 +98,25 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_T = TypeVar("_T")
+
+
+async def _in_worker(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` in a worker thread (trio's thread cache): its result, or its exception
+    raised here. Not cancellable: the caller waits until ``fn`` has returned, as a commit
+    must (the committer runs it shielded anyway)."""
+    token = trio.lowlevel.current_trio_token()
+    task = trio.lowlevel.current_task()
+
+    def deliver(result: outcome.Outcome[_T]) -> None:
+        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+    work: Callable[[], _T] = partial(fn, *args)
+    trio.lowlevel.start_thread_soon(work, deliver)  # runs deliver(outcome.capture(work)) in the thread
+    result: _T = await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+    return result
+
+
 class Pipeline:
     """Group-commits submitted events into the store.
 
@@ -111,7 +135,6 @@ class Pipeline:
         self.settings = settings
         self.metrics = metrics
         self._send, self._receive = trio.open_memory_channel[_Submission](settings.queue_batches)
-        self._limiter = trio.CapacityLimiter(1)
         self.groups_committed = 0
         self.store_error: StoreError | None = None  # the last failed write, until a write succeeds
         self._reopen_at = 0.0
@@ -204,13 +227,13 @@ class Pipeline:
         store = self.store
         try:
             if self.store_error is not None:
-                await trio.to_thread.run_sync(store.reopen, limiter=self._limiter)
+                await _in_worker(store.reopen)
             plan = plan_step(
                 (event for submission in group for event in submission.events),
                 store.get_order, store.seen_fingerprint, store.order_for_waybill, store.orders_for_buyer,
                 now_ms(), merge_window_ms=round(self.settings.merge_window_s * 1000),
             )
-            await trio.to_thread.run_sync(store.commit, plan.write, limiter=self._limiter)
+            await _in_worker(store.commit, plan.write)
         except StoreError as exc:
             # Only text is kept (log args, store_error, the submissions' error): the exception's
             # traceback frames would keep the failed database alive, and RocksDB frees its LOCK
@@ -246,8 +269,8 @@ class Pipeline:
         metrics.commit_events.observe(count)
         tally = Counter((r.outcome, e.source) for r, e in zip(
             plan.results, (e for s in group for e in s.events), strict=True))
-        for (outcome, source), n in tally.items():
-            metrics.events.labels(source, outcome).inc(n)
+        for (result, source), n in tally.items():
+            metrics.events.labels(source, result).inc(n)
         metrics.quarantined.set(store.quarantine_count())  # arrivals and releases
         records, size = store.outbox_size()
         metrics.outbox_events.set(records)
