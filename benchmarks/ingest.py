@@ -1,43 +1,55 @@
 """HTTP ingest: the real gateway process answering signed webhooks, durable before the reply.
 
-``python -m benchmarks ingest [--webhooks N] [--batches B] [--batch-size S] [--noop N]
-[--connections C] [--batch-connections K] [--no-store-baseline] [--json]``
+``python -m benchmarks ingest [--webhooks N] [--noop N] [--connections 16,32,64,128]
+[--batches B] [--batch-size S] [--batch-connections K] [--bare-connections C]
+[--no-store-baseline] [--json]``
 
 Starts ``gateway run`` as a subprocess on 127.0.0.1 (a free port, a tmp data dir, the
 shipped rules, ``[store] sync = "group"``, a config with the ``bench`` tenant's ERP secret)
 and drives its real HTTP server, in one run:
 
 a. **signed single-event webhooks**: one ERP event per ``POST /webhooks/erp/bench``
-   (HMAC-SHA256 over timestamp + body, as ``gateway/_demo.py`` signs), ``C`` keep-alive
-   connections each with one request in flight; every event is distinct (new orders and
-   their status updates), so each 200 means one event durable in RocksDB;
+   (HMAC-SHA256 over timestamp + body, as ``gateway/_demo.py`` signs), each keep-alive
+   connection with one request in flight; every event is distinct (new orders and their
+   status updates), so each 200 means one event durable in RocksDB;
 b. **batched ERP pushes**: ``S`` events per request on ``K`` connections, reported as
    durable events/s (events in 200 replies / wall time);
-c. **the no-op ceiling**: ``GET /healthz`` on the same server with ``C`` connections:
-   what the gateway's HTTP server + Starlette + trio answer with no ingest work at all;
+c. **the no-op ceiling**: ``GET /healthz`` on the same server: what the gateway's HTTP
+   server + Starlette + trio answer with no ingest work at all;
 d. **the bare stack**, after the gateway has stopped: a 10-line raw ASGI app (no Starlette,
    no gateway) served by the gateway's own HTTP/1.1 server (``gateway._h1``, the default
-   ``[http] server = "builtin"``) in another subprocess, same client, same connections —
-   the most any handler on this HTTP stack can answer here;
+   ``[http] server = "builtin"``) in another subprocess, same client — the most any handler
+   on this HTTP stack can answer here;
 e. the same bare app on **hypercorn**'s trio worker (``[http] server = "hypercorn"``, the
    fallback), for comparison.
+
+**The connection sweep.** (c) and (a) run at each level of ``--connections`` (default 16,
+32, 64 and 128 connections), the two of a level back to back, and the table shows every
+level: rate, p50/p99, the CPU of the gateway's event-loop thread, webhooks per group
+commit and the ratio. The target compares the **peaks**: the ceiling is the best no-op rate
+of the sweep and the webhooks figure the best webhook rate, each at the concurrency where
+the server answers most (as a capacity figure is measured, wrk-style). Why a sweep: a
+no-op is CPU-bound at any level, but a durable webhook waits for its group's fsync, and
+with few connections every connection is in the same group, so the event loop idles
+through each fsync (the loop-CPU column shows it); the webhook's capacity is reached only
+with enough requests in flight to fill the loop while a group is on disk.
 
 The load generator is a raw-socket HTTP/1.1 client in THIS process (the gateway is another
 process, so on 2 cores each has its own): requests are pre-built bytes, signed before each
 phase (well inside the 300 s replay window), sent over keep-alive connections multiplexed
 with ``selectors``; a reply is read to its ``Content-Length`` and its JSON outcome counts
 checked. httpx would cost ~0.8 ms of client CPU per request, more than the server's own
-cost. The CPU share of the client and of the server process (``/proc``) is printed per phase,
-so a client-bound figure shows itself.
+cost. The CPU share of the client, of the server process and of its event-loop thread
+(``/proc``) is printed per phase, so a client-bound figure shows itself.
 
 Baseline for (b), same run, after the gateway has stopped: the same batch bodies through
 the same stages in-process with no HTTP (``benchmarks.store.run_ingest``).
 
-For (a) it also prints how many webhooks shared each group commit (write batch + fsync), read
-from the gateway's ``/metrics`` (``gateway_commit_events_count``, with the tmp API token).
+Webhooks per group commit (write batch + fsync) are read from the gateway's ``/metrics``
+(``gateway_commit_events_count``, with the tmp API token).
 
-Targets (issue 4): single-event webhooks >= 2,000/s and within 2x of the no-op ceiling;
-batched ERP ingest >= 100,000 events/s durable. Each is reported PASS or MISS.
+Targets (issue 4): single-event webhooks >= 2,000/s and within 2x of the no-op ceiling
+(peak / peak); batched ERP ingest >= 100,000 events/s durable. Each is reported PASS or MISS.
 """
 
 from __future__ import annotations
@@ -133,6 +145,7 @@ class Load:
     reconnects: int = 0
     client_cpu_s: float = 0.0
     server_cpu_s: float | None = None
+    server_thread_cpu_s: float | None = None
 
     @property
     def ok(self) -> int:
@@ -157,6 +170,8 @@ class Load:
             "client_cpu": round(self.client_cpu_s / self.elapsed_s, 3) if self.elapsed_s else None,
             "server_cpu": (round(self.server_cpu_s / self.elapsed_s, 3)
                            if self.elapsed_s and self.server_cpu_s is not None else None),
+            "server_thread_cpu": (round(self.server_thread_cpu_s / self.elapsed_s, 3)
+                                  if self.elapsed_s and self.server_thread_cpu_s is not None else None),
         }
 
 
@@ -231,6 +246,15 @@ def _process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def _thread_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of the main thread of ``pid`` (the event loop), from ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
 def drive(address: tuple[str, int], requests: list[bytes], connections: int, label: str,
           events_per_request: int = 0, server_pid: int | None = None) -> Load:
     """Send ``requests`` over ``connections`` keep-alive connections, one in flight each.
@@ -253,6 +277,7 @@ def drive(address: tuple[str, int], requests: list[bytes], connections: int, lab
     pending = iter(requests)
     done = 0
     cpu_before, server_before = time.process_time(), _process_cpu_s(server_pid) if server_pid else None
+    thread_before = _thread_cpu_s(server_pid) if server_pid else None
     started = time.perf_counter()
 
     def start(conn: _Connection) -> bool:
@@ -308,6 +333,9 @@ def drive(address: tuple[str, int], requests: list[bytes], connections: int, lab
     if server_pid and server_before is not None:
         after = _process_cpu_s(server_pid)
         load.server_cpu_s = None if after is None else after - server_before
+    if server_pid and thread_before is not None:
+        after = _thread_cpu_s(server_pid)
+        load.server_thread_cpu_s = None if after is None else after - thread_before
     selector.close()
     return load
 
@@ -441,16 +469,64 @@ def _line(label: str, load: Load, unit: str = "requests/s") -> str:
             f"server CPU {load.figures()['server_cpu'] or 0:.0%})")
 
 
+def _connection_levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise SystemExit(f"--connections: comma-separated positive integers, not {text!r}") from None
+    if not levels or levels[0] < 1:
+        raise SystemExit(f"--connections: comma-separated positive integers, not {text!r}")
+    return levels
+
+
+@dataclass
+class Level:
+    """One step of the connection sweep: the no-op and the webhooks at the same concurrency."""
+
+    connections: int
+    noop: Load
+    single: Load
+    groups: int
+
+    def ratio(self) -> float:
+        return self.noop.rate() / self.single.rate() if self.single.rate() else float("inf")
+
+    def figures(self) -> dict[str, Any]:
+        return {"connections": self.connections, "noop": self.noop.figures(), "single": self.single.figures(),
+                "group_commits": self.groups,
+                "webhooks_per_group_commit": round(self.single.requests / self.groups, 1) if self.groups else None,
+                "noop_over_single": round(self.ratio(), 2)}
+
+
+def _sweep_table(levels: list[Level]) -> list[str]:
+    """The sweep, one line per connection level; "loop CPU" is the gateway's event-loop
+    thread, "per fsync" the webhooks that shared a group commit."""
+    lines = ["  connections |    no-op GET /healthz     |        signed single-event webhooks         |  no-op /",
+             "              |   req/s   p50 ms   p99 ms |   req/s   p50 ms   p99 ms loop CPU per fsync | webhooks"]
+    for level in levels:
+        noop, single = level.noop, level.single
+        per_group = f"{single.requests / level.groups:9.1f}" if level.groups else "        -"
+        loop = single.figures()["server_thread_cpu"] or 0.0
+        lines.append(f"  {level.connections:>11} | {noop.rate():>7,.0f} {noop.percentile_ms(0.5):>8.2f} "
+                     f"{noop.percentile_ms(0.99):>8.2f} | {single.rate():>7,.0f} {single.percentile_ms(0.5):>8.2f} "
+                     f"{single.percentile_ms(0.99):>8.2f} {loop:>8.0%} {per_group} | {level.ratio():>7.2f}x")
+    return lines
+
+
 def main(argv: list[str]) -> int:
     p = parser("ingest", __doc__.splitlines()[0])
-    p.add_argument("--webhooks", type=int, default=20_000, help="single-event webhooks (default 20000)")
+    p.add_argument("--webhooks", type=int, default=12_000,
+                   help="single-event webhooks per connection level (default 12000)")
+    p.add_argument("--noop", type=int, default=12_000, help="GET /healthz requests per connection level (default 12000)")
+    p.add_argument("--connections", default="16,32,64,128",
+                   help="the connection sweep of (a) and (c), comma-separated (default 16,32,64,128)")
     p.add_argument("--batches", type=int, default=200, help="batched ERP pushes (default 200)")
     p.add_argument("--batch-size", type=int, default=1_000, help="events per batched push (default 1000)")
-    p.add_argument("--noop", type=int, default=20_000, help="GET /healthz requests (default 20000)")
-    p.add_argument("--connections", type=int, default=32, help="connections for (a) and (c) (default 32)")
     p.add_argument("--batch-connections", type=int, default=4, help="connections for (b) (default 4)")
+    p.add_argument("--bare-connections", type=int, default=32, help="connections for (d) and (e) (default 32)")
     p.add_argument("--no-store-baseline", action="store_true", help="skip the in-process baseline of (b)")
     args = p.parse_args(argv)
+    sweep = _connection_levels(args.connections)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     port = free_port()
@@ -458,32 +534,37 @@ def main(argv: list[str]) -> int:
     load_before = os.getloadavg()[0]
     print(f"ingest benchmark: gateway subprocess on 127.0.0.1:{port}, core={core_ext.IMPLEMENTATION}, "
           f"sync=group; load generator: raw-socket HTTP/1.1 keep-alive client in a separate process "
-          f"(pre-built, pre-signed requests, selectors); load average before: {load_before:.2f}", flush=True)
+          f"(pre-built, pre-signed requests, selectors); connections {', '.join(map(str, sweep))}; "
+          f"load average before: {load_before:.2f}", flush=True)
     batch_bodies = [orjson.dumps({"events": erp_events(args.batch_size, f"b{n:04d}", n * args.batch_size)})
                     for n in range(args.batches)]
-    single_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(args.webhooks, "wh", 50_000_000)]
+    single_bodies = [orjson.dumps({"events": [event]})
+                     for event in erp_events(args.webhooks * len(sweep), "wh", 50_000_000)]
     warm_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(1_000, "warm", 90_000_000)]
     baseline: dict[str, Any] | None = None
+    levels: list[Level] = []
     try:
         gateway = start_gateway(workdir, port)
         try:
             pid = gateway.pid
-            drive(address, [healthz_request(port)] * 2_000, args.connections, "warm-up /healthz")
-            drive(address, signed_requests(port, warm_bodies), args.connections, "warm-up webhooks", 1)
-            noop = drive(address, [healthz_request(port)] * args.noop, args.connections,
-                         "(c) no-op GET /healthz", server_pid=pid)
-            groups_before = commit_groups(port, workdir)
-            single = drive(address, signed_requests(port, single_bodies), args.connections,
-                           "(a) single-event webhooks", 1, server_pid=pid)
-            groups_single = commit_groups(port, workdir) - groups_before
+            drive(address, [healthz_request(port)] * 2_000, sweep[0], "warm-up /healthz")
+            drive(address, signed_requests(port, warm_bodies), sweep[0], "warm-up webhooks", 1)
+            for n, connections in enumerate(sweep):  # the two at one level run back to back
+                noop = drive(address, [healthz_request(port)] * args.noop, connections,
+                             f"(c) no-op GET /healthz, {connections} connections", server_pid=pid)
+                groups_before = commit_groups(port, workdir)
+                bodies = single_bodies[n * args.webhooks:(n + 1) * args.webhooks]
+                single = drive(address, signed_requests(port, bodies), connections,
+                               f"(a) single-event webhooks, {connections} connections", 1, server_pid=pid)
+                levels.append(Level(connections, noop, single, commit_groups(port, workdir) - groups_before))
             batched = drive(address, signed_requests(port, batch_bodies), args.batch_connections,
                             "(b) batched ERP pushes", args.batch_size, server_pid=pid)
         finally:
             code = stop_gateway(gateway)
         if code != 0:
             print(f"  gateway exited with {code}; see its log", file=sys.stderr)
-        bare = run_bare("builtin", args.noop, args.connections, "(d) bare ASGI app, same server")
-        bare_hypercorn = run_bare("hypercorn", args.noop, args.connections, "(e) bare ASGI app, hypercorn")
+        bare = run_bare("builtin", args.noop, args.bare_connections, "(d) bare ASGI app, same server")
+        bare_hypercorn = run_bare("hypercorn", args.noop, args.bare_connections, "(e) bare ASGI app, hypercorn")
         if not args.no_store_baseline:
             from benchmarks.store import run_ingest
             from gateway._daemon import tune_gc
@@ -493,21 +574,23 @@ def main(argv: list[str]) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    noop_peak = max(levels, key=lambda level: level.noop.rate())
+    single_peak = max(levels, key=lambda level: level.single.rate())
+    noop, single = noop_peak.noop, single_peak.single
     batched_eps = batched.events_accepted / batched.elapsed_s if batched.elapsed_s else 0.0
     ceiling_ratio = noop.rate() / single.rate() if single.rate() else float("inf")
     figures: dict[str, Any] = {
         "benchmark": "ingest",
         "core": core_ext.IMPLEMENTATION,
         "load_generator": "raw-socket HTTP/1.1 keep-alive client, separate process, pre-signed requests",
-        "connections": args.connections,
+        "sweep": [level.figures() for level in levels],
         "batch_connections": args.batch_connections,
         "batch_size": args.batch_size,
-        "noop": noop.figures(),
-        "single": single.figures(),
+        "noop": {**noop.figures(), "connections": noop_peak.connections},
+        "single": {**single.figures(), "connections": single_peak.connections},
         "batched": {**batched.figures(), "durable_events_s": round(batched_eps)},
         "bare_stack": bare.figures(),
         "bare_hypercorn": bare_hypercorn.figures(),
-        "single_events_per_group_commit": round(single.requests / groups_single, 1) if groups_single else None,
         "noop_over_single": round(ceiling_ratio, 2),
         "bare_over_noop": round(bare.rate() / noop.rate(), 2) if noop.rate() else None,
         "bare_over_single": round(bare.rate() / single.rate(), 2) if single.rate() else None,
@@ -520,25 +603,25 @@ def main(argv: list[str]) -> int:
         "target_batched_100k": batched_eps >= 100_000,
         "machine": machine(),
     }
-    print(_line("(e) bare ASGI app, hypercorn", bare_hypercorn))
-    print(_line("(d) bare ASGI app, same server", bare))
-    print(_line("(c) no-op GET /healthz", noop))
-    print(_line("(a) signed single-event webhooks", single, "webhooks/s"))
-    if groups_single:
-        print(f"  (a) group commits                 {groups_single:>10,}   "
-              f"({single.requests / groups_single:.1f} webhooks per write batch and fsync)")
+    print("\n".join(_sweep_table(levels)))
+    print(f"  (e) bare ASGI app, hypercorn, {args.bare_connections} connections: "
+          f"{bare_hypercorn.rate():,.0f} requests/s")
+    print(_line(f"(d) bare ASGI app, same server, {args.bare_connections} conn.", bare))
+    print(_line(f"(c) no-op GET /healthz, peak ({noop_peak.connections} conn.)", noop))
+    print(_line(f"(a) signed webhooks, peak ({single_peak.connections} conn.)", single, "webhooks/s"))
     print(_line("(b) batched ERP pushes", batched, "pushes/s"))
     print(f"  (b) durable events                {batched_eps:>10,.0f} events/s   "
           f"({args.batch_size:,} events per push, {args.batch_connections} connections)")
     if baseline:
         print(f"  (b) baseline, same stages without HTTP {baseline['eps']:>8,.0f} events/s   "
               f"(HTTP path at {batched_eps / baseline['eps']:.0%} of it)")
-    print(f"  no-op ceiling / webhooks          {ceiling_ratio:>10.2f}x")
+    print(f"  no-op ceiling / webhooks, peak / peak {ceiling_ratio:>6.2f}x   (per level in the table above)")
     print(f"  bare stack / no-op ceiling        {figures['bare_over_noop']:>10.2f}x   "
           f"(bare stack / webhooks {figures['bare_over_single']:.2f}x)")
     print(f"  builtin server / hypercorn, bare  {figures['builtin_over_hypercorn']:>10.2f}x")
-    problems = {name: load.requests - load.ok for name, load in (("noop", noop), ("single", single),
-                                                                  ("batched", batched)) if load.ok < load.requests}
+    loads = [(f"noop@{level.connections}", level.noop) for level in levels]
+    loads += [(f"single@{level.connections}", level.single) for level in levels] + [("batched", batched)]
+    problems = {name: load.requests - load.ok for name, load in loads if load.ok < load.requests}
     if problems:
         print(f"  NOT ALL REQUESTS GOT 200: {problems}")
     print(f"  target single-event webhooks >= 2,000/s: {verdict(figures['target_single_2000'])}; "
