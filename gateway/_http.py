@@ -2,7 +2,8 @@
 
 Routes::
 
-    GET  /healthz                                   open: liveness + core implementation
+    GET  /livez                                     open: 200 while the process serves HTTP, no work
+    GET  /healthz                                   open: liveness + store state, core, rule digest
     POST /webhooks/{source}/{tenant}                signed per source (see gateway.adapters)
     GET  /metrics                                   Prometheus text          (token)
     GET  /api/v1/rules                              live rule set, last reload error (token)
@@ -106,6 +107,9 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
+_LIVE = b'{"status":"live"}'
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers, media_type="application/json")
 
@@ -195,6 +199,11 @@ def build_app(services: Services) -> Starlette:
             "channels": {f"pinduoduo:{c.tenant}": c.stats.state for c in services.channels},
             "uptime_s": round(time.time() - services.started_at, 1),
         })
+
+    async def livez(request: Request) -> Response:
+        """For probes that poll often (load balancer, watchdog): answers without touching
+        anything, so it also measures the HTTP stack's own ceiling (``benchmarks ingest``)."""
+        return Response(_LIVE, media_type="application/json")
 
     async def webhook(request: Request) -> Response:
         source = request.path_params["source"]
@@ -347,6 +356,7 @@ def build_app(services: Services) -> Starlette:
         return _json({"requeued": len(seqs), "outbox_seqs": seqs})
 
     routes = [
+        Route("/livez", livez, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/{source}/{tenant}", webhook, methods=["POST"]),
         Route("/metrics", protected(metrics_endpoint), methods=["GET"]),

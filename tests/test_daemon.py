@@ -44,6 +44,13 @@ async def test_healthz_reports_core_and_rules(gateway):
     assert "erp" in reply["rules"]["sources"]
 
 
+async def test_livez_answers_without_a_token(gateway):
+    response = await gateway.get("/livez")
+    assert response.status_code == 200
+    assert response.json() == {"status": "live"}
+    assert response.headers["content-type"] == "application/json"
+
+
 async def test_erp_batch_lands_with_audit_and_outbox(gateway):
     response = await post(gateway, [erp_event(1, "WAIT_AUDIT"), erp_event(2, "PAID")])
     assert response.status_code == 200, response.text
