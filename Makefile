@@ -6,13 +6,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint bench bench-store bench-forward bench-ingest soak-forward check-config clean help
+.PHONY: venv run test test-fast lint bench bench-store bench-forward bench-ingest bench-app soak-forward check-config clean help
 
 help:
 	@echo "make run          start the gateway on the embedded default config (demo ERP, 127.0.0.1:8780)"
 	@echo "make test         run the whole test suite on the Cython core, then on the pure-Python fallback"
 	@echo "make lint         ruff + mypy"
-	@echo "make bench        python -m benchmarks core   (bench-store, bench-forward, bench-ingest: the others)"
+	@echo "make bench        python -m benchmarks core   (bench-store, bench-forward, bench-ingest, bench-app: the others)"
 	@echo "make soak-forward SIGKILL soak of store-and-forward (KILLS=1000)"
 	@echo "make check-config validate config/ (gateway.toml + rules)"
 
@@ -53,6 +53,9 @@ bench-forward: $(VENV)/.installed
 
 bench-ingest: $(VENV)/.installed
 	$(PY) -m benchmarks ingest
+
+bench-app: $(VENV)/.installed
+	$(PY) -m benchmarks app
 
 # SIGKILL soak of store-and-forward: KILLS=1000 by default (about 2 s per kill)
 KILLS ?= 1000

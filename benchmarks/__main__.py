@@ -5,6 +5,7 @@ Benchmarks:
   store   durable ingest (decode -> core -> one synced write batch) vs raw rocksdict batches
   forward backlog drain to a loopback upstream vs a plain httpx client posting the same batches
   ingest  the real gateway over HTTP: signed webhooks, batched ERP pushes, the no-op ceiling
+  app     the gateway's own CPU per webhook: its ASGI app in-process, no sockets
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -20,6 +21,7 @@ BENCHMARKS = {
     "store": "benchmarks.store",
     "forward": "benchmarks.forward",
     "ingest": "benchmarks.ingest",
+    "app": "benchmarks.app",
 }
 
 
