@@ -37,7 +37,7 @@ from gateway._forwarder import open_forwarder
 from gateway._h1 import ServerSettings, serve_http1
 from gateway._http import Services, build_app, load_or_create_token
 from gateway._metrics import Metrics
-from gateway._pdd_ws import serve_pinduoduo_clients
+from gateway._pdd_clients import serve_pinduoduo_clients
 from gateway._pipeline import Pipeline
 from gateway._reload import RuleHolder, watch_rules, watch_sighup
 from gateway._settings import Secret, Settings, UpstreamSection

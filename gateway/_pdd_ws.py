@@ -78,7 +78,9 @@ each frame by ``message.mallID`` to the tenant listing that shop in ``mall_ids``
 from a shop no tenant lists is neither stored nor acked (counted as ``unroutable``, logged:
 PDD delivers it again once the shop is configured), never stored under another tenant.
 
-Cancellation: cancelling ``serve_pinduoduo_client`` closes the WebSocket; an event whose
+Which clients a configuration runs (one per channel) is ``gateway._pdd_clients``.
+
+Cancellation: cancelling ``PinduoduoClient.serve`` closes the WebSocket; an event whose
 submission was already taken by the committer is still committed, its ack is not sent,
 and the redelivery after the next start is absorbed as a duplicate.
 """
@@ -103,7 +105,7 @@ from gateway._model import Event
 from gateway._pdd_inbound import Inbound, NoRulesError, loose_frame, route, routed_events
 from gateway._pipeline import Pipeline, now_ms
 from gateway._reload import RuleHolder
-from gateway._settings import Secret, Settings
+from gateway._settings import Secret
 from gateway._step import Outcome
 from gateway.adapters.pinduoduo import (
     ACK,
@@ -487,79 +489,4 @@ def _get(obj: Any, *keys: str) -> Any:
     return obj
 
 
-async def serve_pinduoduo_client(
-    url_base: str, tenant: str, client_id: str, secret: Secret, rules: RuleHolder, pipeline: Pipeline,
-    metrics: Metrics | None, *, backoff_initial_s: float = 1.0, backoff_max_s: float = 60.0,
-    heartbeat_interval_s: float = 5.0, ping_timeout_s: float = 20.0, connect_timeout_s: float = 20.0,
-    ssl_context: ssl.SSLContext | None = None,
-    task_status: trio.TaskStatus[PinduoduoClient] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run one tenant's Pinduoduo message client until cancelled.
-
-    Args: as ``PinduoduoClient``.
-        task_status: ``started(client)`` at once (before the first connection attempt).
-
-    Raises:
-        ValueError: ``client_id`` is empty or the backoff values are inconsistent.
-
-    Network failures never raise: they are logged and retried (module docstring).
-    """
-    client = PinduoduoClient(
-        url_base, tenant, client_id, secret, rules, pipeline, metrics, backoff_initial_s=backoff_initial_s,
-        backoff_max_s=backoff_max_s, heartbeat_interval_s=heartbeat_interval_s, ping_timeout_s=ping_timeout_s,
-        connect_timeout_s=connect_timeout_s, ssl_context=ssl_context,
-    )
-    await client.serve(task_status=task_status)
-
-
-async def serve_pinduoduo_clients(
-    settings: Settings, rules: RuleHolder, pipeline: Pipeline, metrics: Metrics | None,
-    shutdown: trio.Event | None = None, *,
-    task_status: trio.TaskStatus[list[PinduoduoClient]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """One message client per channel (``ws_url`` + ``app_key``) some ``[tenants.T.pinduoduo]`` sets.
-
-    Tenants sharing a channel share its client, which routes each message by ``mallID`` to
-    the tenant listing that shop in ``mall_ids`` (the settings make sure every sharing
-    tenant lists its shops, none twice, with one app secret).
-
-    The WebSocket is opt-in: ``ws_url = ""`` (the default) means relay webhooks only. The
-    settings refuse a ``ws_url`` without an ``app_key`` (PDD's client_id signs the path).
-
-    Args:
-        settings: the daemon settings.
-        rules / pipeline / metrics: as for ``serve_pinduoduo_client``.
-        shutdown: when set, the clients are closed and this returns (``None``: run until
-            cancelled).
-        task_status: ``started(clients)`` at once, with the clients being started (maybe none).
-    """
-    channels: dict[tuple[str, str], list[tuple[str, Secret, tuple[str, ...]]]] = {}
-    for tenant, sources in sorted(settings.tenants.items()):
-        credentials = sources.get(SOURCE)
-        if credentials is None:
-            continue
-        client_id, ws_url = credentials.app_key, credentials.ws_url
-        if not client_id or not ws_url:
-            log.info("tenant %s: pinduoduo has no ws_url; no message WebSocket (webhook relay only)", tenant)
-            continue
-        channels.setdefault((ws_url.rstrip("/"), client_id), []).append((tenant, credentials.secret,
-                                                                          credentials.mall_ids))
-    wanted: list[tuple[str, str, str, Secret, dict[str, str]]] = []
-    for (ws_url, client_id), members in channels.items():  # settings checked: shared => mall_ids, one secret
-        routes = {mall: tenant for tenant, _, malls in members for mall in malls}
-        wanted.append(("+".join(t for t, _, _ in members), client_id, ws_url, members[0][1], routes))
-    async with trio.open_nursery() as nursery:
-        clients: list[PinduoduoClient] = []
-        for tenant, client_id, ws_url, secret, routes in wanted:
-            client = PinduoduoClient(ws_url, tenant, client_id, secret, rules, pipeline, metrics, mall_routes=routes)
-            clients.append(await nursery.start(client.serve))
-        task_status.started(clients)
-        if not clients:
-            return
-        if shutdown is not None:
-            await shutdown.wait()
-            log.info("closing %d pinduoduo message client(s)", len(clients))
-            nursery.cancel_scope.cancel()
-
-
-__all__ = ["ClientStats", "PinduoduoClient", "serve_pinduoduo_client", "serve_pinduoduo_clients"]
+__all__ = ["SOURCE", "ClientStats", "PinduoduoClient"]

@@ -16,38 +16,23 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
 import trio
 
-from gateway._daemon import serve_gateway
-from gateway._metrics import Metrics
-from gateway._pdd_ws import PinduoduoClient, serve_pinduoduo_client, serve_pinduoduo_clients
-from gateway._pipeline import Pipeline
-from gateway._reload import RuleHolder
-from gateway._settings import PipelineSection, Secret, load_settings
-from gateway._store import StoreSettings, open_store
+from gateway._pdd_clients import serve_pinduoduo_client
+from gateway._pdd_ws import PinduoduoClient
+from gateway._settings import Secret
+from tests._pdd_support import (
+    CLIENT_ID,
+    HANG_GUARD_S,
+    SECRET,
+    TENANT,
+    confirmed,
+    order_status,
+    real_parts,
+    stored_ids,
+)
 from tests._pdd_ws_server import PddMessageServer, common_frame
-from tests._support import RULES, write_config
-
-CLIENT_ID = "pdd-app-7f3a"
-SECRET = "pdd-client-secret-e2c1"
-TENANT = "t1"
-HANG_GUARD_S = 30
-
-
-@asynccontextmanager
-async def real_parts(tmp_path: Any, **store_settings: Any) -> AsyncIterator[SimpleNamespace]:
-    store = open_store(StoreSettings(path=tmp_path / "db", **store_settings))
-    metrics = Metrics()
-    pipeline = Pipeline(store, PipelineSection(), metrics)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(pipeline.serve)
-            yield SimpleNamespace(store=store, pipeline=pipeline, metrics=metrics, rules=RuleHolder(RULES))
-            pipeline.close()
-    finally:
-        store.close()
 
 
 @pytest.fixture
@@ -71,20 +56,6 @@ async def running_client(parts: SimpleNamespace, server: PddMessageServer, *, se
             parts.pipeline, parts.metrics, **options))
         yield client
         nursery.cancel_scope.cancel()
-
-
-def stored_ids(store, tenant: str = TENANT) -> list[str]:
-    return [record["source_event_id"] for record in store.iter_events(tenant)]
-
-
-def order_status(store, tid: str) -> str | None:
-    order = store.get_order(TENANT, f"pinduoduo|{tid}")
-    return order.status.value if order is not None and order.status is not None else None
-
-
-def confirmed(frame_id: int, tid: str) -> str:
-    return common_frame(frame_id, "pdd_trade_TradeConfirmed",
-                        {"tid": tid, "mall_id": 9001, "order_status": 1, "refund_status": 1})
 
 
 async def test_messages_are_durable_before_their_ack(parts, server):
@@ -230,52 +201,6 @@ async def test_malformed_frames_are_quarantined_then_acked(parts, server):
     assert parts.metrics.refused.labels("pinduoduo", "malformed")._value.get() == 3
 
 
-@asynccontextmanager
-async def clients_of(parts: SimpleNamespace, tmp_path: Any, extra: str) -> AsyncIterator[list[PinduoduoClient]]:
-    """``serve_pinduoduo_clients`` on a config with ``extra`` tenants, over ``parts``; the
-    clients are shut down when the block ends."""
-    settings = load_settings(write_config(tmp_path, extra=extra))
-    shutdown = trio.Event()
-    with trio.fail_after(HANG_GUARD_S):
-        async with trio.open_nursery() as nursery:
-            yield await nursery.start(serve_pinduoduo_clients, settings, parts.rules, parts.pipeline,
-                                      parts.metrics, shutdown)
-            shutdown.set()  # serve_pinduoduo_clients returns: the nursery can close
-
-
-async def test_serve_pinduoduo_clients_starts_one_client_per_tenant_with_an_app_key(tmp_path, server):
-    extra = (f"[tenants.t1.pinduoduo]\nsecret = '{SECRET}'\napp_key = '{CLIENT_ID}'\n"
-             f"ws_url = '{server.url_base}'\n"
-             "[tenants.t2.pinduoduo]\nsecret = 'relay-only-secret'\n")
-    async with real_parts(tmp_path) as parts:
-        async with clients_of(parts, tmp_path, extra) as clients:
-            assert [(c.tenant, c.client_id) for c in clients] == [("t1", CLIENT_ID)]
-            server.push(confirmed(1, "251125-601"))
-            await server.wait_until(lambda: server.acked_ids() == [1])
-        assert stored_ids(parts.store, "t1") == ["1"]
-
-
-async def test_one_apps_websocket_shared_by_two_tenants_is_routed_by_shop(tmp_path, server):
-    extra = "".join(f"[tenants.{t}.pinduoduo]\nsecret = '{SECRET}'\napp_key = '{CLIENT_ID}'\n"
-                    f"ws_url = '{server.url_base}'\nmall_ids = [{mall}]\n" for t, mall in (("t1", 9001), ("t2", 9002)))
-    async with real_parts(tmp_path) as parts:
-        async with clients_of(parts, tmp_path, extra) as clients:
-            assert [(c.tenant, c.client_id) for c in clients] == [("t1+t2", CLIENT_ID)]  # one connection
-            for frame_id, mall in ((1, 9001), (2, 9002), (3, 9003), (4, 9001)):
-                server.push(common_frame(frame_id, "pdd_trade_TradeConfirmed",
-                                         {"tid": f"251125-90{frame_id}", "order_status": 1}, mall_id=mall))
-            await server.wait_until(lambda: sorted(server.acked_ids()) == [1, 2, 4])
-            await clients[0].wait_until(lambda stats: stats.unroutable == 1)
-            server.push("{not json")  # no shop to go by: kept in the first tenant's quarantine
-            await clients[0].wait_until(lambda stats: stats.malformed == 1)
-        assert [i for i in stored_ids(parts.store, "t1") if not i.startswith("noid-")] == ["1", "4"]
-        assert stored_ids(parts.store, "t2") == ["2"]
-        assert 3 not in server.acked_ids()  # the unknown shop's message is not acked: PDD delivers it again
-        assert parts.store.get_order("t2", "pinduoduo|251125-902") is not None
-        assert parts.store.get_order("t1", "pinduoduo|251125-902") is None  # never under the other tenant
-        assert (parts.store.quarantine_count("t1"), parts.store.quarantine_count("t2")) == (1, 0)
-
-
 async def test_unreachable_endpoint_is_retried_without_crashing(parts):
     with trio.socket.socket() as probe:  # a port nobody listens on
         await probe.bind(("127.0.0.1", 0))
@@ -302,26 +227,3 @@ async def test_fail_frames_are_logged_not_acked_and_the_stream_goes_on(parts, se
     assert client.stats.fails == 1 and client.stats.acked == 1
     assert "mall not authorised" in caplog.text
     assert stored_ids(parts.store) == ["1"]
-
-
-async def test_the_daemon_opens_the_websocket_of_a_tenant_that_configures_one(tmp_path, server):
-    extra = (f"[tenants.t1.pinduoduo]\nsecret = '{SECRET}'\napp_key = '{CLIENT_ID}'\n"
-             f"ws_url = '{server.url_base}'\n")
-    settings = load_settings(write_config(tmp_path, extra=extra))
-    shutdown = trio.Event()
-    with trio.fail_after(HANG_GUARD_S):
-        async with trio.open_nursery() as nursery:
-            services = await nursery.start(serve_gateway, settings, shutdown)
-            server.push(confirmed(1, "251125-901"))
-            await server.wait_until(lambda: server.acked_ids() == [1])
-            order = services.store.get_order(TENANT, "pinduoduo|251125-901")
-            assert order is not None and order.status.value == "PENDING_REVIEW"
-            auth = {"Authorization": f"Bearer {services.api_token}"}
-            async with httpx.AsyncClient(base_url=services.bound[0]) as client:
-                [channel] = (await client.get("/api/v1/channels", headers=auth)).json()["channels"]
-                assert (channel["tenant"], channel["state"], channel["acked"]) == ("t1", "connected", 1)
-                assert SECRET not in str(channel)
-                assert (await client.get("/healthz")).json()["channels"] == {"pinduoduo:t1": "connected"}
-                metrics = (await client.get("/metrics", headers=auth)).text
-                assert 'gateway_channel_connected{source="pinduoduo",tenant="t1"} 1.0' in metrics
-            shutdown.set()
