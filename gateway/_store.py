@@ -6,7 +6,8 @@ so a step is either wholly present after a crash or wholly absent.
 
 Key layout, tenant isolation and the audit chain's format: ``gateway._store_base``.
 The parts: ``_store_base`` (types, keys, low-level I/O), ``_store_reads`` (queries),
-``_store_outbox`` (outbox and dead letters), this module (commit, recovery, open/close).
+``_store_outbox`` (outbox and dead letters), ``_store_recovery`` (counters rebuilt at open,
+reopen after a failed write), this module (commit, open/close).
 
 Durability policy
 -----------------
@@ -31,19 +32,7 @@ The WAL is never disabled. ``StoreSettings.sync``:
 * ``"os"``: the WAL is written to the OS before returning but fsync is left to the kernel.
   Survives a process crash (kill -9), not a power cut or kernel panic.
 
-Recovery rules (``open_store``)
--------------------------------
-* RocksDB replays the WAL in point-in-time mode: a batch is atomic; a torn batch at the
-  tail (being written when the process or power died) is dropped with everything after it.
-* Counters are not stored: each tenant's last ``event_seq``/``audit_seq``/``q_seq`` is the
-  last key under ``T 0`` (one seek per tenant); the audit chain head is that record's
-  ``hash``; ``outbox_seq`` is the last outbox key. Deleting from the outbox or releasing
-  quarantine can remove the last key, so those paths also write a ``*_floor`` in ``meta``
-  (in the same batch) and recovery takes the maximum: seqs are never reused.
-* Outbox count and bytes, and the dead-letter count, come from one scan at open, then are
-  kept in memory.
-* A database of another ``format`` is refused. A held ``LOCK`` (another process, or a
-  second open in this one) raises ``StoreError("store is locked ...")``.
+Recovery (``open_store``, ``Store.reopen``): ``gateway._store_recovery``.
 
 Memory and threads
 ------------------
@@ -61,7 +50,6 @@ together (the outbox's own at most 16 MiB), beyond which RocksDB flushes.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import struct
@@ -78,25 +66,22 @@ from rocksdict import (
     WriteOptions,
 )
 
-from gateway._errors import StoreError
 from gateway._model import OrderState
 from gateway._store_base import (
     _BUYER_GENERATION,
     _BUYER_NEWEST,
     _HASH_MARK,
-    _OUTBOX_FLOOR,
     _QUARANTINE_FLOOR,
     _SORTED,
     COLUMN_FAMILIES,
     FORMAT_VERSION,
     _be64,
     _be64x2,
-    _head_hash,
     _open_db,
-    _read64,
 )
 from gateway._store_outbox import StoreOutbox
 from gateway._store_reads import StoreReads
+from gateway._store_recovery import StoreRecovery
 from gateway._store_types import (
     AuditVerification,
     CommitResult,
@@ -109,7 +94,7 @@ from gateway._store_types import (
 log = logging.getLogger("gateway._store")
 
 
-class Store(StoreReads, StoreOutbox):
+class Store(StoreReads, StoreOutbox, StoreRecovery):
     """The open store. Create it with ``open_store``; use it as a context manager.
 
     Writes (``commit``, ``delete_outbox``) are serialised by a lock; the read methods may
@@ -377,98 +362,6 @@ class Store(StoreReads, StoreOutbox):
                 self._recent, self._recent_old = {}, {}
             if db is not None:
                 self._guard(db.close)
-
-    def reopen(self) -> None:
-        """Close and reopen the database in place, after a write failed.
-
-        RocksDB refuses every write after a failed WAL write (a full disk, an I/O error)
-        until the database is reopened, even once space is back. Reopening recovers the
-        WAL in point-in-time mode: the failed (never acknowledged) batch is dropped, every
-        acknowledged one is there. The counters are rebuilt from the keys; the caches stay,
-        because memory only ever changes after a write succeeded.
-
-        Raises:
-            StoreError: the database cannot be opened again (the store stays closed; call
-                ``reopen`` again later).
-        """
-        with self._write_lock:
-            if self._closed:
-                raise StoreError("store is closed")
-            old, self._db, self._cfs, self._handles = self._db, None, None, None
-            if old is not None:
-                try:
-                    old.close()
-                except Exception as exc:  # it is in an error state: closing may fail the same way
-                    log.info("closing the failed database: %s", exc)
-                # RocksDB releases its LOCK only when the last reference to the failed database
-                # (and its column families) is gone.
-                del old
-                gc.collect()
-            self._attach(_open_db(self.settings))
-            self._event_seq, self._audit_seq, self._audit_head = {}, {}, {}
-            self._quarantine_seq, self._quarantine_count = {}, {}
-            self._outbox_seq = self._outbox_floor = 0
-            with self._memory_lock:
-                self._outbox = OutboxLedger()
-            self._recover(initial=False)
-        log.warning("store reopened after a write error: %s (%d outbox records)", self.settings.path,
-                    self._outbox.count)
-
-    def _attach(self, db: Rdict) -> None:
-        self._cfs = {name: db.get_column_family(name) for name in COLUMN_FAMILIES}
-        self._handles = {name: db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
-        self._db = db
-
-    def _recover(self, initial: bool = True) -> None:
-        """Rebuild counters, chain heads and outbox stats from the keys (see docstring)."""
-        meta = self._live(self._cfs)["meta"]
-        stored_format = self._guard(meta.get, b"format")
-        if stored_format is None:
-            self._guard(meta.put, b"format", FORMAT_VERSION, self._write_options)
-            if self._sync_wal:
-                self._guard(self._live_db().flush_wal, True)
-        elif stored_format != FORMAT_VERSION:
-            raise StoreError(f"store format {stored_format!r} is not {FORMAT_VERSION!r}: {self.settings.path}")
-        for tenant, key, _ in self._tenant_tails("events"):
-            self._event_seq[tenant] = _read64(key, len(tenant) + 1)[0]
-        for tenant, key, value in self._tenant_tails("audit"):
-            self._audit_seq[tenant] = _read64(key, len(tenant) + 1)[0]
-            self._audit_head[tenant] = _head_hash(value)
-        for tenant, key, _ in self._tenant_tails("quarantine"):
-            self._quarantine_seq[tenant] = _read64(key, len(tenant) + 1)[0]
-        waiting: dict[tuple[str, str], list[int]] = {}
-        waiting_of: dict[tuple[str, int], str] = {}
-        for key, value in self._scan("quarantine", b"", None):
-            tenant = key[: key.index(b"\0")].decode()
-            self._quarantine_count[tenant] = self._quarantine_count.get(tenant, 0) + 1
-            if b'"unknown_waybill"' in value:
-                record = orjson.loads(value)
-                if record.get("reason") == "unknown_waybill" and record.get("waybill"):
-                    seq = _read64(key, len(tenant) + 1)[0]
-                    waiting.setdefault((tenant, record["waybill"]), []).append(seq)
-                    waiting_of[(tenant, seq)] = record["waybill"]
-        with self._memory_lock:
-            self._waiting, self._waiting_of = waiting, waiting_of
-        for key, value in self._scan("meta", b"", None):
-            if key.endswith(b"\0" + _QUARANTINE_FLOOR):
-                tenant = key[: key.index(b"\0")].decode()
-                floor = _read64(value)[0]
-                self._quarantine_seq[tenant] = max(self._quarantine_seq.get(tenant, 0), floor)
-            elif key == _OUTBOX_FLOOR:
-                self._outbox_floor = _read64(value)[0]
-            elif key == _BUYER_NEWEST:
-                self._buyer_index_newest = _read64(value)[0]
-        if initial and (self._buyer_index_newest or not self._read_chunk("idx_buyer", b"", None, 1)):
-            # every entry written before this open is at or before buyer_index_newest (an
-            # older store without that key but with entries: at or before now, the default)
-            self._buyers_complete_after_ms = self._buyer_index_newest
-        self._outbox_seq = self._outbox_floor
-        self._dead_count = sum(1 for _ in self._scan("dead", b"", None))
-        for key, value in self._scan("outbox", b"", None):
-            seq = _read64(key)[0]
-            self._outbox.add(seq, [len(value)])
-            self._outbox_seq = max(self._outbox_seq, seq)
-
 
 def open_store(settings: StoreSettings) -> Store:
     """Open (creating if needed) the store at ``settings.path`` and recover its counters.
