@@ -183,6 +183,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--instructions", action="store_true",
                    help="also count instructions per webhook under callgrind (needs valgrind)")
     args = p.parse_args(argv)
+    if args.webhooks < 1 or args.noop < 1 or args.connections < 1:
+        raise SystemExit("--webhooks, --noop and --connections must be at least 1")
     if args.instructions and shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
     print(f"app benchmark: the gateway's ASGI app in-process, core={core_ext.IMPLEMENTATION}, "
