@@ -131,22 +131,23 @@ class _Connection:
         return int(self.buffer[9:12]), bytes(self.buffer[self.header_end + 4:self.total])
 
 
-def _process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all threads), from ``/proc``."""
+def _cpu_s(stat: str) -> float | None:
+    """User + system CPU seconds from a ``/proc/.../stat`` file; ``None`` if it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(stat).read_text().rpartition(")")[2].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """CPU seconds of process ``pid``, all threads."""
+    return _cpu_s(f"/proc/{pid}/stat")
 
 
 def _thread_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of the main thread of ``pid`` (the event loop), from ``/proc``."""
-    try:
-        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    """CPU seconds of the main thread of ``pid`` (the gateway's event loop)."""
+    return _cpu_s(f"/proc/{pid}/task/{pid}/stat")
 
 
 def drive(address: tuple[str, int], requests: list[bytes], connections: int, label: str,
