@@ -86,7 +86,8 @@ def hmac_hex(secret: bytes, digest: str, *parts: bytes) -> str:
     """Hex HMAC (``digest``: ``"sha256"``, ``"md5"``) of the concatenated ``parts``.
 
     The keyed inner and outer states are computed once per secret and copied per call
-    (one HMAC per webhook; at most 1,024 keyed states are kept).
+    (one HMAC per webhook; at most 1,024 keyed states are kept, so a secret replaced by a
+    config reload stays in this process's memory until it ages out or the process restarts).
     """
     mac = _keyed(secret, digest).copy()
     for part in parts:
