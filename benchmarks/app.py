@@ -44,7 +44,7 @@ import trio
 import core_ext
 from benchmarks._common import Progress, emit_json, machine, parser
 from benchmarks.ingest import RULES, SECRET, TENANT, erp_events
-from gateway.adapters.erp import sign
+from gateway._signing import sign
 
 Scope = dict[str, Any]
 App = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -120,7 +120,7 @@ async def drive(app: App, requests: list[tuple[Scope, bytes]], connections: int,
 async def run(webhooks: int, noop: int, connections: int, workdir: Path, quiet: bool = False) -> dict[str, Any]:
     """Both phases against a fresh gateway in ``workdir``; the figures."""
     from gateway._daemon import serve_gateway, tune_gc
-    from gateway._http import build_app
+    from gateway._server import build_app
     from gateway._settings import load_settings
 
     config = workdir / "gateway.toml"

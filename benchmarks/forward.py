@@ -34,9 +34,8 @@ import httpx
 import trio
 
 from benchmarks._common import Progress, emit_json, machine, parser, verdict
-from gateway._forwarder import Forwarder
+from gateway._forward import Forwarder, HttpSink, build_batch
 from gateway._settings import Secret, UpstreamSection
-from gateway._sink import HttpSink, build_batch
 from gateway._store import StepWrite, Store, StoreSettings, open_store
 
 SECRET = Secret("bench-upstream-secret")

@@ -9,7 +9,7 @@ shipped rules, ``[store] sync = "group"``, a config with the ``bench`` tenant's 
 and drives its real HTTP server, in one run:
 
 a. **signed single-event webhooks**: one ERP event per ``POST /webhooks/erp/bench``
-   (HMAC-SHA256 over timestamp + body, as ``gateway/_demo.py`` signs), each keep-alive
+   (HMAC-SHA256 over timestamp + body, as ``gateway/_demo/feeder.py`` signs), each keep-alive
    connection with one request in flight; every event is distinct (new orders and their
    status updates), so each 200 means one event durable in RocksDB;
 b. **batched ERP pushes**: ``S`` events per request on ``K`` connections, reported as
@@ -18,7 +18,7 @@ c. **the no-op ceiling**: ``GET /livez`` on the same server, a route that does n
    (``/healthz`` builds a status document, ~5-10 % slower): what the gateway's HTTP
    server + Starlette + trio answer with no ingest work at all;
 d. **the bare stack**, after the gateway has stopped: a 10-line raw ASGI app (no Starlette,
-   no gateway) served by the gateway's own HTTP/1.1 server (``gateway._h1``, the default
+   no gateway) served by the gateway's own HTTP/1.1 server (``gateway._server.h1``, the default
    ``[http] server = "builtin"``) in another subprocess, same client — the most any handler
    on this HTTP stack can answer here;
 e. the same bare app on **hypercorn**'s trio worker (``[http] server = "hypercorn"``, the
@@ -73,7 +73,7 @@ import orjson
 import core_ext
 from benchmarks._common import emit_json, machine, parser, verdict
 from benchmarks._load import Load, drive
-from gateway.adapters.erp import sign
+from gateway._signing import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "config" / "rules"
@@ -208,7 +208,7 @@ def serve_bare(port: int, server: str) -> None:
     import trio
 
     if server == "builtin":
-        from gateway._h1 import serve_http1
+        from gateway._server import serve_http1
 
         trio.run(partial(serve_http1, _bare_asgi, [("127.0.0.1", port)], shutdown_trigger=trio.sleep_forever))
         return

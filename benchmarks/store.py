@@ -38,9 +38,8 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 import core_ext
 from benchmarks._common import Progress, emit_json, machine, parser, verdict
 from gateway._daemon import tune_gc
-from gateway._mapping import load_rules
-from gateway._normalize import normalise_batch
-from gateway._step import plan_step
+from gateway._pipeline import plan_step
+from gateway._rules import load_rules, normalise_batch
 from gateway._store import StepWrite, StoreSettings, open_store
 
 RULES = Path(__file__).resolve().parent.parent / "config" / "rules"

@@ -3,7 +3,7 @@
 ``core_ext/_core.pyx`` mirrors it name for name and must return the same values for the
 same inputs (the test suite runs every core test against both). Change the canonical
 forms below only deliberately: fingerprints and buyer keys are stored, so a change
-re-keys every order. The golden values in ``tests/test_core_ext.py`` fail loudly if
+re-keys every order. The golden values in ``tests/core_ext/test_core_ext.py`` fail loudly if
 anything here drifts.
 
 Canonical forms

@@ -1,12 +1,19 @@
 """Warehouse edge gateway: the order nerve hub at an e-commerce warehouse's pack line.
 
-The data flows one way, and so does the module layout::
+The data flows one way, and the package layout is that flow (the README's "Layout" has the
+tree)::
 
-    adapters (verify + unwrap)  ->  _normalize (rules + core_ext)  ->  _step (state machine)
-        ->  _pipeline (group commit)  ->  _store (RocksDB)  ->  outbox -> upstream ERP
+    _ingest (verify + unwrap)  ->  _rules (normalise, map, state machine)
+        ->  _pipeline (plan a step, group commit)  ->  _store (RocksDB, one batch per step)
+        ->  _forward (outbox -> upstream ERP)
+    _server (HTTP: webhooks in; local API, probes, metrics out)
+    _daemon (wires the stages into one trio process), cli (the ``gateway`` command), _demo
 
-``_daemon`` wires the stages into one trio process; ``cli`` is the ``gateway`` command.
-The public names below are the stable API; everything in ``_modules`` is private.
+Below every stage, the foundation: ``_model`` (Event, OrderState, Status), ``_errors``,
+``_times``, ``_metrics``, ``_backoff``, ``_addresses``, ``_signing``; and ``_settings``
+(``gateway.toml``). A stage imports only from stages before it and from the foundation;
+``make lint`` checks it (import-linter, ``[tool.importlinter]`` in ``pyproject.toml``).
+The public names below are the stable API; everything under ``_`` is private.
 """
 
 from gateway._errors import (
@@ -21,7 +28,7 @@ from gateway._errors import (
     StoreError,
 )
 from gateway._model import Event, OrderState, Status
-from gateway._statemachine import TRANSITIONS, Decision, decide
+from gateway._rules import TRANSITIONS, Decision, decide
 
 __version__ = "0.1.0"
 

@@ -28,20 +28,18 @@ import signal
 from functools import partial
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
+from starlette.routing import Route
 
 import core_ext
-from gateway._demo import DEMO_UPSTREAM_PATH, DEMO_UPSTREAM_SECRET, serve_demo_feeder
-from gateway._forwarder import open_forwarder
-from gateway._h1 import ServerSettings, serve_http1
-from gateway._http import Services, build_app, load_or_create_token
+from gateway._demo import DEMO_UPSTREAM_PATH, DEMO_UPSTREAM_SECRET, demo_upstream_endpoint, serve_demo_feeder
+from gateway._forward import open_forwarder
+from gateway._ingest import serve_pinduoduo_clients
 from gateway._metrics import Metrics
-from gateway._pdd_clients import serve_pinduoduo_clients
 from gateway._pipeline import Pipeline
-from gateway._reload import RuleHolder, watch_rules, watch_sighup
+from gateway._rules import RuleHolder, watch_rules, watch_sighup
+from gateway._server import ServerSettings, Services, build_app, load_or_create_token, serve_http1
 from gateway._settings import Secret, Settings, UpstreamSection
-from gateway._store import StoreSettings, open_store
+from gateway._store import open_store, store_settings
 
 log = logging.getLogger("gateway")
 
@@ -92,11 +90,6 @@ def raise_open_files_limit(max_connections: int) -> int:
     return int(soft)
 
 
-def store_settings(settings: Settings) -> StoreSettings:
-    """The store's settings from the ``[store]`` section and the data directory."""
-    return StoreSettings(path=settings.data_path / "rocksdb", **dataclasses.asdict(settings.store))
-
-
 def _upstream_settings(settings: Settings, bound: str) -> UpstreamSection:
     """``[upstream]``, or the demo's own upstream route when the demo runs without one."""
     upstream = settings.upstream
@@ -110,29 +103,15 @@ async def _serve_http(
     services: Services, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     http = services.settings.http
-    app = build_app(services)
+    extra = [Route(DEMO_UPSTREAM_PATH, demo_upstream_endpoint(), methods=["POST"])] if services.settings.demo.enabled else []
+    app = build_app(services, extra)
     try:
-        if http.server == "builtin":
-            server_settings = ServerSettings(
-                keep_alive_timeout_s=http.keep_alive_timeout_s, request_timeout_s=http.request_timeout_s,
-                max_connections=http.max_connections, graceful_timeout_s=http.shutdown_grace_s,
-                access_log=http.access_log)
-            await serve_http1(app, [(http.host, http.port)], shutdown_trigger=shutdown.wait,
-                              settings=server_settings, task_status=task_status)
-        else:
-            config = HypercornConfig()
-            host = f"[{http.host}]" if ":" in http.host else http.host
-            config.bind = [f"{host}:{http.port}"]
-            config.graceful_timeout = http.shutdown_grace_s
-            config.keep_alive_timeout = http.keep_alive_timeout_s
-            if http.access_log:  # the builtin server's fields; %(U)s is the path without the query
-                config.accesslog = logging.getLogger("gateway.access")
-                config.access_log_format = '%(h)s %(m)s %(U)s %(s)s %(b)s %(D)sus'
-            else:
-                config.accesslog = None
-            config.errorlog = logging.getLogger("hypercorn.error")
-            await serve(app, config,  # type: ignore[arg-type]  # Starlette is ASGI 3
-                        shutdown_trigger=shutdown.wait, task_status=task_status)
+        server_settings = ServerSettings(
+            keep_alive_timeout_s=http.keep_alive_timeout_s, request_timeout_s=http.request_timeout_s,
+            max_connections=http.max_connections, graceful_timeout_s=http.shutdown_grace_s,
+            access_log=http.access_log)
+        await serve_http1(app, [(http.host, http.port)], shutdown_trigger=shutdown.wait,
+                          settings=server_settings, task_status=task_status)
     finally:
         services.pipeline.close()
 

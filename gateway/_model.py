@@ -107,7 +107,7 @@ class Event:
         raw: the decoded input as the adapter unwrapped it; kept in the event log so
             recorded events can be replayed against other rules.
         release_of: the quarantine seq this event re-processes after a rule fix
-            (``gateway._quarantine``); 0 for an event as received.
+            (``gateway._pipeline.quarantine``); 0 for an event as received.
 
     A value: nothing changes an ``Event`` once built (a release is a
     ``dataclasses.replace`` copy). It is not declared ``frozen`` only because a frozen
@@ -171,7 +171,7 @@ class OrderState:
             the audit trail).
         pack_group: the cross-channel pack group the order ships in (the group's id is
             the order id of its earliest member); ``""`` when it ships alone. Set by the
-            processing step (``gateway._grouping``).
+            processing step (``gateway._pipeline.grouping``).
         source_version: per source, the highest message ``version`` applied to the order
             (Youzan pushes carry one); a lower version from that source is superseded.
     """

@@ -53,8 +53,7 @@ class _Target:
                 return
             except httpx.HTTPError:
                 client.close()
-        from gateway._daemon import store_settings
-        from gateway._store import open_store
+        from gateway._store import open_store, store_settings
 
         try:
             self.store = open_store(store_settings(settings))
@@ -73,7 +72,7 @@ class _Target:
     def status(self) -> dict[str, Any]:
         if self.client is not None:
             return self.get("/api/v1/outbox")
-        from gateway._forwarder import outbox_report
+        from gateway._forward import outbox_report
 
         upstream = self.settings.upstream.url
         if not upstream and self.settings.demo.enabled:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway._errors import ConfigError, GatewayError
-from gateway._settings import Settings, default_config_path, load_settings, with_overrides
-from gateway._toml import TomlDocument
+from gateway._settings import Settings, TomlDocument, default_config_path, load_settings, with_overrides
 
 log = logging.getLogger("gateway")
 
@@ -76,7 +75,7 @@ def _find_config(path: Path) -> tuple[Path | None, Path]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from gateway._mapping import RuleErrors, describe, load_rules
+    from gateway._rules import RuleErrors, describe, load_rules
 
     target = Path(args.path) if args.path else default_config_path().parent
     try:
@@ -109,8 +108,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from gateway._daemon import store_settings
-    from gateway._store import open_store
+    from gateway._store import open_store, store_settings
 
     settings = _settings_from(args)
     with open_store(store_settings(settings)) as store:

@@ -1,6 +1,6 @@
 """Soak: ``python -m tests.soak_forward --kills 1000 [--seed N] [--dir DIR]``.
 
-The crash campaign of ``tests/test_forward_crash.py`` (a real gateway process SIGKILLed
+The crash campaign of ``tests/forward/test_forward_crash.py`` (a real gateway process SIGKILLed
 under load while it forwards to a real loopback upstream), for as many kills as asked.
 Progress on stderr; exit status 1 when the oracle finds a problem.
 """
@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests._forward_crash import run_campaign
+from tests._support.forward_crash import run_campaign
 
 
 def main() -> int:

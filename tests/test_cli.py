@@ -114,9 +114,8 @@ def test_run_as_a_real_process_ingests_and_stops_on_sigterm(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-    from gateway._daemon import store_settings
     from gateway._settings import load_settings
-    from gateway._store import open_store
+    from gateway._store import open_store, store_settings
 
     with open_store(store_settings(load_settings(config))) as store:
         assert store.get_order("t1", "douyin|DY00000001").status.value == "PAID"

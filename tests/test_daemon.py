@@ -7,9 +7,9 @@ import orjson
 import pytest
 import trio
 
-from gateway._daemon import serve_gateway, store_settings
+from gateway._daemon import serve_gateway
 from gateway._settings import load_settings
-from gateway._store import open_store
+from gateway._store import open_store, store_settings
 from tests._support import erp_event, signed, write_config
 
 

@@ -7,12 +7,12 @@ import orjson
 import pytest
 import trio
 
-from gateway._daemon import serve_gateway, store_settings
+from gateway._daemon import serve_gateway
 from gateway._settings import load_settings
-from gateway._store import StepWrite, open_store
+from gateway._store import StepWrite, open_store, store_settings
 from gateway.cli import main
 from tests._support import erp_event, signed, write_config
-from tests._upstream import Upstream, upstream_config
+from tests._support.upstream import Upstream, upstream_config
 
 
 def outbox_records(n: int) -> list[dict]:

@@ -1,0 +1,203 @@
+"""The daemon's configuration as values: one frozen dataclass per ``gateway.toml`` section,
+the per-tenant, per-source credentials and ``Secret``. Loading and validation (with file,
+line and key in every error) and the reference of every key: ``gateway._settings.loader``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SOURCE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+class Secret:
+    """A secret value that never shows itself in logs, reprs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        """The secret as UTF-8 bytes, for signing. Never log the result."""
+        return self._value.encode()
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    id: str = "edge-01"
+    data_dir: str = "data"
+    rules_dir: str = "rules"
+    rules_poll_s: float = 1.0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    host: str = "127.0.0.1"
+    port: int = 8780
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_events_per_request: int = 10_000
+    shutdown_grace_s: float = 10.0
+    server: Literal["builtin"] = "builtin"
+    keep_alive_timeout_s: float = 5.0
+    request_timeout_s: float = 30.0
+    max_connections: int = 1000
+    trusted_proxies: tuple[str, ...] = ()
+    access_log: bool = False
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    token_file: str = ""
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    """``[store]``: durability, caches and the outbox bound (the store's own settings add its path).
+
+    Attributes:
+        sync: ``"group"`` fsyncs the WAL in every commit (survives power loss); ``"os"``
+            leaves fsync to the OS (survives a process crash only). See ``gateway._store.store``.
+        cache_orders: hot ``OrderState`` objects kept in memory.
+        recent_fingerprints: fingerprints checked in memory before the ``dedup`` keyspace.
+        outbox_max_events / outbox_max_bytes: outbox bounds, enforced by the pipeline with
+            ``Store.outbox_stats()``.
+        outbox_reserve_events / outbox_reserve_bytes: the last part of each bound, kept for
+            pack-line scans (webhooks are refused at ``max - reserve``).
+    """
+
+    sync: Literal["group", "os"] = "group"
+    cache_orders: int = 200_000
+    recent_fingerprints: int = 1_000_000
+    outbox_max_events: int = 5_000_000
+    outbox_max_bytes: int = 2 * 1024**3
+    outbox_reserve_events: int = 100_000
+    outbox_reserve_bytes: int = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    max_group_events: int = 20_000
+    queue_batches: int = 256
+    merge_window_s: float = 1800.0
+    commit_delay_ms: float = 2.0
+
+
+@dataclass(frozen=True)
+class UpstreamSection:
+    """Where and how the outbox is forwarded (``secret`` is resolved from secret_env/_file)."""
+
+    url: str = ""
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    batch_max_events: int = 500
+    batch_max_bytes: int = 1024 * 1024
+    linger_s: float = 0.05
+    timeout_s: float = 10.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 60.0
+    progress_every_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class DemoSection:
+    enabled: bool = False
+    interval_s: float = 3.0
+    tenant: str = "demo"
+
+
+SignMethod = Literal["", "md5", "hmac", "hmac-sha256"]
+DEFAULT_SIGNATURE_HEADER = "x-xhs-signature"
+# Sources whose signature rule covers the app key: no app_key, no verification.
+APP_KEY_REQUIRED = frozenset({"douyin", "youzan"})
+
+
+@dataclass(frozen=True)
+class SourceCredentials:
+    """One tenant's credentials for one source (resolved: the secret itself).
+
+    Attributes:
+        secret: the shared secret (never shown by ``repr``).
+        allow_ips: optional allow-list of client addresses or CIDR networks; empty = any.
+        app_key: the platform's app id / client id ("" = not configured).
+        sign_method: TOP only: the one accepted ``sign_method`` ("" = md5, hmac or hmac-sha256).
+        signature_header: Xiaohongshu only: the (lower-case) header holding the body HMAC.
+        ws_url: Pinduoduo only: the message WebSocket endpoint ("" = no WebSocket client).
+        mall_ids: Pinduoduo only: the shops (``mallID``) whose WebSocket messages belong to
+            this tenant; ``()`` = every message of the channel (which this tenant then owns alone).
+    """
+
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    allow_ips: tuple[str, ...] = ()
+    app_key: str = ""
+    sign_method: SignMethod = ""
+    signature_header: str = DEFAULT_SIGNATURE_HEADER
+    ws_url: str = ""
+    mall_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole daemon configuration.
+
+    Attributes:
+        path: the file it was loaded from (``None`` for pure defaults).
+        tenants: ``tenants[tenant][source]`` credentials.
+    """
+
+    gateway: GatewaySection = GatewaySection()
+    http: HttpSection = HttpSection()
+    api: ApiSection = ApiSection()
+    store: StoreSection = StoreSection()
+    pipeline: PipelineSection = PipelineSection()
+    demo: DemoSection = DemoSection()
+    upstream: UpstreamSection = UpstreamSection()
+    tenants: Mapping[str, Mapping[str, SourceCredentials]] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def config_dir(self) -> Path:
+        """Directory relative paths in the file are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def rules_path(self) -> Path:
+        return (self.config_dir / self.gateway.rules_dir).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.gateway.data_dir).resolve()
+
+    @property
+    def token_path(self) -> Path:
+        if self.api.token_file:
+            return (self.config_dir / self.api.token_file).resolve()
+        return self.data_path / "api-token"
+
+    def credentials(self, tenant: str, source: str) -> SourceCredentials | None:
+        """The credentials of ``tenant`` for ``source``, or ``None`` when not configured."""
+        return self.tenants.get(tenant, {}).get(source)
+
+
+__all__ = ["APP_KEY_REQUIRED", "DEFAULT_SIGNATURE_HEADER", "SOURCE_NAME", "TENANT_NAME", "ApiSection", "DemoSection",
+           "GatewaySection", "HttpSection", "PipelineSection", "Secret", "Settings", "SignMethod",
+           "SourceCredentials", "StoreSection", "UpstreamSection"]

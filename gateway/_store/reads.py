@@ -1,0 +1,190 @@
+"""The store's queries: orders, de-duplication, indexes, event log, quarantine and audit.
+
+Part of ``gateway._store.store.Store`` (``StoreReads`` is one of its bases); callable from any
+thread. Caches are read under the memory lock; RocksDB is read in chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from gateway._model import OrderState
+from gateway._store.base import (
+    _SORTED,
+    StoreBase,
+    _be64,
+    _be64x2,
+    _read64,
+    _upper,
+)
+from gateway._store.values import AuditVerification
+
+log = logging.getLogger("gateway._store.store")
+
+
+class StoreReads(StoreBase):
+    """Read methods of ``Store``."""
+
+    def get_order(self, tenant: str, order_id: str) -> OrderState | None:
+        """The current state of an order, or ``None``.
+
+        The returned object is shared with the cache: never mutate it; ``copy()`` it first.
+        """
+        order = self._orders.get((tenant, order_id))
+        if order is not None:
+            return order
+        prefix = self._read_prefix(tenant)
+        if prefix is None:
+            return None
+        writes = self._order_writes
+        raw = self._get("orders", prefix + order_id.encode())
+        if raw is None:
+            return None
+        order = OrderState.from_dict(orjson.loads(raw))
+        with self._memory_lock:
+            if writes == self._order_writes and self.settings.cache_orders:  # else it may be stale
+                self._orders.setdefault((tenant, order_id), order)
+                if len(self._orders) > self.settings.cache_orders:
+                    self._orders.popitem(last=False)
+        return order
+
+    def seen_fingerprint(self, tenant: str, fingerprint: int) -> bool:
+        """True when an event with this fingerprint was committed for ``tenant``."""
+        seen = self._recent.get(tenant)
+        if seen is not None and fingerprint in seen:
+            return True
+        seen = self._recent_old.get(tenant)
+        if seen is not None and fingerprint in seen:
+            return True
+        prefix = self._read_prefix(tenant)
+        return prefix is not None and self._get("dedup", prefix + _be64(fingerprint)) is not None
+
+    def order_for_waybill(self, tenant: str, waybill: str) -> str | None:
+        """The order a waybill was indexed for, or ``None``."""
+        prefix = self._read_prefix(tenant)
+        raw = None if prefix is None else self._get("idx_waybill", prefix + waybill.encode())
+        return None if raw is None else raw.decode()
+
+    def orders_for_buyer(self, tenant: str, buyer_key: int, since_ms: int) -> list[tuple[int, str]]:
+        """``(time_ms, order_id)`` of a buyer's orders indexed at or after ``since_ms``, oldest first.
+
+        A buyer not indexed since the store opened is answered from memory, without a
+        scan, once ``since_ms`` is past every entry written before (``buyer_index_newest``
+        at open) and past any forgotten generation; otherwise the index is read.
+        """
+        prefix = self._read_prefix(tenant)
+        if prefix is None:
+            return []
+        if since_ms > self._buyers_complete_after_ms:
+            key = (tenant, buyer_key)
+            if key not in self._buyers and key not in self._buyers_old:
+                return []
+        start = prefix + _be64x2(buyer_key, max(0, since_ms))
+        stop = prefix + _be64(buyer_key + 1) if buyer_key < 2**64 - 1 else _upper(prefix)
+        offset = len(prefix) + 8
+        return [(_read64(key, offset)[0], key[offset + 8:].decode()) for key, _ in self._scan("idx_buyer", start, stop)]
+
+    def iter_events(self, tenant: str, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+        """A tenant's event records with ``seq > after_seq``, in seq order (each with ``"seq"``)."""
+        yield from self._records("events", tenant, after_seq, "seq")
+
+    def iter_quarantine(self, tenant: str) -> Iterator[dict[str, Any]]:
+        """A tenant's quarantined records still held, oldest first (each with ``"seq"``)."""
+        yield from self._records("quarantine", tenant, 0, "seq")
+
+    def waiting_for_waybills(self, waybills: Iterable[tuple[str, str]]) -> dict[str, list[int]]:
+        """Quarantine seqs, per tenant, of logistics events that waited for these waybills.
+
+        A carrier often reports a parcel (picked up, in transit) before the ERP reports its
+        waybill; such events are quarantined as ``unknown_waybill`` and released by the
+        pipeline as soon as the waybill is indexed (kept in memory, rebuilt at open).
+        """
+        found: dict[str, list[int]] = {}
+        with self._memory_lock:
+            for tenant, waybill in waybills:
+                seqs = self._waiting.get((tenant, waybill))
+                if seqs:
+                    found.setdefault(tenant, []).extend(seqs)
+        return found
+
+    def quarantine_records(self, tenant: str, seqs: Iterable[int]) -> list[dict[str, Any]]:
+        """The quarantine records of these seqs that are still held (each with ``"seq"``)."""
+        prefix = self._read_prefix(tenant)
+        records = []
+        for seq in sorted(set(seqs)):
+            raw = None if prefix is None else self._get("quarantine", prefix + _be64(seq))
+            if raw is not None:
+                record = orjson.loads(raw)
+                record["seq"] = seq
+                records.append(record)
+        return records
+
+    def iter_audit(self, tenant: str, order_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """A tenant's audit records in chain order, optionally only those of one order.
+
+        Filtering scans the tenant's whole chain (raw bytes are pre-filtered before decoding).
+        """
+        prefix = self._read_prefix(tenant)
+        if prefix is None:
+            return
+        needle = b'"order_id":' + orjson.dumps(order_id) if order_id is not None else b""
+        for _, value in self._scan("audit", prefix, _upper(prefix)):
+            if needle in value:
+                record = orjson.loads(value)
+                if order_id is None or record.get("order_id") == order_id:
+                    yield record
+
+    def verify_audit_chain(self, tenant: str) -> AuditVerification:
+        """Recompute a tenant's audit chain and report the first bad or missing record."""
+        prefix = self._read_prefix(tenant)
+        prev, checked, expected = "", 0, 1
+        if prefix is not None:
+            for key, value in self._scan("audit", prefix, _upper(prefix)):
+                seq = _read64(key, len(prefix))[0]
+                reason = _audit_problem(seq, expected, prev, value)
+                if reason:
+                    return AuditVerification(False, checked, min(seq, expected), reason)
+                prev, checked, expected = value[-66:-2].decode(), checked + 1, seq + 1
+        written = self._audit_seq.get(tenant, 0)
+        if expected - 1 < written:
+            return AuditVerification(False, checked, expected,
+                                     f"chain ends at seq {expected - 1} but {written} records were written")
+        return AuditVerification(True, checked, None, "")
+
+    def quarantine_count(self, tenant: str | None = None) -> int:
+        """Quarantined records held, for one tenant or all."""
+        counts = self._quarantine_count
+        return sum(counts.values()) if tenant is None else counts.get(tenant, 0)
+
+    def tenants(self) -> list[str]:
+        """Tenants that have at least one order, sorted."""
+        return [tenant for tenant, _, _ in self._tenant_tails("orders")]
+
+
+
+
+def _audit_problem(seq: int, expected: int, prev: str, value: bytes) -> str:
+    """Why one stored audit record breaks the chain, or ``""``."""
+    if seq != expected:
+        return f"record {expected} is missing"
+    try:
+        record = orjson.loads(value)
+        stored = record.pop("hash")
+        body = orjson.dumps(record, option=_SORTED)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, KeyError, AttributeError, TypeError):
+        return "record is not a valid audit record"
+    if record.get("seq") != seq:
+        return f"record says seq {record.get('seq')!r}"
+    if record.get("prev") != prev:
+        return "prev does not match the previous record's hash"
+    if value[-66:-2].decode(errors="replace") != stored:
+        return "hash is not where the store wrote it"
+    if hashlib.sha256(prev.encode() + body).hexdigest() != stored:
+        return "hash does not match the content"
+    return ""
+

@@ -1,0 +1,392 @@
+"""The durable store: orders, event log, audit trail, outbox and indexes in RocksDB.
+
+One RocksDB database (via ``rocksdict``, raw bytes mode) with one column family per
+keyspace. Each processing step is committed as **one** ``WriteBatch`` (``Store.commit``),
+so a step is either wholly present after a crash or wholly absent.
+
+Key layout, tenant isolation and the audit chain's format: ``gateway._store.base``.
+The parts: ``_store_base`` (types, keys, low-level I/O), ``_store_reads`` (queries),
+``_store_outbox`` (outbox and dead letters), ``_store_recovery`` (counters rebuilt at open,
+reopen after a failed write), this module (commit, open/close).
+
+Durability policy
+-----------------
+The WAL is never disabled. ``StoreSettings.sync``:
+
+* ``"group"`` (default): every ``commit`` fsyncs the WAL before returning (``delete_outbox``
+  does not: see its docstring).
+  A returned ``commit`` survives power loss; acknowledge only after it returns. Group many
+  events per step: the fsync is paid once per batch, not per event.
+
+  The fsync is RocksDB's ``FlushWAL(sync=true)`` after an unsynced write of the batch, not
+  a write with ``sync=true``: rocksdict holds the GIL through a synced write (~0.5 ms of
+  fsync here, during which the event loop in the main thread stands still), while it lets
+  the GIL go in ``flush_wal`` (measured: the main thread kept 44 % of its speed beside a
+  thread doing synced writes, 94 % beside one doing write + ``flush_wal``). The durability
+  is the same: ``commit`` returns after the fsync. The difference is visibility: between
+  the write and the fsync other threads could read the batch. Nothing is acknowledged
+  from that window (the committer answers after ``commit`` returns), counters and caches
+  change only after the fsync, and ``read_outbox`` reads only up to the last seq
+  published after its fsync, so the forwarder never sends a record a power cut could
+  still take back.
+* ``"os"``: the WAL is written to the OS before returning but fsync is left to the kernel.
+  Survives a process crash (kill -9), not a power cut or kernel panic.
+
+Recovery (``open_store``, ``Store.reopen``): ``gateway._store.recovery``.
+
+Memory and threads
+------------------
+``commit``, ``delete_outbox`` and ``close`` are serialised by one lock (one writer at a time
+is all RocksDB's WAL takes anyway); readers may run in other threads. The
+order cache keeps ``cache_orders`` ``OrderState`` objects (the newest written or read);
+recent fingerprints are kept in two generations of about ``recent_fingerprints / 2``; the
+outbox ledger keeps 4 bytes per outbox seq between the oldest live record and the newest.
+In-memory state changes only after a write succeeded. Iterators read in chunks and hold
+no RocksDB object between chunks, so an abandoned iterator never keeps the database open.
+RocksDB's own memory is bounded: a 64 MiB block cache shared by all column families (outbox
+scans bypass it: each record is read once), and 128 MiB of memtables for all of them
+together (the outbox's own at most 16 MiB), beyond which RocksDB flushes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import struct
+import threading
+import time
+from collections import OrderedDict
+from types import TracebackType
+from typing import Any
+
+import orjson
+from rocksdict import (
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
+
+from gateway._model import OrderState
+from gateway._settings import Settings
+from gateway._store.base import (
+    _BUYER_GENERATION,
+    _BUYER_NEWEST,
+    _HASH_MARK,
+    _QUARANTINE_FLOOR,
+    _SORTED,
+    COLUMN_FAMILIES,
+    FORMAT_VERSION,
+    _be64,
+    _be64x2,
+    _open_db,
+)
+from gateway._store.outbox import StoreOutbox
+from gateway._store.reads import StoreReads
+from gateway._store.recovery import StoreRecovery
+from gateway._store.values import (
+    AuditVerification,
+    CommitResult,
+    OutboxLedger,
+    OutboxStats,
+    StepWrite,
+    StoreSettings,
+)
+
+log = logging.getLogger("gateway._store.store")
+
+
+class Store(StoreReads, StoreOutbox, StoreRecovery):
+    """The open store. Create it with ``open_store``; use it as a context manager.
+
+    Writes (``commit``, ``delete_outbox``) are serialised by a lock; the read methods may
+    be called from other threads. Once closed, every method that needs the database
+    raises ``StoreError``; the in-memory counters (``outbox_stats``...) stay readable.
+    """
+
+    settings: StoreSettings
+
+    def __init__(self, db: Rdict, settings: StoreSettings) -> None:
+        self.settings = settings
+        self._db: Rdict | None = None
+        self._cfs: dict[str, Rdict] | None = None
+        self._handles: dict[str, Any] | None = None
+        self._attach(db)
+        self._write_options = WriteOptions()  # synced with flush_wal, see _write
+        self._sync_wal = settings.sync == "group"
+        self._unsynced = WriteOptions()  # outbox deletes: losing one to a power cut only re-sends
+        self._write_lock = threading.Lock()  # one writer: seqs, and the outbox ledger vs deletes
+        self._memory_lock = threading.Lock()
+        self._prefixes: dict[str, bytes] = {}
+        self._event_seq: dict[str, int] = {}
+        self._audit_seq: dict[str, int] = {}
+        self._audit_head: dict[str, str] = {}
+        self._quarantine_seq: dict[str, int] = {}
+        self._quarantine_count: dict[str, int] = {}
+        self._outbox_seq = 0
+        self._outbox_floor = 0
+        self._outbox = OutboxLedger()
+        self._dead_count = 0
+        self._closed = False
+        # Quarantined logistics events waiting for their waybill: (tenant, waybill) -> q seqs.
+        self._waiting: dict[tuple[str, str], list[int]] = {}
+        self._waiting_of: dict[tuple[str, int], str] = {}
+        # Buyers indexed since open, so a buyer never seen costs no index scan (orders_for_buyer).
+        self._buyers: set[tuple[str, int]] = set()
+        self._buyers_old: set[tuple[str, int]] = set()
+        self._buyers_since_ms = time.time_ns() // 1_000_000
+        self._buyers_complete_after_ms = self._buyers_since_ms  # refined by _recover
+        self._buyer_index_newest = 0
+        self._orders: OrderedDict[tuple[str, str], OrderState] = OrderedDict()
+        self._order_writes = 0  # guards read-through caching against a concurrent commit
+        self._recent: dict[str, set[int]] = {}
+        self._recent_old: dict[str, set[int]] = {}
+        self._recent_size = 0
+
+    def __repr__(self) -> str:
+        state = "open" if self._db is not None else "closed"
+        return f"<Store {str(self.settings.path)!r} sync={self.settings.sync} {state}>"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def commit(self, step: StepWrite) -> CommitResult:
+        """Write ``step`` as one atomic batch, durable per ``settings.sync`` on return.
+
+        Assigns seqs, writes a ``dedup`` entry for every event and chains the audit
+        records. Caches and counters change only after the write succeeded.
+
+        Raises:
+            StoreError: the store is closed or RocksDB failed; nothing was written.
+            ValueError: a record cannot be encoded (bad tenant, fingerprint, JSON); a bug.
+        """
+        with self._write_lock:
+            handles = self._live(self._handles)
+            batch = WriteBatch(raw_mode=True)
+            put, select = batch.put, batch.set_default_column_family
+            known, prefix_of, dumps = self._prefixes.get, self._prefix, orjson.dumps
+            event_next: dict[str, int] = {}
+            audit_next: dict[str, int] = {}
+            head_next: dict[str, str] = {}
+            quarantine_next: dict[str, int] = {}
+            released: dict[str, list[int]] = {}
+            event_seqs: list[int] = []
+            audit_seqs: list[int] = []
+            quarantine_seqs: list[int] = []
+            outbox_sizes: list[int] = []
+            try:
+                if step.orders:
+                    select(handles["orders"])
+                    for order in step.orders:
+                        tenant = order.tenant
+                        put((known(tenant) or prefix_of(tenant)) + order.order_id.encode(),
+                            dumps(order.to_dict()))
+                if step.events:
+                    select(handles["events"])
+                    counters = self._event_seq
+                    dedup: list[tuple[bytes, bytes]] = []
+                    for event in step.events:
+                        tenant = event["tenant"]
+                        seq = (event_next.get(tenant) or counters.get(tenant, 0)) + 1
+                        event_next[tenant] = seq
+                        prefix = known(tenant) or prefix_of(tenant)
+                        packed = _be64(seq)
+                        put(prefix + packed, dumps(event))
+                        dedup.append((prefix + _be64(event["fingerprint"]), packed))
+                        event_seqs.append(seq)
+                    select(handles["dedup"])
+                    for key, value in dedup:
+                        put(key, value)
+                if step.audit:
+                    select(handles["audit"])
+                    counters, heads, sha256 = self._audit_seq, self._audit_head, hashlib.sha256
+                    for record in step.audit:
+                        tenant = record["tenant"]
+                        seq = (audit_next.get(tenant) or counters.get(tenant, 0)) + 1
+                        prev = head_next.get(tenant)
+                        if prev is None:
+                            prev = heads.get(tenant, "")
+                        entry = {**record, "seq": seq, "prev": prev}
+                        entry.pop("hash", None)
+                        body = dumps(entry, option=_SORTED)
+                        digest = sha256(prev.encode() + body).hexdigest()
+                        audit_next[tenant] = seq
+                        head_next[tenant] = digest
+                        put((known(tenant) or prefix_of(tenant)) + _be64(seq),
+                            body[:-1] + _HASH_MARK + digest.encode() + b'"}')
+                        audit_seqs.append(seq)
+                outbox_seq = self._outbox_seq
+                if step.outbox:
+                    select(handles["outbox"])
+                    stamp = b',"queued_at_ms":%d}' % (time.time_ns() // 1_000_000)  # records are non-empty dicts
+                    for record in step.outbox:
+                        outbox_seq += 1
+                        value = dumps(record)[:-1] + stamp
+                        put(_be64(outbox_seq), value)
+                        outbox_sizes.append(len(value))
+                if step.quarantine:
+                    select(handles["quarantine"])
+                    counters = self._quarantine_seq
+                    for record in step.quarantine:
+                        tenant = record["tenant"]
+                        seq = (quarantine_next.get(tenant) or counters.get(tenant, 0)) + 1
+                        quarantine_next[tenant] = seq
+                        put((known(tenant) or prefix_of(tenant)) + _be64(seq), dumps(record))
+                        quarantine_seqs.append(seq)
+                if step.quarantine_release:
+                    self._release_quarantine(batch, handles, step.quarantine_release, released)
+                if step.buyer_index:
+                    select(handles["idx_buyer"])
+                    newest = self._buyer_index_newest
+                    for tenant, buyer_key, time_ms, order_id in step.buyer_index:
+                        put((known(tenant) or prefix_of(tenant)) + _be64x2(buyer_key, time_ms)
+                            + order_id.encode(), b"")
+                        newest = max(newest, time_ms)
+                    put(_BUYER_NEWEST, _be64(newest), handles["meta"])
+                if step.waybill_index:
+                    select(handles["idx_waybill"])
+                    for tenant, waybill, order_id in step.waybill_index:
+                        put((known(tenant) or prefix_of(tenant)) + waybill.encode(), order_id.encode())
+            except (struct.error, KeyError, TypeError, orjson.JSONEncodeError) as exc:
+                raise ValueError(f"step cannot be encoded: {exc!r}") from exc
+            if len(batch):
+                self._write(batch, "commit")
+            self._apply(step, event_next, audit_next, head_next, quarantine_next, released,
+                        outbox_seq, outbox_sizes)
+            if step.quarantine or released:
+                self._note_waiting(step.quarantine, quarantine_seqs, released)
+            first_outbox = outbox_seq - len(outbox_sizes) + 1
+            return CommitResult(event_seqs, audit_seqs, list(range(first_outbox, outbox_seq + 1)),
+                                quarantine_seqs)
+
+    def _release_quarantine(self, batch: WriteBatch, handles: dict[str, Any],
+                            releases: list[tuple[str, int]], released: dict[str, list[int]]) -> None:
+        """Add deletes (and the seq floor) for quarantine records that exist."""
+        column = self._live(self._cfs)["quarantine"]
+        batch.set_default_column_family(handles["quarantine"])
+        for tenant, seq in sorted(set(releases)):
+            key = self._prefix(tenant) + _be64(seq)
+            if self._guard(column.get, key) is not None:
+                batch.delete(key)
+                released.setdefault(tenant, []).append(seq)
+        batch.set_default_column_family(handles["meta"])
+        for tenant, seqs in released.items():
+            batch.put(self._prefix(tenant) + _QUARANTINE_FLOOR, _be64(max(seqs)))
+
+    def _note_waiting(self, records: list[dict[str, Any]], seqs: list[int],
+                      released: dict[str, list[int]]) -> None:
+        """Track quarantined events that wait for their waybill (``unknown_waybill``)."""
+        with self._memory_lock:
+            for record, seq in zip(records, seqs, strict=True):
+                if record.get("reason") == "unknown_waybill" and record.get("waybill"):
+                    tenant, waybill = record["tenant"], record["waybill"]
+                    self._waiting.setdefault((tenant, waybill), []).append(seq)
+                    self._waiting_of[(tenant, seq)] = waybill
+            for tenant, done in released.items():
+                for seq in done:
+                    waybill = self._waiting_of.pop((tenant, seq), None)
+                    if waybill is not None:
+                        left = [s for s in self._waiting.get((tenant, waybill), []) if s != seq]
+                        if left:
+                            self._waiting[(tenant, waybill)] = left
+                        else:
+                            self._waiting.pop((tenant, waybill), None)
+
+    def _apply(self, step: StepWrite, event_next: dict[str, int], audit_next: dict[str, int],
+               head_next: dict[str, str], quarantine_next: dict[str, int],
+               released: dict[str, list[int]], outbox_seq: int, outbox_sizes: list[int]) -> None:
+        """Publish a written step to the counters and caches."""
+        self._event_seq.update(event_next)
+        self._audit_seq.update(audit_next)
+        self._audit_head.update(head_next)
+        self._quarantine_seq.update(quarantine_next)
+        first_outbox = self._outbox_seq + 1
+        self._outbox_seq = outbox_seq
+        with self._memory_lock:
+            self._order_writes += 1
+            cache, limit = self._orders, self.settings.cache_orders
+            for order in step.orders:
+                key = (order.tenant, order.order_id)
+                cache[key] = order
+                cache.move_to_end(key)
+            while len(cache) > limit:
+                cache.popitem(last=False)
+            if outbox_sizes:
+                self._outbox.add(first_outbox, outbox_sizes)
+            counts = self._quarantine_count
+            for record in step.quarantine:
+                counts[record["tenant"]] = counts.get(record["tenant"], 0) + 1
+            for tenant, seqs in released.items():
+                counts[tenant] -= len(seqs)
+        if step.buyer_index:
+            self._remember_buyers(step.buyer_index)
+        if self.settings.recent_fingerprints and step.events:
+            recent, half = self._recent, max(1, self.settings.recent_fingerprints // 2)
+            for event in step.events:
+                tenant = event["tenant"]
+                seen = recent.get(tenant)
+                if seen is None:
+                    seen = recent[tenant] = set()
+                seen.add(event["fingerprint"])
+            self._recent_size += len(step.events)
+            if self._recent_size >= half:  # rotate generations: memory stays bounded
+                self._recent_old, self._recent, self._recent_size = recent, {}, 0
+
+    def _remember_buyers(self, entries: list[tuple[str, int, int, str]]) -> None:
+        """Note indexed buyers in memory; two generations bound the memory.
+
+        Dropping a generation makes ``_buyers_complete_after_ms`` the start of the one kept:
+        an entry written before that has a time no later than its write.
+        """
+        for tenant, buyer_key, time_ms, _ in entries:
+            self._buyers.add((tenant, buyer_key))
+            self._buyer_index_newest = max(self._buyer_index_newest, time_ms)
+        if len(self._buyers) >= _BUYER_GENERATION:
+            now = time.time_ns() // 1_000_000
+            self._buyers_complete_after_ms = max(self._buyers_complete_after_ms, self._buyers_since_ms)
+            self._buyers_old, self._buyers, self._buyers_since_ms = self._buyers, set(), now
+
+    # -- open and close --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database (idempotent). Pending iterators end with ``StoreError``."""
+        with self._write_lock:
+            self._closed = True  # for good: reopen() refuses
+            db, self._db, self._cfs, self._handles = self._db, None, None, None
+            with self._memory_lock:
+                self._orders.clear()
+                self._recent, self._recent_old = {}, {}
+            if db is not None:
+                self._guard(db.close)
+
+def open_store(settings: StoreSettings) -> Store:
+    """Open (creating if needed) the store at ``settings.path`` and recover its counters.
+
+    Raises:
+        StoreError: the directory cannot be created, the database is locked by another
+            process (or already open in this one), damaged, or of another format.
+    """
+    store = Store(_open_db(settings), settings)
+    try:
+        store._recover()
+    except BaseException:
+        store.close()
+        raise
+    log.info("store open: %s (sync=%s, %d outbox records)", settings.path, settings.sync, store._outbox.count)
+    return store
+
+
+def store_settings(settings: Settings) -> StoreSettings:
+    """The store's settings from the ``[store]`` section and the data directory
+    (``<data_dir>/rocksdb``)."""
+    return StoreSettings(path=settings.data_path / "rocksdb", **dataclasses.asdict(settings.store))
+
+
+__all__ = ["COLUMN_FAMILIES", "FORMAT_VERSION", "AuditVerification", "CommitResult", "OutboxStats", "StepWrite",
+           "Store", "StoreSettings", "open_store", "store_settings"]

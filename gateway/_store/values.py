@@ -1,0 +1,133 @@
+"""The store's value types: settings, what a step writes, what a commit returns, outbox figures.
+
+Plain data, shared by every part of ``gateway._store.store``; ``OutboxLedger`` keeps the outbox's
+live count and bytes in memory (4 bytes per seq between the oldest live record and the newest).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway._model import OrderState
+from gateway._settings import StoreSection
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings(StoreSection):
+    """How the store is opened: where (``path``, created if missing) and the ``[store]``
+    settings (``StoreSection``: sync policy, caches, outbox bound), all by keyword."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if self.sync not in ("group", "os"):
+            raise ValueError(f"sync must be 'group' or 'os', not {self.sync!r}")
+        for name in ("cache_orders", "recent_fingerprints", "outbox_max_events", "outbox_max_bytes",
+                     "outbox_reserve_events", "outbox_reserve_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+
+@dataclass
+class StepWrite:
+    """Everything one processing step commits, in ONE WriteBatch.
+
+    Audit records must not carry ``seq``/``prev``/``hash`` (the store sets them). Records
+    are serialised as given; the store never mutates them.
+    """
+
+    orders: list[OrderState] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    buyer_index: list[tuple[str, int, int, str]] = field(default_factory=list)
+    waybill_index: list[tuple[str, str, str]] = field(default_factory=list)
+    quarantine_release: list[tuple[str, int]] = field(default_factory=list)
+
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """Seqs assigned by ``Store.commit``, parallel to the step's lists."""
+
+    event_seqs: list[int]
+    audit_seqs: list[int]
+    outbox_seqs: list[int]
+    quarantine_seqs: list[int]
+
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """Outcome of ``Store.verify_audit_chain``.
+
+    Attributes:
+        ok: every link verified and the chain reaches the last seq written.
+        records: records verified before the first bad one (all of them when ``ok``).
+        first_bad_seq: seq of the first bad or missing record, ``None`` when ``ok``.
+        reason: what is wrong (``""`` when ``ok``).
+    """
+
+    ok: bool
+    records: int
+    first_bad_seq: int | None
+    reason: str
+
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """Outbox backlog: live records, their value bytes and the oldest live seq."""
+
+    count: int
+    bytes: int
+    oldest_seq: int | None
+
+
+
+class OutboxLedger:
+    """Value sizes of live outbox records, indexed by ``seq - base`` (0 = deleted)."""
+
+    def __init__(self) -> None:
+        self.sizes = array("I")
+        self.base = 1
+        self.head = 0  # index of the oldest possibly-live entry
+        self.count = 0
+        self.bytes = 0
+
+    def add(self, first_seq: int, sizes: list[int]) -> None:
+        if not self.count:
+            self.sizes, self.base, self.head = array("I"), first_seq, 0
+        gap = first_seq - self.base - len(self.sizes)
+        if gap > 0:  # only at open, where deleted seqs leave holes
+            self.sizes.frombytes(bytes(self.sizes.itemsize * gap))
+        self.sizes.extend(sizes)
+        self.count += len(sizes)
+        self.bytes += sum(sizes)
+
+    def remove(self, seqs: Iterable[int]) -> None:
+        sizes, base = self.sizes, self.base
+        for seq in seqs:
+            index = seq - base
+            if self.head <= index < len(sizes) and sizes[index]:
+                self.bytes -= sizes[index]
+                self.count -= 1
+                sizes[index] = 0
+        while self.head < len(sizes) and not sizes[self.head]:
+            self.head += 1
+        if self.head > 4096 and self.head * 2 > len(sizes):  # amortised compaction
+            del sizes[: self.head]
+            self.base += self.head
+            self.head = 0
+
+    def stats(self) -> OutboxStats:
+        return OutboxStats(self.count, self.bytes, self.base + self.head if self.count else None)
+
+
+__all__ = ["AuditVerification", "CommitResult", "OutboxLedger", "OutboxStats", "StepWrite", "StoreSettings"]
