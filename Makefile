@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run          start the gateway on the embedded default config (demo ERP, 127.0.0.1:8780)"
 	@echo "make test         run the whole test suite on the Cython core, then on the pure-Python fallback"
-	@echo "make lint         ruff + mypy"
+	@echo "make lint         ruff + mypy + lint-imports (the import contract in pyproject.toml)"
 	@echo "make bench        python -m benchmarks core   (bench-store, bench-forward, bench-ingest, bench-app: the others)"
 	@echo "make soak-forward SIGKILL soak of store-and-forward (KILLS=1000)"
 	@echo "make check-config validate config/ (gateway.toml + rules)"
@@ -41,6 +41,7 @@ test-fast: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check gateway core_ext devices benchmarks tests setup.py
 	$(VENV)/bin/mypy gateway core_ext devices
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks core
