@@ -12,6 +12,9 @@ meaningful set::
     │   └── PayloadTooLargeError   body over the configured limit     -> HTTP 413
     ├── StoreError             RocksDB failed; the step was not committed
     │   └── BackpressureError      a configured bound is reached      -> HTTP 503
+    ├── DeviceError            a device (scanner, printer, NVR, scale) failed; the message says what to do
+    │   ├── DeviceUnavailableError not there, connection lost or timed out (the supervisor reopens it)
+    │   └── DeviceAuthError        the device refused our credentials (NVR digest auth)
     └── StateTransitionError   a programming error: an impossible transition was forced
 """
 
@@ -85,6 +88,28 @@ class BackpressureError(StoreError):
     def __init__(self, message: str, retry_after_s: int = 5) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class DeviceError(GatewayError):
+    """A device failed or answered something we cannot use.
+
+    Args:
+        device: the device's configured name or path (never a password or a URL with one).
+        message: what is wrong and, where there is one, what to do.
+    """
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device
+        self.message = message
+
+
+class DeviceUnavailableError(DeviceError):
+    """The device is not there, its connection was lost, or it did not answer in time."""
+
+
+class DeviceAuthError(DeviceError):
+    """The device refused our credentials (an NVR's digest auth); retrying will not help."""
 
 
 class StateTransitionError(GatewayError):
