@@ -11,6 +11,7 @@ meaningful set::
     │   ├── MalformedEventError    body cannot be decoded/understood  -> HTTP 400
     │   └── PayloadTooLargeError   body over the configured limit     -> HTTP 413
     ├── StoreError             RocksDB failed; the step was not committed
+    │   ├── StoreLockedError       another process holds the store open
     │   └── BackpressureError      a configured bound is reached      -> HTTP 503
     ├── DeviceError            a device (scanner, printer, NVR, scale) failed; the message says what to do
     │   ├── DeviceUnavailableError not there, connection lost or timed out (the supervisor reopens it)
@@ -75,6 +76,13 @@ class PayloadTooLargeError(IngestError):
 
 class StoreError(GatewayError):
     """The durable store failed; the processing step was not committed."""
+
+
+class StoreLockedError(StoreError):
+    """The store's directory is locked: another gateway (or command) has it open.
+
+    RocksDB is single-writer: stop the other process, or give this one its own data directory.
+    """
 
 
 class BackpressureError(StoreError):

@@ -7,7 +7,17 @@
     gateway quarantine list|release --tenant T [--config FILE] [--data-dir DIR] ...
     gateway version
 
-Exit codes: 0 success, 1 invalid config or failed check, 2 usage error (argparse).
+Exit status (documented in the README):
+
+    0    success
+    1    the config or a rule file is invalid, or a check failed (audit chain, ...)
+    2    usage error (unknown command or option)
+    3    the store cannot be opened: locked by another gateway, damaged, or unwritable
+    4    another error the gateway raised on purpose (the message says what to do)
+    130  interrupted (Ctrl-C before the graceful shutdown began)
+
+A start-up failure prints one clear message and what to do next; the traceback only with
+``--log-level DEBUG``.
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway._errors import ConfigError, GatewayError
+from gateway._errors import ConfigError, GatewayError, StoreError, StoreLockedError
+from gateway._rules import RuleErrors
 from gateway._settings import Settings, TomlDocument, default_config_path, load_settings, with_overrides
 
 log = logging.getLogger("gateway")
@@ -42,12 +53,19 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return with_overrides(settings, **overrides) if overrides else settings
 
 
+#: Libraries whose INFO lines are noise at a warehouse (httpx logs every batch POST):
+#: WARNING and above unless ``--log-level DEBUG``.
+QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "trio-websocket", "trio_websocket", "asyncio", "urllib3")
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -192,20 +210,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_CONFIG = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+EXIT_OTHER = 4
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order; trio's nurseries wrap a
+    start-up failure in one group per nursery level."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _advice(error: GatewayError) -> tuple[int, str]:
+    """The exit status for ``error`` and what the operator should do next."""
+    if isinstance(error, ConfigError):
+        return EXIT_CONFIG, ("fix the line named above; `gateway check-config` checks the config and "
+                             "every rule file without starting")
+    if isinstance(error, StoreLockedError):
+        return EXIT_STORE, ("another gateway (or a `gateway` command) has this data directory open: stop "
+                            "it first, or give this one its own --data-dir")
+    if isinstance(error, StoreError):
+        return EXIT_STORE, ("check that the data directory exists, is writable by this user and has free "
+                            "space; `gateway audit-verify` checks a store that opens")
+    return EXIT_OTHER, "see the message above"
+
+
+def report_failure(error: BaseException, *, debug: bool = False) -> int | None:
+    """Print what went wrong (every ``GatewayError`` inside ``error``, rule errors one per
+    line) and what to do, on stderr; return the exit status.
+
+    Returns ``None`` when ``error`` holds something that is not a ``GatewayError`` (a bug:
+    the caller lets its traceback through).
+    """
+    leaves = _leaves(error)
+    if not leaves or not all(isinstance(leaf, GatewayError) for leaf in leaves):
+        return None
+    status = EXIT_OTHER
+    for index, leaf in enumerate(leaves):
+        assert isinstance(leaf, GatewayError)
+        lines = [str(e) for e in leaf.errors] if isinstance(leaf, RuleErrors) else [str(leaf)]
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        code, advice = _advice(leaf)
+        status = code if index == 0 else status
+        print(f"  what to do: {advice}", file=sys.stderr)
+    if debug:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``gateway`` console script."""
+    """Entry point of the ``gateway`` console script (exit statuses in the module docstring)."""
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
         return result
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except GatewayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:
+        if isinstance(exc, BaseExceptionGroup) and all(isinstance(e, KeyboardInterrupt) for e in _leaves(exc)):
+            return 130
+        debug = (getattr(args, "log_level", None) or "") == "DEBUG"
+        status = report_failure(exc, debug=debug)
+        if status is None:
+            raise
+        return status
 
 
 if __name__ == "__main__":

@@ -122,3 +122,52 @@ def test_run_as_a_real_process_ingests_and_stops_on_sigterm(tmp_path):
         assert len(list(store.iter_audit("t1"))) == 2
         assert store.outbox_stats().count == 2
         assert store.verify_audit_chain("t1").ok
+
+
+# -- start-up failures: one clear message, a documented exit status ---------------------------
+
+
+def run_briefly(config, *extra):
+    return subprocess.run([sys.executable, "-m", "gateway", "run", "--config", str(config), "--no-demo", *extra],
+                          capture_output=True, text=True, timeout=60, cwd=config.parent)
+
+
+def test_a_broken_rule_file_stops_the_start_with_one_clear_message(tmp_path):
+    config = copy_tree(ROOT / "config", tmp_path / "config")
+    rule = config / "rules" / "douyin.toml"
+    line = edit_line(rule, '"PENDING_REVIEW"', '"PENDING_REVEIW"')
+    result = run_briefly(config / "gateway.toml", "--port", "0")
+    assert result.returncode == 1, result.stderr
+    errors = [entry for entry in result.stderr.splitlines() if not re.match(r"\d{4}-\d\d-\d\d ", entry)]
+    assert errors[0].startswith(f"error: {rule}:{line}: status.101")
+    assert "gateway check-config" in errors[1] and len(errors) == 2, result.stderr
+    assert "Traceback" not in result.stderr and "ExceptionGroup" not in result.stderr
+
+
+def test_a_store_locked_by_another_gateway_exits_3_and_says_what_to_do(tmp_path):
+    from gateway._settings import load_settings
+    from gateway._store import open_store, store_settings
+
+    config = write_config(tmp_path)
+    with open_store(store_settings(load_settings(config))):  # this process holds the RocksDB lock
+        result = run_briefly(config)
+        debug = run_briefly(config, "--log-level", "DEBUG")
+    assert result.returncode == 3, result.stderr
+    assert "store is locked" in result.stderr and "another gateway" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 4, result.stderr
+    assert debug.returncode == 3 and "Traceback" in debug.stderr, "the traceback is there for whoever asks"
+
+
+def test_third_party_info_lines_are_quiet_unless_debugging():
+    import logging
+
+    from gateway.cli import QUIET_LOGGERS, _setup_logging
+
+    try:
+        _setup_logging("INFO")
+        assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+        _setup_logging("DEBUG")
+        assert logging.getLogger("httpx").getEffectiveLevel() == logging.DEBUG
+    finally:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)

@@ -66,7 +66,7 @@ from rocksdict import (
     WriteOptions,
 )
 
-from gateway._errors import StoreError
+from gateway._errors import StoreError, StoreLockedError
 from gateway._model import OrderState
 from gateway._store.values import OutboxLedger, StoreSettings
 
@@ -282,6 +282,6 @@ def _open_db(settings: StoreSettings) -> Rdict:
         return Rdict(str(path), options=options, column_families=families)
     except Exception as exc:  # rocksdict raises bare Exception for RocksDB errors
         if "lock" in str(exc).lower():
-            raise StoreError(f"store is locked by another process (or already open): {path}: {exc}") from exc
+            raise StoreLockedError(f"store is locked by another process (or already open): {path}: {exc}") from exc
         raise StoreError(f"cannot open store {path}: {exc}") from exc
 
