@@ -50,6 +50,7 @@ import trio
 
 from gateway._backoff import Backoff
 from gateway._errors import StoreError
+from gateway._forward.outage import Backlog, OutageLog, public_url
 from gateway._forward.sink import Delivery, HttpSink, OutboundBatch, Sink, build_batch
 from gateway._metrics import Metrics
 from gateway._settings import UpstreamSection
@@ -104,6 +105,8 @@ class Forwarder:
         self._backoff_scope: trio.CancelScope | None = None
         self._undeleted: dict[str, list[int]] = {}
         self.stopped = trio.Event()
+        self.outage = OutageLog(public_url(settings.url), self._backlog, lambda: store.outbox_stats().count,
+                                caught_up_events=settings.batch_max_events)
 
     def __repr__(self) -> str:
         return f"<Forwarder {self.sink!r} {self.status.state}>"
@@ -240,6 +243,7 @@ class Forwarder:
         if self.metrics:
             self.metrics.forwarded_events.inc(len(batch.seqs))
         self._count_batch("ok")
+        self.outage.delivered(len(batch.seqs))
 
     async def _dead_letter(self, batch: OutboundBatch, delivery: Delivery) -> None:
         seq = batch.seqs[0]
@@ -261,10 +265,7 @@ class Forwarder:
         status.retries += 1
         delay = self._backoff.next_delay(delivery.retry_after_s)
         self._note_error(f"{delivery.reason} (retry {status.consecutive_failures} in {delay:.1f} s)")
-        level = logging.WARNING if status.consecutive_failures in (1, 5) or status.consecutive_failures % 50 == 0 \
-            else logging.DEBUG
-        log.log(level, "upstream did not take %s: %s; retry %d in %.1f s (backlog %d)", batch,
-                delivery.reason, status.consecutive_failures, delay, self.store.outbox_stats().count)
+        self.outage.failed(f"{batch}: {delivery.reason}", delay)
         self._count_batch("retry")
         status.state = "backoff"
         status.retry_at = time.time() + delay
@@ -297,6 +298,12 @@ class Forwarder:
                 await trio.to_thread.run_sync(self.store.reopen, limiter=self._limiter)
             except StoreError as exc:
                 log.error("cannot reopen the store: %s", str(exc))
+
+    def _backlog(self) -> Backlog:
+        stats = self.store.outbox_stats()
+        queued_ms = self.store.outbox_oldest_queued_ms()
+        age = max(0.0, time.time() - queued_ms / 1000) if queued_ms is not None else None
+        return Backlog(stats.count, stats.bytes, age)
 
     def _note_error(self, reason: str) -> None:
         self.status.last_error = reason
