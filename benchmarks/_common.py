@@ -1,19 +1,29 @@
-"""Shared helpers of the benchmarks: progress on stderr, JSON figures on stdout.
+"""Shared helpers of the benchmarks: progress on stderr, JSON figures on stdout, targets.
 
 Every benchmark prints human-readable lines, shows progress on stderr while it works, and
 with ``--json`` prints ONE JSON object with all its figures as the last line of stdout, so
 engineers and scripts can track them over time.
+
+Every benchmark's object has a ``targets`` key, the same shape everywhere (``{}`` for a
+benchmark that sets no target)::
+
+    "targets": {"durable_ingest_eps": {"value": 31234, "op": ">=", "target": 25000, "pass": true}, ...}
+
+Names are snake_case with their unit (``_eps`` events/s, ``_per_s``, ``_ratio``). Entries
+are built by :func:`target_entry` and printed by :func:`print_targets`, nowhere else.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import operator
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -72,5 +82,48 @@ def emit_json(figures: dict[str, Any]) -> None:
     print(orjson.dumps(figures).decode(), flush=True)
 
 
+Op = Literal[">=", "<="]
+_COMPARE: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le}
+
+
+def target_entry(value: float | None, op: Op, target: float, digits: int = 0) -> dict[str, Any]:
+    """One target as every benchmark reports it: ``{"value", "op", "target", "pass"}``.
+
+    Args:
+        value: the measured figure; ``None`` (or not finite) when it could not be measured.
+        op: ``">="`` (the figure must reach ``target``) or ``"<="`` (must stay within it).
+        target: the threshold.
+        digits: decimals ``value`` is rounded to (0: an integer).
+
+    Returns:
+        The entry. ``pass`` is judged on the rounded value, so ``value op target`` read back
+        from the JSON always agrees with it; an unmeasured value is ``null`` and never passes.
+
+    Raises:
+        ValueError: ``op`` is not ``">="`` or ``"<="``.
+    """
+    if op not in _COMPARE:
+        raise ValueError(f"a target's op is '>=' or '<=', not {op!r}")
+    if value is None or not math.isfinite(value):
+        return {"value": None, "op": op, "target": target, "pass": False}
+    shown: float = round(value, digits) if digits else round(value)
+    return {"value": shown, "op": op, "target": target, "pass": _COMPARE[op](shown, target)}
+
+
 def verdict(ok: bool) -> str:
+    """``PASS`` or ``MISS``, as the benchmarks print a target's outcome."""
     return "PASS" if ok else "MISS"
+
+
+def target_line(name: str, entry: dict[str, Any]) -> str:
+    """The human-readable verdict of one target: ``target NAME: VALUE OP TARGET  PASS|MISS``."""
+    value = "not measured" if entry["value"] is None else f"{entry['value']:,}"
+    return f"  target {name}: {value} {entry['op']} {entry['target']:,}  {verdict(entry['pass'])}"
+
+
+def print_targets(targets: dict[str, dict[str, Any]]) -> None:
+    """One verdict line per target, or a line saying the benchmark sets none."""
+    if not targets:
+        print("  targets: none set by this benchmark")
+    for name, entry in targets.items():
+        print(target_line(name, entry))

@@ -20,9 +20,8 @@ c. **the no-op ceiling**: ``GET /livez`` on the same server, a route that does n
 d. **the bare stack**, after the gateway has stopped: a 10-line raw ASGI app (no Starlette,
    no gateway) served by the gateway's own HTTP/1.1 server (``gateway._server.h1``, the default
    ``[http] server = "builtin"``) in another subprocess, same client — the most any handler
-   on this HTTP stack can answer here;
-e. the same bare app on **hypercorn**'s trio worker (``[http] server = "hypercorn"``, the
-   fallback), for comparison.
+   on this HTTP stack can answer here. (Until the hypercorn fallback was removed, a phase
+   (e) ran the same app on hypercorn's trio worker: the builtin server answered ~11x more.)
 
 **The connection sweep.** (c) and (a) run at each level of ``--connections`` (default 16,
 32, 64 and 128 connections), the two of a level back to back, and the table shows every
@@ -49,8 +48,17 @@ the same stages in-process with no HTTP (``benchmarks.store.run_ingest``).
 Webhooks per group commit (write batch + fsync) are read from the gateway's ``/metrics``
 (``gateway_commit_events_count``, with the tmp API token).
 
-Targets (issue 4): single-event webhooks >= 2,000/s and within 2x of the no-op ceiling
-(peak / peak); batched ERP ingest >= 100,000 events/s durable. Each is reported PASS or MISS.
+Targets (issue 4), in the ``targets`` object of ``--json`` (``benchmarks._common``), each
+printed PASS or MISS:
+
+* ``signed_webhooks_per_s`` >= 2,000: signed single-event webhooks, peak of the sweep;
+* ``livez_over_webhooks_ratio`` <= 2.25: the no-op ceiling over the webhooks, peak / peak
+  (webhooks within 2.25x of ``/livez``);
+* ``batched_durable_eps`` >= 25,000: batched ERP ingest over HTTP, durable events/s.
+
+The last two were re-planned by the project owner (from 2x and 100,000 events/s) to what
+the contract (HMAC check, decode, normalise, plan, audit chain, outbox, a synced group
+commit before the reply) costs in CPython.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -71,7 +80,7 @@ from typing import Any
 import orjson
 
 import core_ext
-from benchmarks._common import emit_json, machine, parser, verdict
+from benchmarks._common import emit_json, machine, parser, print_targets, target_entry
 from benchmarks._load import Load, drive
 from gateway._signing import sign
 
@@ -80,6 +89,13 @@ RULES = ROOT / "config" / "rules"
 TENANT = "bench"
 SECRET = "bench-erp-secret-0123456789"
 FLOW = ["PAID", "WAIT_AUDIT", "AUDITED", "PICKING"]
+TARGET_WEBHOOKS_PER_S = 2_000
+TARGET_LIVEZ_RATIO = 2.25
+TARGET_BATCHED_EPS = 25_000
+#: Warm-up requests before the measured phases (fewer when the phase itself is smaller,
+#: so a run with tiny counts, as the tests make, stays quick).
+WARM_UP_NOOP = 2_000
+WARM_UP_WEBHOOKS = 1_000
 
 
 # -- requests -------------------------------------------------------------------------
@@ -190,7 +206,7 @@ def stop_gateway(process: subprocess.Popen[bytes]) -> int:
         return process.wait()
 
 
-async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _bare_asgi(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """The smallest ASGI app: lifespan accepted, every request answered ``ok``."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] == "lifespan.startup":
@@ -202,27 +218,18 @@ async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def serve_bare(port: int, server: str) -> None:
-    """Serve ``_bare_asgi`` on trio with ``server`` (``builtin`` or ``hypercorn``), configured
-    as the daemon configures it."""
+def serve_bare(port: int) -> None:
+    """Serve ``_bare_asgi`` on trio with the gateway's own HTTP/1.1 server, configured as the
+    daemon configures it."""
     import trio
 
-    if server == "builtin":
-        from gateway._server import serve_http1
+    from gateway._server import serve_http1
 
-        trio.run(partial(serve_http1, _bare_asgi, [("127.0.0.1", port)], shutdown_trigger=trio.sleep_forever))
-        return
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    trio.run(serve, _bare_asgi, config)  # type: ignore[arg-type]
+    trio.run(partial(serve_http1, _bare_asgi, [("127.0.0.1", port)], shutdown_trigger=trio.sleep_forever))
 
 
-def start_bare(port: int, server: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.ingest", str(port), server], cwd=ROOT,
+def start_bare(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.ingest", str(port)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -235,12 +242,13 @@ def start_bare(port: int, server: str) -> subprocess.Popen[bytes]:
     raise RuntimeError("the bare ASGI server did not start within 30 s")
 
 
-def run_bare(server: str, requests: int, connections: int, label: str) -> Load:
-    """Phase (d) or (e): the bare ASGI app on ``server`` in its own process."""
+def run_bare(requests: int, connections: int, label: str) -> Load:
+    """Phase (d): the bare ASGI app on the builtin server in its own process."""
     port = free_port()
-    process = start_bare(port, server)
+    process = start_bare(port)
     try:
-        drive(("127.0.0.1", port), [noop_request(port)] * 2_000, connections, f"warm-up {server}")
+        drive(("127.0.0.1", port), [noop_request(port)] * min(WARM_UP_NOOP, requests), connections,
+              "warm-up bare")
         return drive(("127.0.0.1", port), [noop_request(port)] * requests, connections, label,
                      server_pid=process.pid)
     finally:
@@ -311,7 +319,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--batches", type=int, default=200, help="batched ERP pushes (default 200)")
     p.add_argument("--batch-size", type=int, default=1_000, help="events per batched push (default 1000)")
     p.add_argument("--batch-connections", type=int, default=4, help="connections for (b) (default 4)")
-    p.add_argument("--bare-connections", type=int, default=32, help="connections for (d) and (e) (default 32)")
+    p.add_argument("--bare-connections", type=int, default=32, help="connections for (d) (default 32)")
     p.add_argument("--no-store-baseline", action="store_true", help="skip the in-process baseline of (b)")
     args = p.parse_args(argv)
     sweep = _connection_levels(args.connections)
@@ -328,14 +336,15 @@ def main(argv: list[str]) -> int:
                     for n in range(args.batches)]
     single_bodies = [orjson.dumps({"events": [event]})
                      for event in erp_events(args.webhooks * len(sweep), "wh", 50_000_000)]
-    warm_bodies = [orjson.dumps({"events": [event]}) for event in erp_events(1_000, "warm", 90_000_000)]
+    warm_bodies = [orjson.dumps({"events": [event]})
+                   for event in erp_events(min(WARM_UP_WEBHOOKS, args.webhooks), "warm", 90_000_000)]
     baseline: dict[str, Any] | None = None
     levels: list[Level] = []
     try:
         gateway = start_gateway(workdir, port)
         try:
             pid = gateway.pid
-            drive(address, [noop_request(port)] * 2_000, sweep[0], "warm-up /livez")
+            drive(address, [noop_request(port)] * min(WARM_UP_NOOP, args.noop), sweep[0], "warm-up /livez")
             drive(address, signed_requests(port, warm_bodies), sweep[0], "warm-up webhooks", 1)
             for n, connections in enumerate(sweep):  # the two at one level run back to back
                 noop = drive(address, [noop_request(port)] * args.noop, connections,
@@ -351,8 +360,7 @@ def main(argv: list[str]) -> int:
             code = stop_gateway(gateway)
         if code != 0:
             print(f"  gateway exited with {code}; see its log", file=sys.stderr)
-        bare = run_bare("builtin", args.noop, args.bare_connections, "(d) bare ASGI app, same server")
-        bare_hypercorn = run_bare("hypercorn", args.noop, args.bare_connections, "(e) bare ASGI app, hypercorn")
+        bare = run_bare(args.noop, args.bare_connections, "(d) bare ASGI app, same server")
         if not args.no_store_baseline:
             from benchmarks.store import run_ingest
             from gateway._daemon import tune_gc
@@ -378,22 +386,20 @@ def main(argv: list[str]) -> int:
         "single": {**single.figures(), "connections": single_peak.connections},
         "batched": {**batched.figures(), "durable_events_s": round(batched_eps)},
         "bare_stack": bare.figures(),
-        "bare_hypercorn": bare_hypercorn.figures(),
         "noop_over_single": round(ceiling_ratio, 2),
         "bare_over_noop": round(bare.rate() / noop.rate(), 2) if noop.rate() else None,
         "bare_over_single": round(bare.rate() / single.rate(), 2) if single.rate() else None,
-        "builtin_over_hypercorn": round(bare.rate() / bare_hypercorn.rate(), 2) if bare_hypercorn.rate() else None,
         "batched_over_single_events": round(batched_eps / single.rate(), 1) if single.rate() else None,
         "in_process_batched_eps": round(baseline["eps"]) if baseline else None,
         "load_average_before": round(load_before, 2),
-        "target_single_2000": single.rate() >= 2_000,
-        "target_single_within_2x": ceiling_ratio <= 2.0,
-        "target_batched_100k": batched_eps >= 100_000,
+        "targets": {
+            "signed_webhooks_per_s": target_entry(single.rate(), ">=", TARGET_WEBHOOKS_PER_S),
+            "livez_over_webhooks_ratio": target_entry(ceiling_ratio, "<=", TARGET_LIVEZ_RATIO, 2),
+            "batched_durable_eps": target_entry(batched_eps, ">=", TARGET_BATCHED_EPS),
+        },
         "machine": machine(),
     }
     print("\n".join(_sweep_table(levels)))
-    print(f"  (e) bare ASGI app, hypercorn, {args.bare_connections} connections: "
-          f"{bare_hypercorn.rate():,.0f} requests/s")
     print(_line(f"(d) bare ASGI app, same server, {args.bare_connections} conn.", bare))
     print(_line(f"(c) no-op GET /livez, peak ({noop_peak.connections} conn.)", noop))
     print(_line(f"(a) signed webhooks, peak ({single_peak.connections} conn.)", single, "webhooks/s"))
@@ -406,19 +412,16 @@ def main(argv: list[str]) -> int:
     print(f"  no-op ceiling / webhooks, peak / peak {ceiling_ratio:>6.2f}x   (per level in the table above)")
     print(f"  bare stack / no-op ceiling        {figures['bare_over_noop']:>10.2f}x   "
           f"(bare stack / webhooks {figures['bare_over_single']:.2f}x)")
-    print(f"  builtin server / hypercorn, bare  {figures['builtin_over_hypercorn']:>10.2f}x")
     loads = [(f"noop@{level.connections}", level.noop) for level in levels]
     loads += [(f"single@{level.connections}", level.single) for level in levels] + [("batched", batched)]
     problems = {name: load.requests - load.ok for name, load in loads if load.ok < load.requests}
     if problems:
         print(f"  NOT ALL REQUESTS GOT 200: {problems}")
-    print(f"  target single-event webhooks >= 2,000/s: {verdict(figures['target_single_2000'])}; "
-          f"within 2x of the no-op ceiling: {verdict(figures['target_single_within_2x'])}; "
-          f"batched >= 100,000 events/s durable: {verdict(figures['target_batched_100k'])}")
+    print_targets(figures["targets"])
     if args.json:
         emit_json(figures)
     return 0
 
 
-if __name__ == "__main__":  # the bare ASGI server of (d)/(e): python -m benchmarks.ingest PORT SERVER
-    serve_bare(int(sys.argv[1]), sys.argv[2])
+if __name__ == "__main__":  # the bare ASGI server of (d): python -m benchmarks.ingest PORT
+    serve_bare(int(sys.argv[1]))

@@ -16,8 +16,14 @@ own plans. Timed twice: the ``put`` calls plus the synced write (the baseline of
 within-3x target: what any Python code pays to write those records) and the write alone
 (RocksDB's memtable, WAL and fsync: what is left after it is the budget for decoding,
 mapping, planning and encoding).
-Targets: >= 100,000 events/s durable, and within 3x of the raw write-batch limit
-expressed in events/s.
+
+Targets, in the ``targets`` object of ``--json`` (``benchmarks._common``):
+
+* ``durable_ingest_eps`` >= 25,000: durable batched ingest, events/s. Re-planned by the
+  project owner from 100,000 to what the contract (decode, normalise, plan, audit chain,
+  outbox, one synced write per group) costs in CPython;
+* ``raw_over_ingest_ratio`` <= 3.0: the raw write-batch limit in events/s over the
+  durable ingest rate (within 3x of raw).
 
 The time split (decode / normalise+core / plan / commit) is printed so that a miss shows
 where the time goes.
@@ -36,13 +42,15 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 import core_ext
-from benchmarks._common import Progress, emit_json, machine, parser, verdict
+from benchmarks._common import Progress, emit_json, machine, parser, print_targets, target_entry
 from gateway._daemon import tune_gc
 from gateway._pipeline import plan_step
 from gateway._rules import load_rules, normalise_batch
 from gateway._store import StepWrite, StoreSettings, open_store
 
 RULES = Path(__file__).resolve().parent.parent / "config" / "rules"
+TARGET_DURABLE_EPS = 25_000
+TARGET_RAW_RATIO = 3.0
 FLOW = ["CREATED", "PAID", "WAIT_AUDIT", "AUDITED", "PICKING", "PACKED", "SENT", "SIGNED"]
 
 
@@ -211,8 +219,12 @@ def main(argv: list[str]) -> int:
     write_eps = raw["puts"] / raw["write_s"] / per_event
     bytes_per_event = raw["bytes"] / raw["puts"] * per_event
     ratio = raw_eps / ingest["eps"]
-    # What is left per event for all Python work at 100k events/s, once RocksDB has had its share.
-    budget_us = 1e6 / 100_000 - 1e6 / write_eps
+    # What is left per event for all Python work at the target rate, once RocksDB has had its share.
+    budget_us = 1e6 / TARGET_DURABLE_EPS - 1e6 / write_eps
+    targets = {
+        "durable_ingest_eps": target_entry(ingest["eps"], ">=", TARGET_DURABLE_EPS),
+        "raw_over_ingest_ratio": target_entry(ratio, "<=", TARGET_RAW_RATIO, 2),
+    }
     figures = {
         "benchmark": "store",
         "events": args.events,
@@ -224,12 +236,11 @@ def main(argv: list[str]) -> int:
         "raw_bytes_per_event": round(bytes_per_event),
         "raw_limit_eps": round(raw_eps),
         "rocksdb_write_eps": round(write_eps),
-        "python_budget_us_at_100k": round(budget_us, 2),
+        "python_budget_us_at_target": round(budget_us, 2),
         "python_us_per_event_now": round(1e6 / ingest["eps"] - 1e6 / write_eps, 2),
         "raw_over_ingest": round(ratio, 2),
         "time_split": {k: round(v, 3) for k, v in ingest["split"].items()},
-        "target_100k": ingest["eps"] >= 100_000,
-        "target_within_3x": ratio <= 3.0,
+        "targets": targets,
         "machine": machine(),
     }
     print(f"  durable ingest        {ingest['eps']:>12,.0f} events/s   ({ingest['puts_per_event']:.2f} puts/event)")
@@ -237,10 +248,10 @@ def main(argv: list[str]) -> int:
           f"({bytes_per_event:,.0f} bytes/event; put calls + synced write)")
     print(f"  raw limit / ingest    {ratio:>12.2f}x")
     print(f"  per event             {1e6 / ingest['eps']:>12.1f} us now, of which RocksDB's write {1e6 / write_eps:.1f} us; "
-          f"at 100,000/s all Python work must fit in {budget_us:.1f} us (now {figures['python_us_per_event_now']} us)")
+          f"at {TARGET_DURABLE_EPS:,}/s all Python work must fit in {budget_us:.1f} us "
+          f"(now {figures['python_us_per_event_now']} us)")
     print("  time split            " + ", ".join(f"{k} {v:.0%}" for k, v in ingest["split"].items()))
-    print(f"  target >= 100,000 events/s: {verdict(figures['target_100k'])}; "
-          f"within 3x of raw: {verdict(figures['target_within_3x'])}")
+    print_targets(targets)
     if args.json:
         emit_json(figures)
     return 0
