@@ -227,7 +227,7 @@ def _leaves(error: BaseException) -> list[BaseException]:
 def _advice(error: GatewayError) -> tuple[int, str]:
     """The exit status for ``error`` and what the operator should do next."""
     if isinstance(error, ConfigError):
-        return EXIT_CONFIG, ("fix the line named above; `gateway check-config` checks the config and "
+        return EXIT_CONFIG, ("fix each line named above; `gateway check-config` checks the config and "
                              "every rule file without starting")
     if isinstance(error, StoreLockedError):
         return EXIT_STORE, ("another gateway (or a `gateway` command) has this data directory open: stop "

@@ -1,7 +1,7 @@
 """The store's foundation: value types, key encoding, RocksDB options, and ``StoreBase``.
 
 ``StoreBase`` holds the state every part of ``gateway._store.store.Store`` shares and the low-level
-reads and writes; ``_store_reads`` and ``_store_outbox`` build on it.
+reads and writes; ``reads`` and ``outbox`` build on it.
 
 Key layout
 ----------

@@ -5,8 +5,8 @@ keyspace. Each processing step is committed as **one** ``WriteBatch`` (``Store.c
 so a step is either wholly present after a crash or wholly absent.
 
 Key layout, tenant isolation and the audit chain's format: ``gateway._store.base``.
-The parts: ``_store_base`` (types, keys, low-level I/O), ``_store_reads`` (queries),
-``_store_outbox`` (outbox and dead letters), ``_store_recovery`` (counters rebuilt at open,
+The parts: ``values`` (the value types), ``base`` (keys, low-level I/O), ``reads`` (queries),
+``outbox`` (outbox and dead letters), ``recovery`` (counters rebuilt at open,
 reopen after a failed write), this module (commit, open/close).
 
 Durability policy
