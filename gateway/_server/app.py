@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute
 
 from gateway._errors import StoreError
 from gateway._server.api import api_routes
-from gateway._server.health import health_routes
+from gateway._server.health import metrics_routes, probe_routes
 from gateway._server.http import bearer_guard, json_response
 from gateway._server.services import Services
 from gateway._server.webhooks import webhook_routes
@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The Starlette application bound to ``services``, with ``extra_routes`` appended."""
     protected = bearer_guard(services.api_token)
-    routes: list[BaseRoute] = [
-        *health_routes(services, protected),
+    routes: list[BaseRoute] = [  # Starlette tries them in order: the busiest first
+        *probe_routes(services),
         *webhook_routes(services),
+        *metrics_routes(services, protected),
         *api_routes(services, protected),
         *extra_routes,
     ]

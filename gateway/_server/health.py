@@ -16,10 +16,9 @@ from gateway._server.services import Services
 _LIVE = b'{"status":"live"}'
 
 
-def health_routes(services: Services, protected: Callable[[Handler], Handler]) -> list[Route]:
-    """``/livez``, ``/healthz`` and the token-protected ``/metrics`` bound to ``services``."""
+def probe_routes(services: Services) -> list[Route]:
+    """``/livez`` and ``/healthz`` (open) bound to ``services``."""
     settings = services.settings
-    metrics = services.metrics
 
     async def healthz(request: Request) -> Response:
         live = services.rules.current
@@ -39,6 +38,12 @@ def health_routes(services: Services, protected: Callable[[Handler], Handler]) -
         anything, so it also measures the HTTP stack's own ceiling (``benchmarks ingest``)."""
         return Response(_LIVE, media_type="application/json")
 
+    return [Route("/livez", livez, methods=["GET"]), Route("/healthz", healthz, methods=["GET"])]
+
+
+def metrics_routes(services: Services, protected: Callable[[Handler], Handler]) -> list[Route]:
+    """The token-protected ``/metrics`` (Prometheus text) bound to ``services``."""
+    metrics = services.metrics
     reported = {"ok": 0, "failed": 0}
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -61,11 +66,7 @@ def health_routes(services: Services, protected: Callable[[Handler], Handler]) -
             metrics.upstream_last_success.set(report["last_success_at"])
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    return [
-        Route("/livez", livez, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", protected(metrics_endpoint), methods=["GET"]),
-    ]
+    return [Route("/metrics", protected(metrics_endpoint), methods=["GET"])]
 
 
-__all__ = ["health_routes"]
+__all__ = ["metrics_routes", "probe_routes"]
