@@ -110,15 +110,14 @@ Secrets are held in ``Secret`` objects whose ``repr``/``str`` never show the val
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import typing
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any
 
 from gateway._addresses import parse_networks
+from gateway._settings.fields import SECRET_KEYS, coerce, secret_of, section_of
 from gateway._settings.model import (
     APP_KEY_REQUIRED,
     DEFAULT_SIGNATURE_HEADER,
@@ -148,82 +147,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-T = TypeVar("T")
-
-
-def _coerce(doc: TomlDocument, at: KeyPath, value: Any, hint: Any) -> Any:
-    origin = get_origin(hint)
-    if origin is Literal:
-        if value not in get_args(hint):
-            allowed = ", ".join(repr(a) for a in get_args(hint))
-            raise doc.error(at, f"must be one of {allowed}, not {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise doc.error(at, "must be a list of strings")
-        return tuple(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise doc.error(at, f"must be a number, not {type(value).__name__}")
-        if value < 0:
-            raise doc.error(at, "must not be negative")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise doc.error(at, f"must be an integer, not {type(value).__name__}")
-        if value < 0:
-            raise doc.error(at, "must not be negative")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise doc.error(at, f"must be true or false, not {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise doc.error(at, f"must be a string, not {type(value).__name__}")
-        return value
-    raise TypeError(f"unsupported setting type {hint!r}")  # a bug in this module
-
-
-def _section(doc: TomlDocument, table: Any, at: KeyPath, cls: type[T]) -> T:
-    if not isinstance(table, dict):
-        raise doc.error(at, "must be a table")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    check_keys(doc, table, at, names)
-    values = {key: _coerce(doc, (*at, key), value, hints[key]) for key, value in table.items()}
-    return cls(**values)
-
-
-_SECRET_KEYS = ("secret", "secret_env", "secret_file")
-
-
-def _secret(doc: TomlDocument, table: dict[str, Any], at: KeyPath) -> Secret:
-    """The secret of a table giving one of secret / secret_env / secret_file ("" if none)."""
-    given = [k for k in _SECRET_KEYS if table.get(k)]
-    if len(given) > 1:
-        raise doc.error((*at, given[1]), f"give only one of secret, secret_env, secret_file (found {given})")
-    for key in _SECRET_KEYS:
-        if key in table and not isinstance(table[key], str):
-            raise doc.error((*at, key), "must be a string")
-    value = ""
-    if table.get("secret"):
-        value = table["secret"]
-    elif table.get("secret_env"):
-        name = table["secret_env"]
-        if name not in os.environ:
-            raise doc.error((*at, "secret_env"), f"environment variable {name!r} is not set")
-        value = os.environ[name]
-    elif table.get("secret_file"):
-        secret_path = doc.path.parent / table["secret_file"]
-        try:
-            value = secret_path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise doc.error((*at, "secret_file"), f"cannot read {secret_path}: {exc.strerror}") from exc
-    return Secret(value)
-
-
-_CREDENTIAL_KEYS = (*_SECRET_KEYS, "allow_ips", "app_key", "sign_method", "signature_header", "ws_url", "mall_ids")
+_CREDENTIAL_KEYS = (*SECRET_KEYS, "allow_ips", "app_key", "sign_method", "signature_header", "ws_url", "mall_ids")
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # RFC 9110 token
 _APP_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no blanks
 
@@ -232,22 +156,22 @@ def _credentials(doc: TomlDocument, table: Any, at: KeyPath) -> SourceCredential
     if not isinstance(table, dict):
         raise doc.error(at, "must be a table of secret/secret_env/secret_file/allow_ips/app_key/...")
     check_keys(doc, table, at, _CREDENTIAL_KEYS)
-    secret = _secret(doc, table, at)
+    secret = secret_of(doc, table, at)
     if not secret:
         raise doc.error(at, "no secret given (secret, secret_env or secret_file)")
-    allow = _coerce(doc, (*at, "allow_ips"), table.get("allow_ips", []), tuple[str, ...])
+    allow = coerce(doc, (*at, "allow_ips"), table.get("allow_ips", []), tuple[str, ...])
     _check_networks(doc, (*at, "allow_ips"), allow)
-    app_key = _coerce(doc, (*at, "app_key"), table.get("app_key", ""), str)
+    app_key = coerce(doc, (*at, "app_key"), table.get("app_key", ""), str)
     if app_key and not _APP_KEY.match(app_key):
         raise doc.error((*at, "app_key"), "must be 1-128 printable ASCII characters without blanks")
     source = at[-1]
     if not app_key and source in APP_KEY_REQUIRED:
         raise doc.error(at, f"{source} signatures cover the app key: give app_key")
-    sign_method = _coerce(doc, (*at, "sign_method"), table.get("sign_method", ""), SignMethod)
-    header = _coerce(doc, (*at, "signature_header"), table.get("signature_header", DEFAULT_SIGNATURE_HEADER), str)
+    sign_method = coerce(doc, (*at, "sign_method"), table.get("sign_method", ""), SignMethod)
+    header = coerce(doc, (*at, "signature_header"), table.get("signature_header", DEFAULT_SIGNATURE_HEADER), str)
     if not _HEADER_TOKEN.match(header):
         raise doc.error((*at, "signature_header"), f"must be an HTTP header name, not {header!r}")
-    ws_url = _coerce(doc, (*at, "ws_url"), table.get("ws_url", ""), str)
+    ws_url = coerce(doc, (*at, "ws_url"), table.get("ws_url", ""), str)
     if ws_url and (not ws_url.startswith(("ws://", "wss://")) or any(c.isspace() for c in ws_url)):
         raise doc.error((*at, "ws_url"), f"must be a ws:// or wss:// URL (or \"\" for none), not {ws_url!r}")
     if ws_url and not app_key:
@@ -276,11 +200,11 @@ def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:
     at: KeyPath = ("upstream",)
     if not isinstance(table, dict):
         raise doc.error(at, "must be a table")
-    plain = {k: v for k, v in table.items() if k not in _SECRET_KEYS}
+    plain = {k: v for k, v in table.items() if k not in SECRET_KEYS}
     names = [f.name for f in dataclasses.fields(UpstreamSection) if f.name != "secret"]
-    check_keys(doc, table, at, [*names, *_SECRET_KEYS])
-    section = _section(doc, plain, at, UpstreamSection)
-    secret = _secret(doc, table, at)
+    check_keys(doc, table, at, [*names, *SECRET_KEYS])
+    section = section_of(doc, plain, at, UpstreamSection)
+    secret = secret_of(doc, table, at)
     url = section.url
     if url and not url.startswith(("http://", "https://")):
         raise doc.error((*at, "url"), f"must be an http:// or https:// URL, not {url!r}")
@@ -340,7 +264,7 @@ def parse_settings(doc: TomlDocument) -> Settings:
     if isinstance(http, dict) and http.get("server") == "hypercorn":
         raise doc.error(("http", "server"), "the hypercorn fallback was removed (one hostile request could stop "
                         "the process, see the README's 'HTTP server'): delete this line to use the builtin server")
-    sections: dict[str, Any] = {name: _section(doc, data[name], (name,), cls) for name, cls in _SECTIONS.items() if name in data}
+    sections: dict[str, Any] = {name: section_of(doc, data[name], (name,), cls) for name, cls in _SECTIONS.items() if name in data}
     if "upstream" in data:
         sections["upstream"] = _upstream(doc, data["upstream"])
     tenants: dict[str, dict[str, SourceCredentials]] = {}
