@@ -6,7 +6,8 @@ Out: one frozen ``Settings`` value with every section defaulted; a bad file is r
 
 Parts: ``toml`` (a TOML document that remembers where each key stands, strict key checks;
 the rule files use it too), ``model`` (the sections as frozen dataclasses, ``Secret``),
-``loader`` (reading, validating, the key reference in its docstring).
+``fields`` (typed reading of values), ``stations`` (``[stations.*]``, ``[nvrs.*]``: pack stations and
+their devices), ``loader`` (reading, validating, the key reference in its docstring).
 """
 
 from gateway._settings.loader import default_config_path, load_settings, parse_settings, with_overrides
@@ -23,6 +24,13 @@ from gateway._settings.model import (
     StoreSection,
     UpstreamSection,
 )
+from gateway._settings.stations import (
+    NvrSection,
+    PrinterSection,
+    ScaleSection,
+    ScannerSection,
+    StationSection,
+)
 from gateway._settings.toml import KeyPath, TomlDocument, check_keys
 
 __all__ = [
@@ -32,10 +40,15 @@ __all__ = [
     "GatewaySection",
     "HttpSection",
     "KeyPath",
+    "NvrSection",
     "PipelineSection",
+    "PrinterSection",
+    "ScaleSection",
+    "ScannerSection",
     "Secret",
     "Settings",
     "SourceCredentials",
+    "StationSection",
     "StoreSection",
     "TomlDocument",
     "UpstreamSection",

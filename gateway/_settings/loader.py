@@ -32,6 +32,9 @@ Reference (all keys, defaults in brackets)::
                                 # X-Forwarded-For names the client, for allow_ips; a
                                 # peer not listed is the client whatever it sends [[]]
 
+    [stations.NAME], [nvrs.NAME]   # pack stations, their scanners, printer, scale and camera:
+                                # the reference is gateway/_settings/stations.py
+
     [api]
     token_file = ""             # bearer token of the local API; "" = <data_dir>/api-token,
                                 # created (mode 0600) at first start [""]
@@ -135,6 +138,7 @@ from gateway._settings.model import (
     StoreSection,
     UpstreamSection,
 )
+from gateway._settings.stations import parse_devices
 from gateway._settings.toml import KeyPath, TomlDocument, check_keys
 
 _SECTIONS: dict[str, type] = {
@@ -259,7 +263,7 @@ def parse_settings(doc: TomlDocument) -> Settings:
         ConfigError: unknown key, wrong type, bad tenant name, unreadable secret.
     """
     data = doc.data
-    check_keys(doc, data, (), [*_SECTIONS, "upstream", "tenants"])
+    check_keys(doc, data, (), [*_SECTIONS, "upstream", "tenants", "stations", "nvrs"])
     http = data.get("http")
     if isinstance(http, dict) and http.get("server") == "hypercorn":
         raise doc.error(("http", "server"), "the hypercorn fallback was removed (one hostile request could stop "
@@ -282,7 +286,8 @@ def parse_settings(doc: TomlDocument) -> Settings:
                 raise doc.error(("tenants", tenant, source), "source names are 1-32 of a-z 0-9 _")
             tenants[tenant][source] = _credentials(doc, table, ("tenants", tenant, source))
     _check_shared_message_channels(doc, tenants)
-    settings = Settings(**sections, tenants=tenants, path=doc.path.resolve())
+    stations, nvrs = parse_devices(doc)
+    settings = Settings(**sections, tenants=tenants, stations=stations, nvrs=nvrs, path=doc.path.resolve())
     if not TENANT_NAME.match(settings.demo.tenant):
         raise doc.error(("demo", "tenant"), "tenant names are 1-64 of A-Z a-z 0-9 _ -")
     if settings.http.port > 65535:

@@ -9,7 +9,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # stations.py builds on Secret, defined here
+    from gateway._settings.stations import NvrSection, StationSection
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SOURCE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -162,6 +165,8 @@ class Settings:
     Attributes:
         path: the file it was loaded from (``None`` for pure defaults).
         tenants: ``tenants[tenant][source]`` credentials.
+        stations: the pack stations and their devices (``gateway._settings.stations``).
+        nvrs: the NVRs the stations' cameras record to.
     """
 
     gateway: GatewaySection = GatewaySection()
@@ -172,6 +177,8 @@ class Settings:
     demo: DemoSection = DemoSection()
     upstream: UpstreamSection = UpstreamSection()
     tenants: Mapping[str, Mapping[str, SourceCredentials]] = field(default_factory=dict)
+    stations: Mapping[str, StationSection] = field(default_factory=dict)
+    nvrs: Mapping[str, NvrSection] = field(default_factory=dict)
     path: Path | None = None
 
     @property
