@@ -6,6 +6,7 @@ Benchmarks:
   forward backlog drain to a loopback upstream vs a plain httpx client posting the same batches
   ingest  the real gateway over HTTP: signed webhooks, batched ERP pushes, the no-op ceiling
   app     the gateway's own CPU per webhook: its ASGI app in-process, no sockets
+  devices scanner drivers (serial pty, TCP): scans/s and per-scan latency vs the raw round trip
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "forward": "benchmarks.forward",
     "ingest": "benchmarks.ingest",
     "app": "benchmarks.app",
+    "devices": "benchmarks.devices",
 }
 
 
