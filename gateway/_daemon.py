@@ -3,7 +3,9 @@
 Start-up order: load and validate rules (a broken rule set refuses to start, naming file,
 line and key), open the store, start the committer, the Pinduoduo message clients (one
 outbound WebSocket per tenant that configures one), then the HTTP server, then the
-forwarder and the helpers (rule watcher, demo feeder). ``task_status.started`` reports
+forwarder, the demo's simulated devices, the pack line's devices (a device missing at start
+is reported down and waited for; it never holds the gateway up) and the helpers (rule
+watcher, demo feeder). ``task_status.started`` reports
 the bound addresses.
 
 Shutdown (SIGINT/SIGTERM or ``shutdown.set()``): the HTTP server stops accepting and gives
@@ -31,10 +33,17 @@ import trio
 from starlette.routing import Route
 
 import core_ext
-from gateway._demo import DEMO_UPSTREAM_PATH, DEMO_UPSTREAM_SECRET, demo_upstream_endpoint, serve_demo_feeder
+from gateway._demo import (
+    DEMO_UPSTREAM_PATH,
+    DEMO_UPSTREAM_SECRET,
+    demo_upstream_endpoint,
+    serve_demo_devices,
+    serve_demo_feeder,
+)
 from gateway._forward import open_forwarder
 from gateway._ingest import serve_pinduoduo_clients
 from gateway._metrics import Metrics
+from gateway._packline import serve_pack_line
 from gateway._pipeline import Pipeline
 from gateway._rules import RuleHolder, watch_rules, watch_sighup
 from gateway._server import ServerSettings, Services, build_app, load_or_create_token, serve_http1
@@ -170,6 +179,10 @@ async def serve_gateway(
                     log.warning("no [upstream] url: forwarding is off, the outbox fills up to its bound")
                 if settings.gateway.rules_poll_s > 0:
                     lifespan.start_soon(partial(watch_rules, holder, settings.gateway.rules_poll_s))
+                if settings.demo.enabled and settings.demo.devices:
+                    await lifespan.start(serve_demo_devices, settings)
+                if settings.stations:
+                    await lifespan.start(serve_pack_line, settings, services.devices)
                 if settings.demo.enabled:
                     lifespan.start_soon(serve_demo_feeder, settings, binds[0])
                 task_status.started(services)

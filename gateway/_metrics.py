@@ -18,6 +18,8 @@ Names (all prefixed ``gateway_``):
 * ``upstream_consecutive_failures`` / ``upstream_last_success_timestamp_seconds`` — gauges.
 * ``channel_connected{source,tenant}`` / ``channel_reconnects_total{source,tenant}`` — the
   outbound message channels (the Pinduoduo WebSocket): connected now, lost or failed attempts.
+* ``device_up{station,device,kind}`` / ``device_reconnects{...}`` / ``device_events{...}`` —
+  gauges of each pack-station device: up now, times it went down, scans/labels/weights since start.
 * ``store_writable`` — gauge: 0 after a failed write (disk full, I/O error) until a write
   succeeds again.
 * ``rules_reloads_total{result}`` — rule reloads, ok or failed; ``rules_version_info``.
@@ -67,6 +69,13 @@ class Metrics:
         self.channel_reconnects = Counter("gateway_channel_reconnects",
                                           "Lost connections and failed attempts of an outbound message channel",
                                           ["source", "tenant"], registry=r)
+        device_labels = ["station", "device", "kind"]
+        self.device_up = Gauge("gateway_device_up", "1 while a pack-station device is up", device_labels, registry=r)
+        self.device_reconnects = Gauge("gateway_device_reconnects",
+                                       "Times a device went down or failed to open since start", device_labels,
+                                       registry=r)
+        self.device_events = Gauge("gateway_device_events", "Scans, labels or weights of a device since start",
+                                   device_labels, registry=r)
         self.store_writable = Gauge("gateway_store_writable",
                                     "1 while the store accepts writes, 0 after a failed write until it heals",
                                     registry=r)

@@ -260,3 +260,21 @@ def test_a_low_open_files_limit_is_raised_for_max_connections():
         assert raise_open_files_limit(10) == needed  # high enough already: left alone
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_the_shipped_demo_runs_a_station_with_simulated_devices(tmp_path):
+    """``make run``'s config: station demo-1's scanner, printer and NVR are simulators on 127.0.0.1."""
+    from gateway._settings import default_config_path, with_overrides
+
+    settings = with_overrides(load_settings(default_config_path()), gateway={"data_dir": str(tmp_path / "data")},
+                              http={"port": 0}, demo={"interval_s": 0.1})
+    assert settings.demo.devices and "demo-1" in settings.stations
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        services = await nursery.start(serve_gateway, settings, shutdown)
+        with trio.fail_after(20):
+            while not (len(services.devices) == 3 and all(d.state == "up" for d in services.devices)  # noqa: ASYNC110
+                       and services.devices.get("demo-1", "demo-scanner").events >= 3):
+                await trio.sleep(0.05)
+        assert services.devices.get("demo-1", "tcp:127.0.0.1:18792").detail == "ready"
+        shutdown.set()

@@ -11,6 +11,8 @@ Routes::
     GET  /api/v1/tenants/{tenant}/events?after=N&limit=M   the event log
     GET  /api/v1/tenants/{tenant}/audit/verify      check the audit hash chain
     GET  /api/v1/channels                           outbound message channels (PDD WebSocket)
+    GET  /api/v1/devices?station=S                  the stations' devices: state, since, reconnects,
+                                                    events, last error, detail
     GET  /api/v1/outbox                             backlog, oldest age, last error
     GET  /api/v1/outbox/dead?after=N&limit=M&tenant=T   dead letters with reasons
     POST /api/v1/outbox/requeue  {"ids": [...]} | {"all": true}   dead letters back
@@ -105,6 +107,10 @@ def api_routes(services: Services, protected: Callable[[Handler], Handler]) -> l
                                             "client_id": c.client_id, **c.stats.report()}
                                            for c in services.channels]})
 
+    async def devices(request: Request) -> Response:
+        station = request.query_params.get("station") or None
+        return json_response({"devices": services.devices.report(station), "summary": services.devices.summary()})
+
     async def outbox(request: Request) -> Response:
         return json_response(services.outbox_report())
 
@@ -137,6 +143,7 @@ def api_routes(services: Services, protected: Callable[[Handler], Handler]) -> l
         Route("/api/v1/tenants/{tenant}/events", protected(events), methods=["GET"]),
         Route("/api/v1/tenants/{tenant}/audit/verify", protected(audit_verify), methods=["GET"]),
         Route("/api/v1/channels", protected(channels), methods=["GET"]),
+        Route("/api/v1/devices", protected(devices), methods=["GET"]),
         Route("/api/v1/outbox", protected(outbox), methods=["GET"]),
         Route("/api/v1/outbox/dead", protected(outbox_dead), methods=["GET"]),
         Route("/api/v1/outbox/requeue", protected(outbox_requeue), methods=["POST"]),

@@ -30,6 +30,7 @@ def probe_routes(services: Services) -> list[Route]:
             "core": core_ext.IMPLEMENTATION,
             "rules": {"sources": sorted(live.sources), "digest": live.digest},
             "channels": {f"pinduoduo:{c.tenant}": c.stats.state for c in services.channels},
+            "devices": services.devices.summary(),
             "uptime_s": round(time.time() - services.started_at, 1),
         })
 
@@ -64,6 +65,11 @@ def metrics_routes(services: Services, protected: Callable[[Handler], Handler]) 
         metrics.upstream_failures.set(report["consecutive_failures"])
         if report["last_success_at"]:
             metrics.upstream_last_success.set(report["last_success_at"])
+        for device in services.devices:
+            labels = (device.station, device.device, device.kind)
+            metrics.device_up.labels(*labels).set(1 if device.state == "up" else 0)
+            metrics.device_reconnects.labels(*labels).set(device.reconnects)
+            metrics.device_events.labels(*labels).set(device.events)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return [Route("/metrics", protected(metrics_endpoint), methods=["GET"])]

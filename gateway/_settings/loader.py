@@ -106,6 +106,8 @@ Reference (all keys, defaults in brackets)::
     enabled = false             # post simulated ERP batches to ourselves [false]
     interval_s = 3.0            # one batch every interval [3.0]
     tenant = "demo"             # the tenant the demo feeds (needs an erp secret) ["demo"]
+    devices = false             # simulate the devices [stations.*] places on 127.0.0.1: scanners
+                                # reading demo codes, printers, NVRs (gateway._demo.devices) [false]
 
 Secrets are held in ``Secret`` objects whose ``repr``/``str`` never show the value.
 """

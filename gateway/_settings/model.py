@@ -126,6 +126,7 @@ class DemoSection:
     enabled: bool = False
     interval_s: float = 3.0
     tenant: str = "demo"
+    devices: bool = False
 
 
 SignMethod = Literal["", "md5", "hmac", "hmac-sha256"]
