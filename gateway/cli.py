@@ -5,15 +5,16 @@
     gateway audit-verify --tenant T [--config FILE] [--data-dir DIR]
     gateway outbox status|dead|requeue [--config FILE] [--data-dir DIR] ...   (see _ops_cli)
     gateway quarantine list|release --tenant T [--config FILE] [--data-dir DIR] ...
+    gateway devices list|monitor|test-print|nvr-check [--config FILE] ...   (see _devices_cli)
     gateway version
 
 Exit status (documented in the README):
 
     0    success
-    1    the config or a rule file is invalid, or a check failed (audit chain, ...)
+    1    the config or a rule file is invalid, a check failed (audit chain, ...), or another
+         error the gateway explains (the message says what to do)
     2    usage error (unknown command or option)
     3    the store cannot be opened: locked by another gateway, damaged, or unwritable
-    4    another error the gateway raised on purpose (the message says what to do)
     130  interrupted (Ctrl-C before the graceful shutdown began)
 
 A start-up failure prints one clear message and what to do next; the traceback only with
@@ -150,6 +151,12 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return run(args, _settings_from(args))
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from gateway._devices_cli import cmd_devices as run
+
+    return run(args, _settings_from(args))
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import core_ext
     from gateway import __version__
@@ -205,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = add_quarantine_parser(sub, config_options)
     quarantine.set_defaults(func=cmd_quarantine)
 
+    from gateway._devices_cli import add_devices_parser
+
+    devices = add_devices_parser(sub, config_options)
+    devices.set_defaults(func=cmd_devices)
+
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)
     return parser
@@ -213,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 EXIT_CONFIG = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
-EXIT_OTHER = 4
+EXIT_OTHER = 1
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
@@ -225,7 +237,8 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 
 def _advice(error: GatewayError) -> tuple[int, str]:
-    """The exit status for ``error`` and what the operator should do next."""
+    """The exit status for ``error`` and what the operator should do next ("" when its own
+    message says it)."""
     if isinstance(error, ConfigError):
         return EXIT_CONFIG, ("fix each line named above; `gateway check-config` checks the config and "
                              "every rule file without starting")
@@ -235,7 +248,7 @@ def _advice(error: GatewayError) -> tuple[int, str]:
     if isinstance(error, StoreError):
         return EXIT_STORE, ("check that the data directory exists, is writable by this user and has free "
                             "space; `gateway audit-verify` checks a store that opens")
-    return EXIT_OTHER, "see the message above"
+    return EXIT_OTHER, ""
 
 
 def report_failure(error: BaseException, *, debug: bool = False) -> int | None:
@@ -256,7 +269,8 @@ def report_failure(error: BaseException, *, debug: bool = False) -> int | None:
             print(f"error: {line}", file=sys.stderr)
         code, advice = _advice(leaf)
         status = code if index == 0 else status
-        print(f"  what to do: {advice}", file=sys.stderr)
+        if advice:
+            print(f"  what to do: {advice}", file=sys.stderr)
     if debug:
         import traceback
 

@@ -69,28 +69,32 @@ def section_of(doc: TomlDocument, table: Any, at: KeyPath, cls: type[T]) -> T:
 SECRET_KEYS = ("secret", "secret_env", "secret_file")
 
 
-def secret_of(doc: TomlDocument, table: dict[str, Any], at: KeyPath) -> Secret:
-    """The secret of a table giving one of secret / secret_env / secret_file ("" if none)."""
-    given = [k for k in SECRET_KEYS if table.get(k)]
+def secret_of(doc: TomlDocument, table: dict[str, Any], at: KeyPath,
+              keys: tuple[str, str, str] = SECRET_KEYS) -> Secret:
+    """The secret of a table giving one of its three ``keys`` (the value itself, the name of
+    an environment variable, a file relative to the config), ``""`` if none; errors name the
+    key as the file spells it (``secret_env``, ``password_env``)."""
+    plain, env, file = keys
+    given = [k for k in keys if table.get(k)]
     if len(given) > 1:
-        raise doc.error((*at, given[1]), f"give only one of secret, secret_env, secret_file (found {given})")
-    for key in SECRET_KEYS:
+        raise doc.error((*at, given[1]), f"give only one of {', '.join(keys)} (found {given})")
+    for key in keys:
         if key in table and not isinstance(table[key], str):
             raise doc.error((*at, key), "must be a string")
     value = ""
-    if table.get("secret"):
-        value = table["secret"]
-    elif table.get("secret_env"):
-        name = table["secret_env"]
+    if table.get(plain):
+        value = table[plain]
+    elif table.get(env):
+        name = table[env]
         if name not in os.environ:
-            raise doc.error((*at, "secret_env"), f"environment variable {name!r} is not set")
+            raise doc.error((*at, env), f"environment variable {name!r} is not set")
         value = os.environ[name]
-    elif table.get("secret_file"):
-        secret_path = doc.path.parent / table["secret_file"]
+    elif table.get(file):
+        secret_path = doc.path.parent / table[file]
         try:
             value = secret_path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise doc.error((*at, "secret_file"), f"cannot read {secret_path}: {exc.strerror}") from exc
+            raise doc.error((*at, file), f"cannot read {secret_path}: {exc.strerror}") from exc
     return Secret(value)
 
 

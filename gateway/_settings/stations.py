@@ -132,7 +132,7 @@ class StationSection:
     nvr_channel: int = 1
 
 
-_PASSWORD_KEYS = {"password": "secret", "password_env": "secret_env", "password_file": "secret_file"}
+_PASSWORD_KEYS = ("password", "password_env", "password_file")
 
 
 def _nvr(doc: TomlDocument, table: Any, at: KeyPath) -> NvrSection:
@@ -146,7 +146,7 @@ def _nvr(doc: TomlDocument, table: Any, at: KeyPath) -> NvrSection:
         raise doc.error((*at, "url"), f"must be an http:// or https:// address, not {section.url!r}")
     if parts.username or parts.password:
         raise doc.error((*at, "url"), "must not carry a user or password: give username and password_env")
-    password = secret_of(doc, {_PASSWORD_KEYS[k]: v for k, v in table.items() if k in _PASSWORD_KEYS}, at)
+    password = secret_of(doc, table, at, _PASSWORD_KEYS)
     if not section.username or not password:
         raise doc.error(at, "an NVR needs username and a password (password, password_env or password_file)")
     if not section.timeout_s:

@@ -102,3 +102,12 @@ def test_a_wrong_station_config_names_file_line_and_key(tmp_path, text, line, ke
     assert words in error.message, str(error)
     assert str(path) in str(error)
     assert "pw@" not in str(error), "a password in a URL is never echoed"
+
+
+def test_an_unset_password_variable_is_named_as_the_file_spells_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("NVR_PW_NOT_SET", raising=False)
+    path = write(tmp_path, "[nvrs.main]\nurl = 'http://192.0.2.1'\nusername = 'admin'\npassword_env = 'NVR_PW_NOT_SET'\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert (refused.value.line, refused.value.key) == (4, "nvrs.main.password_env")
+    assert "NVR_PW_NOT_SET" in refused.value.message
