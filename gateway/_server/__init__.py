@@ -6,9 +6,10 @@ Out: ASGI requests dispatched to the Starlette routes: ``webhooks`` (verified, n
 submitted to the pipeline), ``api`` (the local API over the store, the rules, the outbox),
 ``health`` (``/livez``, ``/healthz``, ``/metrics``).
 
-Parts: ``h1`` (the accept loop, connection limit, graceful shutdown), ``h1_connection``
-(one connection: framing by httptools/llhttp, limits and timeouts, ASGI), ``h1_framing``
-(response heads and chunks, pure), ``http`` (shared helpers: JSON replies, bounded body
+Parts: ``h1`` (the accept loop, connection limit and eviction, graceful shutdown),
+``h1_connection`` (one connection: framing by httptools/llhttp, limits and timeouts, ASGI),
+``h1_request`` (one request's ASGI side), ``h1_limits`` (the limits and the RFC 9112 rules
+llhttp leaves to the server, pure), ``h1_framing`` (response heads and chunks, pure), ``http`` (shared helpers: JSON replies, bounded body
 reads, the bearer-token guard), ``services`` (what the routes talk to), ``app`` (the
 application).
 """

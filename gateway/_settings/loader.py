@@ -24,7 +24,8 @@ Reference (all keys, defaults in brackets)::
     keep_alive_timeout_s = 5.0  # an idle keep-alive connection is closed after this [5.0]
     request_timeout_s = 30.0    # builtin: a request's head and body must arrive within this
                                 # of its first byte, a response write finish within it [30.0]
-    max_connections = 1000      # builtin: more connections wait in the accept queue [1000]
+    max_connections = 1000      # open connections at most; at the limit the one that waited
+                                # longest for a request is closed to make room [1000]
     access_log = false          # one INFO line per request on logger "gateway.access":
                                 # client, method, path (never the query: platforms sign
                                 # in it), status, bytes, ms [false]

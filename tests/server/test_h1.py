@@ -18,6 +18,13 @@ from hypothesis import strategies as st
 from gateway._daemon import serve_gateway
 from gateway._errors import ConfigError
 from gateway._server import ServerSettings, serve_http1
+from gateway._server.h1_limits import (
+    Refused,
+    absolute_form_authority,
+    check_host_field,
+    check_transfer_encoding,
+    check_version_and_host,
+)
 from gateway._settings import load_settings
 from tests._support import erp_event, signed, write_config
 
@@ -299,6 +306,9 @@ async def test_a_bad_request_after_a_good_one_is_400_after_its_reply(nursery):
     b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 30\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked, identity\r\n\r\n",
+    b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",  # RFC 9112 6.1
+    b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\n",  # no Host
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nHost: u\r\nContent-Length: 5\r\n\r\n",
 ])
 async def test_ambiguous_body_framing_is_400_never_a_smuggled_request(nursery, head):
     # Proxies and servers that disagree on where a body ends let an attacker smuggle a request.
@@ -307,6 +317,114 @@ async def test_ambiguous_body_framing_is_400_never_a_smuggled_request(nursery, h
     await raw.send(head + b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n")
     response = await raw.response()
     assert response["status"] == 400
+    await raw.wait_closed()
+    assert not raw.responses
+
+
+@pytest.mark.parametrize(("head", "status"), [
+    (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host (RFC 9112 3.2)
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501),
+    (b"GET /\r\n\r\n", 505),  # an HTTP/0.9 request line
+    (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),  # not 431 (RFC 9112 3)
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+])
+async def test_heads_the_server_refuses(nursery, head, status):
+    server = await start(nursery)
+    raw = await Raw.connect(server.port)
+    await raw.send(head + request("GET", "/after"))
+    response = await raw.response()
+    assert response["status"] == status and response["headers"]["connection"] == "close"
+    await raw.wait_closed()
+    assert not raw.responses
+
+
+async def test_http_1_0_needs_no_host(nursery):
+    server = await start(nursery)
+    raw = await Raw.connect(server.port)
+    await raw.send(b"GET /old HTTP/1.0\r\n\r\n")
+    assert echoed(await raw.response())["path"] == "/old"
+
+
+@pytest.mark.parametrize(("target", "path", "query", "host"), [
+    ("http://example.test", "/", "", "example.test"),
+    ("http://example.test:8080/a%20b?x=1", "/a b", "x=1", "example.test:8080"),
+    ("http://[::1]:81/v6", "/v6", "", "[::1]:81"),
+])
+async def test_an_absolute_form_target_is_served_with_its_authority_as_host(nursery, target, path, query, host):
+    server = await start(nursery)
+    raw = await Raw.connect(server.port)
+    await raw.send(f"GET {target} HTTP/1.1\r\nHost: proxy.test\r\n\r\n".encode())
+    reply = echoed(await raw.response())
+    assert (reply["path"], reply["query"]) == (path, query)
+    assert [v for k, v in reply["headers"] if k == "host"] == [host]  # RFC 9112 3.2.2
+
+
+async def test_empty_lines_before_a_request_are_ignored_but_start_its_clock(nursery):
+    server = await start(nursery, request_timeout_s=0.6, keep_alive_timeout_s=5)
+    raw = await Raw.connect(server.port)
+    await raw.send(b"\r\n\r\n" + request("GET", "/after-empty-lines"))  # a few: fine
+    assert echoed(await raw.response())["path"] == "/after-empty-lines"
+    slow = await Raw.connect(server.port)
+    await slow.send(b"\r\n")
+    await trio.sleep(0.35)
+    await slow.send(b"GET /late HTTP/1.1\r\n")  # its own first byte would allow it until 0.95 s
+    await trio.sleep(0.35)
+    try:
+        await slow.send(b"Host: t\r\n\r\n")
+    except trio.BrokenResourceError:
+        pass
+    await slow.wait_closed(within_s=2)
+    assert not slow.responses  # cut 0.6 s after the empty line, unanswered
+
+
+async def test_empty_lines_never_restart_keep_alive_and_too_many_are_400(nursery):
+    server = await start(nursery, request_timeout_s=0.5, keep_alive_timeout_s=0.3)
+    raw = await Raw.connect(server.port)
+    with trio.fail_after(2):  # one every 0.1 s restarted the keep-alive timer: held for ever
+        try:
+            while True:
+                await raw.send(b"\r\n")
+                with trio.move_on_after(0.1):
+                    if not await raw.read():
+                        break
+        except trio.BrokenResourceError:
+            pass
+    burst = await Raw.connect(server.port)
+    await burst.send(b"\r\n" * 9)
+    response = await burst.response()
+    assert response["status"] == 400 and response["headers"]["connection"] == "close"
+    await burst.wait_closed()
+
+
+async def test_a_trailer_section_counts_against_the_head_limit(nursery):
+    server = await start(nursery, max_head_bytes=2048)
+    raw = await Raw.connect(server.port)
+    await raw.send(b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    await trio.sleep(0.05)
+    await raw.send(b"0\r\nX-Trailer: ")
+    try:
+        for _ in range(10):  # 10 KB of one trailer value: it was kept, without bound, while it lasted
+            await trio.sleep(0.02)
+            await raw.send(b"a" * 1000)
+    except trio.BrokenResourceError:
+        pass
+    response = await raw.response()
+    assert response["status"] == 431 and response["headers"]["connection"] == "close"
+    assert server.state["disconnects"]  # the app saw the body end in a disconnect
+    await raw.wait_closed()
+
+
+async def test_pipelining_past_the_limit_is_answered_then_closed(nursery):
+    server = await start(nursery, max_pipelined_requests=4)
+    raw = await Raw.connect(server.port)
+    await raw.send(b"".join(request("GET", f"/{n}") for n in range(10)))
+    responses = [await raw.response() for _ in range(4)]
+    assert [echoed(r)["path"] for r in responses] == ["/0", "/1", "/2", "/3"]
+    assert responses[-1]["headers"]["connection"] == "close"  # the client sends the rest again
     await raw.wait_closed()
     assert not raw.responses
 
@@ -358,6 +476,60 @@ async def test_an_upgrade_request_is_served_then_closed(nursery):
     await raw.wait_closed()
 
 
+# -- the head rules (gateway._server.h1_limits), pure ---------------------------------------------
+
+_host_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:[]"
+
+
+@given(st.text(alphabet=_host_chars, max_size=40))
+def test_a_host_of_uri_host_characters_passes(value):
+    check_host_field(value.encode())
+
+
+@given(st.text(alphabet=_host_chars, max_size=20), st.sampled_from(" \t/@?#\\\"<>{}|^`\x7f\x80\xff"),
+       st.text(alphabet=_host_chars, max_size=20))
+def test_a_host_with_anything_else_is_400(before, bad, after):
+    with pytest.raises(Refused) as refused:
+        check_host_field((before + bad + after).encode("latin-1"))
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(("values", "status"), [
+    ([b"chunked"], None), ([b"Chunked "], None), ([b"\tCHUNKED"], None),
+    ([b"gzip, chunked"], 501), ([b"chunked,chunked"], 501), ([b"identity, chunked"], 501),
+    ([b"chunked", b"chunked"], 400), ([b"identity", b"chunked"], 400),
+])
+def test_transfer_encoding_is_chunked_alone_on_one_line(values, status):
+    if status is None:
+        check_transfer_encoding(values)
+    else:
+        with pytest.raises(Refused) as refused:
+            check_transfer_encoding(values)
+        assert refused.value.status == status
+
+
+@pytest.mark.parametrize(("version", "hosts", "transfer_encoding", "status"), [
+    ("1.1", 1, True, None), ("1.1", 0, False, 400), ("1.1", 2, False, 400), ("1.0", 0, False, None),
+    ("1.0", 2, False, 400), ("1.0", 1, True, 400), ("0.9", 0, False, 505), ("2.0", 1, False, 505),
+])
+def test_versions_and_host_counts(version, hosts, transfer_encoding, status):
+    if status is None:
+        check_version_and_host(version, hosts, transfer_encoding)
+    else:
+        with pytest.raises(Refused) as refused:
+            check_version_and_host(version, hosts, transfer_encoding)
+        assert refused.value.status == status
+
+
+@pytest.mark.parametrize(("target", "authority"), [
+    (b"http://h/p", b"h"), (b"http://h:81", b"h:81"), (b"https://[::1]:8443/x", b"[::1]:8443"),
+])
+def test_an_absolute_form_target_names_the_host(target, authority):
+    assert absolute_form_authority(httptools.parse_url(target)) == authority
+    with pytest.raises(Refused):
+        absolute_form_authority(httptools.parse_url(target.replace(b"http", b"ftp", 1)))
+
+
 # -- limits and shutdown ----------------------------------------------------------------------------
 
 
@@ -377,18 +549,40 @@ async def test_a_request_head_that_never_completes_is_cut(nursery):
     assert raw.closed
 
 
-async def test_over_max_connections_a_client_waits_for_a_free_slot(nursery):
+async def test_at_max_connections_the_connection_waiting_longest_makes_room(nursery):
+    server = await start(nursery, max_connections=2)
+    idle = await Raw.connect(server.port)
+    await idle.send(request("GET", "/idle"))
+    assert (await idle.response())["status"] == 200  # now idle between requests, since first
+    silent = await Raw.connect(server.port)  # connected, sends nothing
+    await trio.sleep(0.05)
+    newcomer = await Raw.connect(server.port)
+    await newcomer.send(request("GET", "/new"))
+    with trio.fail_after(1):  # at once, not after the idle one's keep-alive timeout (5 s)
+        assert echoed(await newcomer.response())["path"] == "/new"
+    await idle.wait_closed(within_s=1)  # it had waited longest
+    late = await Raw.connect(server.port)
+    await late.send(request("GET", "/late"))
+    with trio.fail_after(1):
+        assert echoed(await late.response())["path"] == "/late"
+    await silent.wait_closed(within_s=1)  # then the silent one; the newcomer, idle since, is kept
+    await newcomer.send(request("GET", "/again"))
+    assert echoed(await newcomer.response())["path"] == "/again"
+
+
+async def test_at_max_connections_a_request_in_progress_is_never_cut_to_make_room(nursery):
     server = await start(nursery, max_connections=1)
-    first = await Raw.connect(server.port)
-    await first.send(request("GET", "/first"))
-    assert (await first.response())["status"] == 200
-    second = await Raw.connect(server.port)  # the kernel queues it; the server does not accept yet
-    await second.send(request("GET", "/second"))
+    busy = await Raw.connect(server.port)
+    await busy.send(request("GET", "/slow?0.5"))
+    await server.state["started"].wait()
+    waiting = await Raw.connect(server.port)  # accepted, held until the slow request is done
+    await waiting.send(request("GET", "/waiting"))
     with trio.move_on_after(0.3):
-        await second.read()
+        await waiting.read()
         pytest.fail("served beyond max_connections")
-    await first.stream.aclose()
-    assert echoed(await second.response())["path"] == "/second"
+    assert echoed(await busy.response())["path"] == "/slow"
+    assert echoed(await waiting.response())["path"] == "/waiting"  # the busy one, idle now, made room
+    await busy.wait_closed(within_s=1)
 
 
 async def test_graceful_shutdown_finishes_the_request_in_flight_then_returns(nursery):

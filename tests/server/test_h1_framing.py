@@ -96,6 +96,13 @@ def test_cr_or_lf_in_a_header_is_refused(header):
         frame(headers=[header])
 
 
+@pytest.mark.parametrize("status", [400, 414, 431, 500, 501, 505])
+def test_every_refusal_the_server_sends_is_a_complete_reply_that_closes(status):
+    parsed = Parsed(error_response(status, b"gateway"))
+    assert parsed.complete and parsed.status == status and parsed.header(b"connection") == b"close"
+    assert parsed.body.endswith(b"\n") and parsed.header(b"content-length") == b"%d" % len(parsed.body)
+
+
 def test_error_responses_close_and_unknown_statuses_have_a_line():
     parsed = Parsed(error_response(431, b"gateway"))
     assert parsed.status == 431 and parsed.header(b"connection") == b"close" and parsed.body == b"Request Header Fields Too Large\n"
