@@ -108,6 +108,11 @@ class Event:
             recorded events can be replayed against other rules.
         release_of: the quarantine seq this event re-processes after a rule fix
             (``gateway._pipeline.quarantine``); 0 for an event as received.
+        actor: who caused it when that is a person (a pack station's ``operator:<badge>``
+            at ``station:<name>``); ``""`` names the source (``source:<source>``).
+        detail: facts about the event that are not order fields (a pack scan's verdict,
+            barcode, session): kept in the event log, the audit record and the upstream
+            entry (``detail``), never merged into the order's ``data``.
 
     A value: nothing changes an ``Event`` once built (a release is a
     ``dataclasses.replace`` copy). It is not declared ``frozen`` only because a frozen
@@ -131,6 +136,8 @@ class Event:
     rule: str = ""
     raw: dict[str, Any] | None = None
     release_of: int = 0
+    actor: str = ""
+    detail: dict[str, Any] | None = None
 
     @property
     def status(self) -> Status | None:

@@ -11,7 +11,7 @@ What the upstream receives (``HttpSink``)::
 
     {"gateway_id": "...", "batch_id": "<the Idempotency-Key>", "events": [
        {"tenant", "event_id", "order_id", "seq", "type", "source", "status", "prev_status",
-        "occurred_at", "data", "queued_at_ms"}, ...]}
+        "occurred_at", "data", "queued_at_ms"[, "detail"]}, ...]}
 
 The signature is the one the generic ERP feed verifies (``gateway._ingest.adapters.erp.sign``), so
 one verifier serves both directions. ``event_id`` is stable across retries, restarts and

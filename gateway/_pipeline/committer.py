@@ -64,7 +64,7 @@ from gateway._pipeline.quarantine import plan_release
 from gateway._pipeline.step import EventResult, plan_step
 from gateway._rules import RuleSet
 from gateway._settings import PipelineSection
-from gateway._store import Store
+from gateway._store import StepWrite, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ REOPEN_EVERY_S = 5.0
 @dataclass(slots=True)
 class _Submission:
     events: list[Event]
+    extra: StepWrite | None = None
     done: trio.Event = field(default_factory=trio.Event)
     results: list[EventResult] = field(default_factory=list)
     error: BaseException | None = None
@@ -136,6 +137,7 @@ class Pipeline:
         self.metrics = metrics
         self._send, self._receive = trio.open_memory_channel[_Submission](settings.queue_batches)
         self.groups_committed = 0
+        self._listeners: list[Callable[[StepWrite], None]] = []
         self.store_error: StoreError | None = None  # the last failed write, until a write succeeds
         self._reopen_at = 0.0
         bounds = store.settings  # fixed for the store's life: computed once, checked per submission
@@ -156,25 +158,29 @@ class Pipeline:
         if size >= max_bytes:
             raise BackpressureError(f"outbox full: {size} bytes >= {what}_bytes ({max_bytes})", 30)
 
-    async def submit(self, events: list[Event], priority: Priority = "webhook") -> SubmitReport:
+    async def submit(self, events: list[Event], priority: Priority = "webhook", *,
+                     extra: StepWrite | None = None) -> SubmitReport:
         """Commit ``events`` durably and report what happened to each.
 
         Args:
             events: normalised events, committed in order.
             priority: ``"webhook"`` (refused before the outbox reserve) or ``"station"``
                 (pack-line scans: may use the reserve).
+            extra: records written in the same batch as the events, after the step's own
+                (the pack line's session records, audit records, outbox entries): durable
+                together with the events or not at all.
 
         Raises:
             BackpressureError: queue or outbox full; nothing was stored.
             StoreError: the write failed; nothing was stored.
         """
-        if not events:
+        if not events and extra is None:
             return SubmitReport([])
         self.check_capacity(priority)
         wait_s = self._reopen_at - time.monotonic()
         if self.store_error is not None and wait_s > 0:  # don't queue work that cannot be written yet
             raise BackpressureError(f"store unavailable ({self.store_error}); retrying", max(1, round(wait_s)))
-        submission = _Submission(events)
+        submission = _Submission(events, extra)
         try:
             self._send.send_nowait(submission)
         except trio.WouldBlock:
@@ -185,6 +191,15 @@ class Pipeline:
         if submission.error is not None:
             raise submission.error
         return SubmitReport(submission.results)
+
+    def add_listener(self, listener: Callable[[StepWrite], None]) -> None:
+        """Call ``listener(write)`` after every durable commit, in the committer's task.
+
+        It must return at once (set an event, ``send_nowait``): the pack line uses it to
+        stop a session the moment a refund is durable, and to plan a bill when an order
+        becomes ready to pack. What it raises is logged; the commit stands.
+        """
+        self._listeners.append(listener)
 
     def close(self) -> None:
         """Stop accepting submissions; ``serve`` drains what is queued, then returns."""
@@ -233,6 +248,9 @@ class Pipeline:
                 store.get_order, store.seen_fingerprint, store.order_for_waybill, store.orders_for_buyer,
                 now_ms(), merge_window_ms=round(self.settings.merge_window_s * 1000),
             )
+            for submission in group:
+                if submission.extra is not None:
+                    plan.write.merge(submission.extra)
             await _in_worker(store.commit, plan.write)
         except StoreError as exc:
             # Only text is kept (log args, store_error, the submissions' error): the exception's
@@ -264,6 +282,11 @@ class Pipeline:
             offset += len(submission.events)
             submission.done.set()
         self.groups_committed += 1
+        for listener in self._listeners:
+            try:
+                listener(plan.write)
+            except Exception:  # a listener's bug must not fail what is already durable
+                log.exception("commit listener %r failed", listener)
         metrics = self.metrics
         metrics.commit_seconds.observe(time.perf_counter() - started)
         metrics.commit_events.observe(count)

@@ -219,6 +219,8 @@ def plan_step(
             "rule": event.rule,
             "raw": event.raw,
         }
+        if event.detail:
+            log["detail"] = event.detail
         if released:
             if event.quarantined or not order_id:  # still not mappable: the record stays as it is
                 plan.results.append(EventResult(event_id, order_id, Outcome.QUARANTINED,
@@ -308,10 +310,10 @@ def plan_step(
             note = f"late or out-of-order: {current} -> {refused} refused"
         if released:
             note = f"released from quarantine (seq {released}) under {event.rule}" + (f"; {note}" if note else "")
-        write.audit.append({
+        audit = {
             "tenant": tenant,
             "at_ms": now_ms,
-            "actor": f"source:{event.source}",
+            "actor": event.actor or f"source:{event.source}",
             "source": event.source,
             "event_id": event_id,
             "rule": event.rule,
@@ -319,9 +321,12 @@ def plan_step(
             "decision": outcome,
             "changes": changes,
             "note": note,
-        })
+        }
+        if event.detail:
+            audit["detail"] = event.detail
+        write.audit.append(audit)
         if not late:
-            write.outbox.append({
+            entry = {
                 "tenant": tenant,
                 "event_id": event_id,
                 "order_id": order_id,
@@ -332,7 +337,10 @@ def plan_step(
                 "prev_status": prev_status,
                 "occurred_at": iso_ms(event.occurred_at_ms),
                 "data": {c["field"]: c["new"] for c in changes if c["field"] not in ("status", "resume_status")},
-            })
+            }
+            if event.detail:
+                entry["detail"] = event.detail
+            write.outbox.append(entry)
         if new_buyer or (prev_status in WITHDRAWN and order.status not in WITHDRAWN):  # new, or back from a refund
             group = find_pack_group(order, buyer_orders, peek, merge_window_ms)
             if group is not None:

@@ -22,6 +22,9 @@ Key layout
     dead           be64(outbox_seq)                           {"outbox_seq", "event": outbox record,
                                                               "status", "response", "batch_id",
                                                               "at_ms"} (refused by the upstream)
+    packline       kind 0 T 0 record_id(utf-8)                 pack-line record (sessions, print jobs,
+                                                              catalog, stock, alerts...); T may be
+                                                              empty (records of no tenant)
     meta           b"format"                                  b"1" (refused if different)
                    b"outbox_floor"                            be64(highest outbox seq deleted)
                    b"buyer_index_newest"                      be64(newest time_ms in idx_buyer)
@@ -74,8 +77,8 @@ log = logging.getLogger("gateway._store.store")  # one logger for the whole stor
 
 FORMAT_VERSION = b"1"
 COLUMN_FAMILIES = ("orders", "events", "audit", "outbox", "dead", "quarantine", "dedup",
-                   "idx_buyer", "idx_waybill", "meta")
-_POINT_LOOKUP = frozenset({"orders", "dedup", "idx_waybill", "meta"})  # get bloom filters
+                   "idx_buyer", "idx_waybill", "meta", "packline")
+_POINT_LOOKUP = frozenset({"orders", "dedup", "idx_waybill", "meta", "packline"})  # get bloom filters
 _READ_ONCE = frozenset({"outbox"})  # scans that must not evict the hot blocks
 _BLOCK_CACHE_BYTES = 64 * 1024**2
 _MEMTABLES_BYTES = 128 * 1024**2  # RocksDB flushes the largest memtable beyond this: RSS stays bounded
@@ -236,6 +239,18 @@ def _head_hash(value: bytes) -> str:
         return value[-66:-2].decode()
     log.warning("last audit record is damaged; run verify_audit_chain")
     return ""
+
+
+_KIND = re.compile(r"[a-z0-9_]{1,32}")
+
+
+def record_prefix(kind: str, tenant: str) -> bytes:
+    """``kind 0 T 0``: the key prefix of a kind's records of one tenant (``""``: of no tenant)."""
+    if not _KIND.fullmatch(kind):
+        raise ValueError(f"invalid record kind: {kind!r}")
+    if tenant and not _TENANT.fullmatch(tenant):
+        raise ValueError(f"invalid tenant name: {tenant!r}")
+    return kind.encode() + b"\0" + tenant.encode() + b"\0"
 
 
 def _upper(prefix: bytes) -> bytes:

@@ -21,6 +21,7 @@ from gateway._store.base import (
     _be64x2,
     _read64,
     _upper,
+    record_prefix,
 )
 from gateway._store.values import AuditVerification
 
@@ -160,6 +161,27 @@ class StoreReads(StoreBase):
         """Quarantined records held, for one tenant or all."""
         counts = self._quarantine_count
         return sum(counts.values()) if tenant is None else counts.get(tenant, 0)
+
+    def get_record(self, tenant: str, kind: str, record_id: str) -> dict[str, Any] | None:
+        """The pack-line record ``kind``/``record_id`` of ``tenant`` (``""``: of no tenant), or ``None``."""
+        value = self._get("packline", record_prefix(kind, tenant) + record_id.encode())
+        return orjson.loads(value) if value is not None else None
+
+    def iter_records(self, kind: str, tenant: str | None = None,
+                     id_prefix: str = "") -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """``(tenant, record_id, value)`` of every ``kind`` record, in key order: of one
+        tenant (``""`` for records of no tenant) or, with ``tenant=None``, of all of them;
+        only ids starting with ``id_prefix`` when given."""
+        if tenant is None:
+            start = record_prefix(kind, "")[:-1]  # "kind 0": every tenant
+            if id_prefix:
+                raise ValueError("id_prefix needs a tenant")
+        else:
+            start = record_prefix(kind, tenant) + id_prefix.encode()
+        stop = start + b"\xff" * 4 if id_prefix else _upper(start)
+        for key, value in self._scan("packline", start, stop):
+            _, tenant_bytes, record_id = key.split(b"\0", 2)
+            yield tenant_bytes.decode(), record_id.decode(), orjson.loads(value)
 
     def tenants(self) -> list[str]:
         """Tenants that have at least one order, sorted."""

@@ -80,6 +80,7 @@ from gateway._store.base import (
     _be64,
     _be64x2,
     _open_db,
+    record_prefix,
 )
 from gateway._store.outbox import StoreOutbox
 from gateway._store.reads import StoreReads
@@ -253,6 +254,14 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
                     select(handles["idx_waybill"])
                     for tenant, waybill, order_id in step.waybill_index:
                         put((known(tenant) or prefix_of(tenant)) + waybill.encode(), order_id.encode())
+                if step.records:
+                    select(handles["packline"])
+                    for tenant, kind, record_id, stored in step.records:
+                        key = record_prefix(kind, tenant) + record_id.encode()
+                        if stored is None:
+                            batch.delete(key)
+                        else:
+                            put(key, dumps(stored))
             except (struct.error, KeyError, TypeError, orjson.JSONEncodeError) as exc:
                 raise ValueError(f"step cannot be encoded: {exc!r}") from exc
             if len(batch):

@@ -39,6 +39,10 @@ class StepWrite:
 
     Audit records must not carry ``seq``/``prev``/``hash`` (the store sets them). Records
     are serialised as given; the store never mutates them.
+
+    ``records`` are the pack line's own records (``packline`` keyspace): ``(tenant, kind,
+    record_id, value)``; a value of ``None`` deletes the record. ``tenant`` ``""`` is for
+    records of no tenant (a station's state).
     """
 
     orders: list[OrderState] = field(default_factory=list)
@@ -49,6 +53,19 @@ class StepWrite:
     buyer_index: list[tuple[str, int, int, str]] = field(default_factory=list)
     waybill_index: list[tuple[str, str, str]] = field(default_factory=list)
     quarantine_release: list[tuple[str, int]] = field(default_factory=list)
+    records: list[tuple[str, str, str, dict[str, Any] | None]] = field(default_factory=list)
+
+    def merge(self, other: StepWrite) -> None:
+        """Append everything of ``other`` (written after this step's own records, in order)."""
+        self.orders.extend(other.orders)
+        self.events.extend(other.events)
+        self.audit.extend(other.audit)
+        self.outbox.extend(other.outbox)
+        self.quarantine.extend(other.quarantine)
+        self.buyer_index.extend(other.buyer_index)
+        self.waybill_index.extend(other.waybill_index)
+        self.quarantine_release.extend(other.quarantine_release)
+        self.records.extend(other.records)
 
 
 

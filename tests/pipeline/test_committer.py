@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import trio
 
@@ -102,3 +103,31 @@ async def test_no_commit_delay_commits_at_once(tmp_path):
                 await pipeline.submit(events(n, 1))
             pipeline.close()
         assert pipeline.groups_committed == 3
+
+
+async def test_extra_records_are_durable_with_the_events_and_listeners_see_the_commit(tmp_path):
+    from dataclasses import replace
+
+    from gateway._store import StepWrite
+
+    with open_store(StoreSettings(path=tmp_path / "db")) as store:
+        pipeline = Pipeline(store, PipelineSection(), Metrics())
+        seen: list[StepWrite] = []
+        pipeline.add_listener(seen.append)
+        pipeline.add_listener(lambda write: 1 / 0)  # a broken listener changes nothing
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pipeline.serve)
+            scan = replace(events(0, 1)[0], actor="operator:OP-7@station:A1", detail={"verdict": "OK"})
+            extra = StepWrite(records=[("t1", "session", "s-1", {"state": "open"})])
+            report = await pipeline.submit([scan], "station", extra=extra)
+            assert [r.outcome for r in report.results] == ["new"]
+            await pipeline.submit([], "station", extra=StepWrite(records=[("t1", "session", "s-2", {})]))
+            pipeline.close()
+        assert store.get_record("t1", "session", "s-1") == {"state": "open"}
+        assert store.get_record("t1", "session", "s-2") == {}
+        assert len(seen) == 2 and seen[0].records[0][2] == "s-1"
+        audit = list(store.iter_audit("t1"))
+        assert audit[0]["actor"] == "operator:OP-7@station:A1" and audit[0]["detail"] == {"verdict": "OK"}
+        assert next(iter(store.iter_events("t1")))["detail"] == {"verdict": "OK"}
+        (_, first), = store.read_outbox(10, 1 << 20)
+        assert orjson.loads(first)["detail"] == {"verdict": "OK"}

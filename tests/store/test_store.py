@@ -643,3 +643,26 @@ def test_events_waiting_for_their_waybill_are_tracked_across_reopen(path: Path) 
         assert [r["n"] for r in store.quarantine_records("t1", [3, 1, 99])] == [3]
     with open_at(path) as store:  # rebuilt from the keys at open
         assert store.waiting_for_waybills([("t1", "SF1"), ("t1", "SF2")]) == {"t1": [3, 2]}
+
+
+def test_packline_records_commit_with_the_step_and_stay_per_tenant(path: Path) -> None:
+    with open_store(StoreSettings(path=path)) as store:
+        store.commit(StepWrite(records=[
+            ("t1", "session", "s-1", {"state": "open"}),
+            ("t1", "session", "s-2", {"state": "closed"}),
+            ("t2", "session", "s-1", {"state": "open"}),
+            ("", "station", "A1", {"session": "s-1"}),
+        ]))
+        assert store.get_record("t1", "session", "s-1") == {"state": "open"}
+        assert store.get_record("t3", "session", "s-1") is None
+        assert [(t, i) for t, i, _ in store.iter_records("session", "t1")] == [("t1", "s-1"), ("t1", "s-2")]
+        assert [(t, i) for t, i, _ in store.iter_records("session")] == [
+            ("t1", "s-1"), ("t1", "s-2"), ("t2", "s-1")]
+        assert [i for _, i, _ in store.iter_records("session", "t1", id_prefix="s-2")] == ["s-2"]
+        assert [(t, i) for t, i, _ in store.iter_records("station", "")] == [("", "A1")]
+        store.commit(StepWrite(records=[("t1", "session", "s-1", None)]))
+        assert store.get_record("t1", "session", "s-1") is None
+    with open_store(StoreSettings(path=path)) as store:  # durable
+        assert store.get_record("t2", "session", "s-1") == {"state": "open"}
+        with pytest.raises(ValueError):
+            store.commit(StepWrite(records=[("bad tenant", "session", "x", {})]))
