@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gateway._rules.gifts import GiftGrant, ShipWhen
+
 ProductKind = Literal["item", "gift", "gift_box", "trial"]
 PRODUCT_KINDS: tuple[ProductKind, ...] = ("item", "gift", "gift_box", "trial")
 
@@ -173,37 +175,6 @@ class StockLevel:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> StockLevel:
         return cls(raw["sku"], int(raw["quantity"]), int(raw.get("updated_at_ms", 0)), raw.get("source", "erp"))
-
-
-ShipWhen = Literal["now", "later"]
-
-
-@dataclass(frozen=True, slots=True)
-class GiftGrant:
-    """A gift a gift rule grants to one order.
-
-    Attributes:
-        rule: which rule granted it (``"gifts.toml@v2:box-299"``), for the audit and the bill.
-        order_id: the order it belongs to (never "ownerless": with a pack group, the member
-            whose lines met the condition, or the group's primary order for group conditions).
-        sku: the gift's SKU.
-        quantity: units.
-        ships: ``now`` (in this parcel) or ``later`` (a later parcel of its own).
-    """
-
-    rule: str
-    order_id: str
-    sku: str
-    quantity: int = 1
-    ships: ShipWhen = "now"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "order_id": self.order_id, "sku": self.sku, "quantity": self.quantity,
-                "ships": self.ships}
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> GiftGrant:
-        return cls(raw["rule"], raw["order_id"], raw["sku"], int(raw.get("quantity", 1)), raw.get("ships", "now"))
 
 
 ComponentStatus = Literal["pending", "packed", "shipped", "removed"]

@@ -9,7 +9,8 @@ whose name starts with ``.`` (editor locks and swap files) and files with other 
 ignored. The daemon reads the whole directory at start (a broken set refuses to start) and
 again whenever a file changes or on SIGHUP; a broken edit is refused as a whole, logged with
 ``file:line: key: what is wrong``, and the previous rules stay live. ``gateway check-config``
-prints every error of a tree before you deploy it.
+prints every error of a tree before you deploy it. The gift rules in the ``gifts/`` folder of
+the same directory are loaded with them, as one set (their format: ``gateway._rules.gifts``).
 
 File layout
 -----------
@@ -129,8 +130,10 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Protocol
 
 from gateway._errors import ConfigError
+from gateway._rules.gifts import GiftFile, GiftFileLoader, GiftRules, gift_files
 from gateway._rules.rule_file import BUYER_KINDS, SOURCE_KINDS, RuleFileLoader
 from gateway._rules.ruleset import RuleErrors, RuleSet, SourceRules
 from gateway._settings import TomlDocument
@@ -153,7 +156,7 @@ def load_rules(directory: str | Path) -> RuleSet:
         directory: the rules directory.
 
     Returns:
-        The rule set, one ``SourceRules`` per file.
+        The rule set, one ``SourceRules`` per file, with the gift rules of ``gifts/*.toml``.
 
     Raises:
         RuleErrors: (a ``ConfigError``) with every problem found, each naming file, line and
@@ -172,17 +175,8 @@ def load_rules(directory: str | Path) -> RuleSet:
     rules: dict[str, SourceRules] = {}
     digest = hashlib.sha256()
     for path in files:
-        try:
-            content = path.read_bytes()
-            text = content.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(ConfigError(path, None, "", f"cannot read: {exc}"))
-            continue
-        digest.update(path.name.encode() + b"\0" + content + b"\0")
-        try:
-            doc = TomlDocument(path, text)
-        except ConfigError as exc:
-            errors.append(exc)
+        doc = _read(path, path.name, digest, errors)
+        if doc is None:
             continue
         loaded = RuleFileLoader(doc).load(errors)
         if loaded is None:
@@ -192,9 +186,46 @@ def load_rules(directory: str | Path) -> RuleSet:
                                     f"source {loaded.name!r} is already defined by {rules[loaded.name].path}"))
             continue
         rules[loaded.name] = loaded
+    gifts = _load_gifts(directory, digest, errors)
     if errors:
         raise RuleErrors(errors)
-    return RuleSet(directory, MappingProxyType(rules), digest.hexdigest()[:16])
+    return RuleSet(directory, MappingProxyType(rules), digest.hexdigest()[:16], gifts)
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _read(path: Path, label: str, digest: _Digest, errors: list[ConfigError]) -> TomlDocument | None:
+    """Parse one file and add it to ``digest``; ``None`` with the error appended to ``errors``."""
+    try:
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(ConfigError(path, None, "", f"cannot read: {exc}"))
+        return None
+    digest.update(label.encode() + b"\0" + content + b"\0")
+    try:
+        return TomlDocument(path, text)
+    except ConfigError as exc:
+        errors.append(exc)
+        return None
+
+
+def _load_gifts(directory: Path, digest: _Digest, errors: list[ConfigError]) -> GiftRules:
+    """The gift rules of ``directory/gifts`` (errors appended to ``errors``)."""
+    try:
+        paths = gift_files(directory)
+    except OSError as exc:
+        errors.append(ConfigError(directory / "gifts", None, "", f"cannot list the gifts folder: {exc}"))
+        return GiftRules()
+    loaded: list[GiftFile] = []
+    for path in paths:
+        doc = _read(path, f"gifts/{path.name}", digest, errors)
+        gift_file = GiftFileLoader(doc).load(errors) if doc is not None else None
+        if gift_file is not None:
+            loaded.append(gift_file)
+    return GiftRules(tuple(loaded))
 
 
 
@@ -206,7 +237,8 @@ def _show(paths: Sequence[str]) -> str:
 
 def describe(ruleset: RuleSet) -> str:
     """A human summary of a rule set, for ``gateway check-config``."""
-    lines = [f"{ruleset.directory}: OK  {len(ruleset)} sources, digest {ruleset.digest}"]
+    lines = [f"{ruleset.directory}: OK  {len(ruleset)} sources, {len(ruleset.gifts)} gift rules, "
+             f"digest {ruleset.digest}"]
     for name, rules in ruleset.items():
         targets = sorted(set(rules.status.values()))
         lines.append(f"  {name:<12} {rules.ref:<22} {rules.kind:<9} {len(rules.status):>3} statuses"
@@ -224,6 +256,12 @@ def describe(ruleset: RuleSet) -> str:
         if rules.data:
             fields.append("data=" + ", ".join(sorted(rules.data)))
         lines.append("               " + "; ".join(fields))
+    for gift_file in ruleset.gifts.files:
+        lines.append(f"  gifts/{gift_file.path.name}  {gift_file.ref}  {len(gift_file.rules)} rule(s)  "
+                     f"{gift_file.description}")
+        for rule in gift_file.rules:
+            lines.append(f"               {rule.name}: {rule.quantity} x {rule.gift_sku} ({rule.ships}, "
+                         f"{rule.scope}) for {rule.tenant or 'every tenant'}")
     return "\n".join(lines)
 
 

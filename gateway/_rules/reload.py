@@ -1,4 +1,4 @@
-"""Hot reload of the mapping rules: a holder with an atomic swap, a file poller, SIGHUP.
+"""Hot reload of the mapping and gift rules: a holder with an atomic swap, a file poller, SIGHUP.
 
 ``RuleHolder.current`` is the live ``RuleSet``. A reload builds a complete new ``RuleSet``
 first (``load_rules`` validates every file) and only then replaces the reference in one
@@ -9,8 +9,9 @@ stay, the error (``file:line: key: ...``) is recorded on the holder, logged, and
 
 Two triggers, both optional, both calling ``RuleHolder.reload``:
 
-* ``watch_rules``: polls the directory's signature (file names, mtimes, sizes) every
-  ``interval_s`` and reloads when it differs from the signature of the last load attempt.
+* ``watch_rules``: polls the directory's signature (file names, mtimes, sizes of the
+  mapping files and of ``gifts/*.toml``) every ``interval_s`` and reloads when it differs
+  from the signature of the last load attempt.
   A failed attempt is not retried until the files change again (no error every second);
   an edit caught half-written fails once and loads on the next poll.
 * ``watch_sighup``: reloads on every SIGHUP (``kill -HUP``); must run in the main thread.
@@ -33,22 +34,26 @@ from pathlib import Path
 import trio
 
 from gateway._errors import ConfigError
+from gateway._rules.gifts import gift_files
 from gateway._rules.mapping import RuleErrors, RuleSet, load_rules, rule_files
 
 log = logging.getLogger(__name__)
 
-#: What ``watch_rules`` compares: (file name, mtime in ns, size) of every rule file.
+#: What ``watch_rules`` compares: (file name, mtime in ns, size) of every rule file; gift
+#: files are named ``gifts/<name>``.
 Signature = tuple[tuple[str, int, int], ...]
 
 
 def rules_signature(directory: Path) -> Signature:
-    """The (name, mtime_ns, size) of every rule file in ``directory``; ``()`` if unreadable."""
+    """The (name, mtime_ns, size) of every mapping and gift rule file in ``directory``;
+    ``()`` if unreadable."""
     try:
-        files = rule_files(directory)
+        named = [(path.name, path) for path in rule_files(directory)]
+        named += [(f"gifts/{path.name}", path) for path in gift_files(directory)]
         entries = []
-        for path in files:
+        for name, path in named:
             stat = path.stat()
-            entries.append((path.name, stat.st_mtime_ns, stat.st_size))
+            entries.append((name, stat.st_mtime_ns, stat.st_size))
     except OSError:
         return ()  # a vanished directory or file: the reload that follows names the problem
     return tuple(entries)
@@ -134,7 +139,8 @@ def log_outcome(outcome: ReloadOutcome, trigger: str) -> None:
     """Log a reload outcome: one line on success, one line per problem on failure."""
     if outcome.ok:
         if outcome.changed:
-            sources = ", ".join(f"{rules.ref}" for _, rules in outcome.rules.items())
+            sources = ", ".join([*(rules.ref for _, rules in outcome.rules.items()),
+                                 *(f"gifts/{gifts.ref}" for gifts in outcome.rules.gifts.files)])
             log.info("rules reloaded (%s): digest %s: %s", trigger, outcome.rules.digest, sources)
         else:
             log.info("rules reloaded (%s): unchanged, digest %s", trigger, outcome.rules.digest)

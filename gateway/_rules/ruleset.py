@@ -1,5 +1,6 @@
-"""The compiled mapping rules: one ``SourceRules`` per rule file, a ``RuleSet`` per directory,
-and ``RuleErrors`` listing every problem found. The file format: ``gateway._rules.mapping``.
+"""The compiled mapping rules: one ``SourceRules`` per rule file, a ``RuleSet`` per directory
+(with the directory's gift rules), and ``RuleErrors`` listing every problem found. The file
+formats: ``gateway._rules.mapping`` and ``gateway._rules.gifts``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import core_ext
 from gateway._errors import ConfigError
+from gateway._rules.gifts import GiftRules
 
 
 class RuleErrors(ConfigError):
@@ -95,17 +97,20 @@ class SourceRules:
 
 @dataclass(frozen=True, eq=False)
 class RuleSet:
-    """Every source's rules, loaded together from one directory; immutable.
+    """Every source's rules and the gift rules, loaded together from one directory; immutable.
 
     Attributes:
         directory: where the files were read.
         rules: source name -> its rules.
-        digest: a short stable hash of the file names and contents (for display and metrics).
+        digest: a short stable hash of the file names and contents, gift files included (for
+            display and metrics).
+        gifts: the gift rules of ``<directory>/gifts/*.toml`` (empty without that folder).
     """
 
     directory: Path
     rules: Mapping[str, SourceRules]
     digest: str
+    gifts: GiftRules = field(default_factory=GiftRules)
 
     def get(self, source: str) -> SourceRules | None:
         """The rules of ``source``, or ``None`` when no file names it."""
@@ -127,7 +132,8 @@ class RuleSet:
         return source in self.rules
 
     def __repr__(self) -> str:
-        return f"RuleSet({str(self.directory)!r}, sources={list(self.sources)}, digest={self.digest!r})"
+        return (f"RuleSet({str(self.directory)!r}, sources={list(self.sources)}, gifts={len(self.gifts)}, "
+                f"digest={self.digest!r})")
 
 
 __all__ = ["RuleErrors", "RuleSet", "SourceRules"]
