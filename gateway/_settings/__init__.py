@@ -6,17 +6,19 @@ Out: one frozen ``Settings`` value with every section defaulted; a bad file is r
 
 Parts: ``toml`` (a TOML document that remembers where each key stands, strict key checks;
 the rule files use it too), ``model`` (the sections as frozen dataclasses, ``Secret``),
-``fields`` (typed reading of values), ``stations`` (``[stations.*]``, ``[nvrs.*]``: pack stations and
+``fields`` (typed reading of values; secrets from ``*_env`` / ``*_file``), ``stations`` (``[stations.*]``, ``[nvrs.*]``: pack stations and
 their devices), ``loader`` (reading, validating, the key reference in its docstring).
 """
 
 from gateway._settings.loader import default_config_path, load_settings, parse_settings, with_overrides
 from gateway._settings.model import (
     TENANT_NAME,
+    AlertsSection,
     ApiSection,
     DemoSection,
     GatewaySection,
     HttpSection,
+    PackLineSection,
     PipelineSection,
     Secret,
     Settings,
@@ -35,12 +37,14 @@ from gateway._settings.toml import KeyPath, TomlDocument, check_keys
 
 __all__ = [
     "TENANT_NAME",
+    "AlertsSection",
     "ApiSection",
     "DemoSection",
     "GatewaySection",
     "HttpSection",
     "KeyPath",
     "NvrSection",
+    "PackLineSection",
     "PipelineSection",
     "PrinterSection",
     "ScaleSection",

@@ -129,6 +129,69 @@ class DemoSection:
     devices: bool = False
 
 
+CloseMode = Literal["auto", "control", "next_order"]
+
+
+@dataclass(frozen=True)
+class PackLineSection:
+    """``[packline]``: how the pack stations read codes and when a parcel is overdue.
+
+    Attributes:
+        waybill_timeout_s: a packed parcel still without a waybill after this raises a
+            ``waybill_timeout`` alert.
+        close_mode: ``auto`` (a session closes after its last expected scan), ``control``
+            (only ``close_code`` closes it) or ``next_order`` (scanning the next order closes
+            the previous one); ``close_code`` closes a session in every mode.
+        close_code / cancel_code / reprint_code: the control barcodes: close the session,
+            abandon it (recorded), print its label again.
+        badge_prefix / supervisor_prefix: a scan starting with one of these is an operator's
+            or a supervisor's badge.
+        weight_tolerance_g / weight_tolerance_pct: the parcel's weight may differ from the
+            catalog's by the larger of the two; ``weight_tolerance_g = 0`` turns the check off.
+        tenant: the tenant whose orders the stations pack. A file's ``""`` means the only
+            tenant configured; after loading it stays ``""`` only when there is none, or several
+            and no station (a gateway with stations and several tenants must name one).
+    """
+
+    waybill_timeout_s: float = 900.0
+    close_mode: CloseMode = "auto"
+    close_code: str = "#CLOSE"
+    cancel_code: str = "#CANCEL"
+    reprint_code: str = "#REPRINT"
+    badge_prefix: str = "OP-"
+    supervisor_prefix: str = "SV-"
+    weight_tolerance_g: int = 0
+    weight_tolerance_pct: float = 5.0
+    tenant: str = ""
+
+
+AlertFormat = Literal["markdown", "text"]
+
+
+@dataclass(frozen=True)
+class AlertsSection:
+    """``[alerts]``: where pack-line alerts go (a WeCom group robot) and how they are retried.
+
+    Attributes:
+        url: the robot's webhook URL; it carries the robot's key, so it is a ``Secret``
+            (``Secret("")``: alerts are only logged and kept for the operators' board).
+        format: ``markdown`` or ``text`` (WeCom's ``msgtype``).
+        mentioned_mobiles: phone numbers to @ (``"@all"`` for everyone); text format only.
+        retry_initial_s / retry_max_s: backoff of a failed send (doubling, +-25 % jitter).
+        timeout_s: per request.
+        max_queued: bound of the durable alert queue; beyond it the oldest alerts of the
+            lowest severity are dropped (logged and counted).
+    """
+
+    url: Secret = field(default_factory=lambda: Secret(""))
+    format: AlertFormat = "markdown"
+    mentioned_mobiles: tuple[str, ...] = ()
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 300.0
+    timeout_s: float = 10.0
+    max_queued: int = 10_000
+
+
 SignMethod = Literal["", "md5", "hmac", "hmac-sha256"]
 DEFAULT_SIGNATURE_HEADER = "x-xhs-signature"
 # Sources whose signature rule covers the app key: no app_key, no verification.
@@ -168,6 +231,8 @@ class Settings:
         tenants: ``tenants[tenant][source]`` credentials.
         stations: the pack stations and their devices (``gateway._settings.stations``).
         nvrs: the NVRs the stations' cameras record to.
+        packline: the pack stations' codes, close mode and waybill timeout.
+        alerts: where pack-line alerts are sent (WeCom group robot).
     """
 
     gateway: GatewaySection = GatewaySection()
@@ -177,6 +242,8 @@ class Settings:
     pipeline: PipelineSection = PipelineSection()
     demo: DemoSection = DemoSection()
     upstream: UpstreamSection = UpstreamSection()
+    packline: PackLineSection = PackLineSection()
+    alerts: AlertsSection = AlertsSection()
     tenants: Mapping[str, Mapping[str, SourceCredentials]] = field(default_factory=dict)
     stations: Mapping[str, StationSection] = field(default_factory=dict)
     nvrs: Mapping[str, NvrSection] = field(default_factory=dict)
@@ -206,6 +273,7 @@ class Settings:
         return self.tenants.get(tenant, {}).get(source)
 
 
-__all__ = ["APP_KEY_REQUIRED", "DEFAULT_SIGNATURE_HEADER", "SOURCE_NAME", "TENANT_NAME", "ApiSection", "DemoSection",
-           "GatewaySection", "HttpSection", "PipelineSection", "Secret", "Settings", "SignMethod",
-           "SourceCredentials", "StoreSection", "UpstreamSection"]
+__all__ = ["APP_KEY_REQUIRED", "DEFAULT_SIGNATURE_HEADER", "SOURCE_NAME", "TENANT_NAME", "AlertFormat", "AlertsSection",
+           "ApiSection", "CloseMode", "DemoSection", "GatewaySection", "HttpSection", "PackLineSection",
+           "PipelineSection", "Secret", "Settings", "SignMethod", "SourceCredentials", "StoreSection",
+           "UpstreamSection"]
