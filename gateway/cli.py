@@ -6,6 +6,8 @@
     gateway outbox status|dead|requeue [--config FILE] [--data-dir DIR] ...   (see _ops_cli)
     gateway quarantine list|release --tenant T [--config FILE] [--data-dir DIR] ...
     gateway devices list|monitor|test-print|nvr-check [--config FILE] ...   (see _devices_cli)
+    gateway catalog import|show --tenant T ...   products, barcodes, kits (see _catalog_cli)
+    gateway stock --tenant T [--json]            gift stock levels with their age
     gateway version
 
 Exit status (documented in the README):
@@ -157,6 +159,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return run(args, _settings_from(args))
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from gateway._catalog_cli import run_catalog_command
+
+    return run_catalog_command(args, _settings_from(args))
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import core_ext
     from gateway import __version__
@@ -216,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = add_devices_parser(sub, config_options)
     devices.set_defaults(func=cmd_devices)
+
+    from gateway._catalog_cli import add_catalog_commands
+
+    for catalog_parser in add_catalog_commands(sub, config_options):
+        catalog_parser.set_defaults(func=cmd_catalog)
 
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)
