@@ -1,0 +1,516 @@
+"""A pack session: one parcel of one pack group, scan by scan, with a verdict at every step.
+
+``open_session`` opens it on a ``Bill`` (``gateway._packline.bill``); the station then feeds it
+item scans, a close, live refunds and the scale's weight, and shows each ``ScanResult``. Pure:
+no I/O, no clock (every call carries ``at_ms``); the station stores ``to_dict()`` with each
+step and ``from_dict`` continues exactly where a crash left it.
+
+States and what moves them::
+
+    open ──close, complete──────────────> closed   CLOSED (the label may print)
+    open ──close, supervisor + reason───> closed   PARTIAL_CLOSE (what was missing is recorded)
+    open ──close, incomplete────────────> open     MISSING (names every missing component)
+    open / held ──whole-order refund────> stopped  STOP_REFUND (never released: do not ship)
+    held ──release(by, reason)──────────> open     (stock arrived, or "ship without the gift")
+    stopped (ALREADY_PACKED) ──release──> open     (a supervisor allows the repack)
+    open / held / stopped ──abandon─────> closed   OK, abandoned (the cancel code: unpack, no label)
+
+Opening decides the first state: an order ``REFUND_INITIATED`` / ``REFUNDED`` / ``CANCELLED``
+-> ``stopped`` with ``STOP_REFUND``; else one ``PACKED`` / ``SHIPPED`` / ``FULFILLMENT_STARTED``
+/ ``IN_TRANSIT`` / ``DELIVERED`` -> ``stopped`` with ``ALREADY_PACKED`` (the duplicate-pack
+alarm; FULFILLMENT_STARTED, picked up by the carrier, is as packed as it gets); else gift
+shortfalls -> ``held`` with ``STOP_NO_STOCK``; else ``open``. In ``held`` and ``stopped``
+every item scan and every close answers the stopping verdict again; after ``closed`` an item
+scan answers ``NO_SESSION`` and a second close repeats the first close's verdict.
+
+Item scans, checked in this order: ``UNKNOWN_BARCODE`` (no product), ``DUPLICATE_UNIT`` (the
+same GS1 serial of the same SKU already counted in this session), ``WRONG_ITEM`` (no live
+parcel-1 component has the SKU; the message says why when it can: a kit scanned instead of
+its parts, an item of a later parcel, a refunded item), ``EXTRA`` (all units already
+scanned), else ``OK``. An OK ticks one unit of the FIRST outstanding component with that SKU
+in bill order (primary order first, its lines before its gifts): that is the line the
+display lists first, and when a parcel closes short the shortage lands on the later order's
+and the gift's units rather than on the primary order's goods. Only OK scans count a serial.
+
+Refunds while packing: a whole-order refund (``skus=None``) stops the parcel at once. A refund
+of some lines marks their components ``removed`` (``apply_line_refund``); when units of them
+were already scanned the verdict is ``STOP_REFUND`` with ``remove`` naming them and their
+units (the session stays open: take them out, carry on), otherwise ``OK`` with the removed
+components in ``detail["removed"]`` (the expected list simply shrinks; ``detail["changed"]``
+is false when nothing of this parcel was touched, e.g. a repeated notice). A line refund that
+leaves the order none of its lines is a whole-order refund (its gifts do not ship alone). After ``closed`` a refund answers
+``STOP_REFUND`` (unpack or intercept with the carrier) and the state stays ``closed``.
+
+The timeline records every event in order (open, each scan with its code, serial, verdict,
+component and operator, refunds, releases, weights, close): it is the evidence the NVR
+clip is cut for.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateway._packline.bill import apply_line_refund
+from gateway._packline.values import Bill, BillComponent, Product, Verdict
+
+SessionState = Literal["open", "held", "stopped", "closed"]
+#: Order states that stop a parcel for a refund (do not ship).
+REFUND_STATES = frozenset({"REFUND_INITIATED", "REFUNDED", "CANCELLED"})
+#: Order states that mean the order was packed before (the duplicate-pack alarm).
+PACKED_STATES = frozenset({"PACKED", "SHIPPED", "FULFILLMENT_STARTED", "IN_TRANSIT", "DELIVERED"})
+_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What the station shows (and records) for one open, scan, close, refund or weighing.
+
+    Attributes:
+        verdict: the verdict; ``verdict.alarm`` says whether the station sounds.
+        session_id / state: the session and its state after this step.
+        message_zh / message_en: one short line for the display (zh-CN shown by default).
+        at_ms: when it happened (epoch ms, the caller's clock).
+        component_id / order_id / sku: the component ticked (OK) or the product scanned.
+        code: the scanned code, as given.
+        expected: the outstanding components (``component_id, order_id, sku, name, kind,
+            origin, units`` still to scan, ``quantity``, ``packed``), in bill order.
+        missing: at a refused or partial close, every missing component (same keys).
+        remove: components of refunded lines already in the parcel (``units`` to take out).
+        packed_units / total_units: progress of parcel 1.
+        detail: anything else the display needs (shortfalls, weights, forced_by, reason...).
+    """
+
+    verdict: Verdict
+    session_id: str
+    state: SessionState
+    message_zh: str
+    message_en: str
+    at_ms: int
+    component_id: str = ""
+    order_id: str = ""
+    sku: str = ""
+    code: str = ""
+    expected: tuple[dict[str, Any], ...] = ()
+    missing: tuple[dict[str, Any], ...] = ()
+    remove: tuple[dict[str, Any], ...] = ()
+    packed_units: int = 0
+    total_units: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def alarm(self) -> bool:
+        return self.verdict.alarm
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for the display's websocket and the event's ``detail``)."""
+        return {"verdict": self.verdict.value, "session_id": self.session_id, "state": self.state,
+                "message_zh": self.message_zh, "message_en": self.message_en, "at_ms": self.at_ms,
+                "component_id": self.component_id, "order_id": self.order_id, "sku": self.sku, "code": self.code,
+                "expected": [dict(c) for c in self.expected], "missing": [dict(c) for c in self.missing],
+                "remove": [dict(c) for c in self.remove], "packed_units": self.packed_units,
+                "total_units": self.total_units, "detail": copy.deepcopy(self.detail)}
+
+
+class PackSession:
+    """One parcel being packed. Mutable; ``to_dict`` / ``from_dict`` carry all of it.
+
+    Build it with ``open_session`` (or ``from_dict``). ``operator`` may be reassigned when a
+    badge takes over (``change_operator`` records it); every timeline event names the
+    operator at that moment.
+    """
+
+    def __init__(self, session_id: str, station: str, operator: str, tenant: str, bill: Bill, opened_at_ms: int,
+                 *, order_states: Mapping[str, str], unit_weights_g: Mapping[str, int | None] | None = None,
+                 unknown_skus: Collection[str] = ()) -> None:
+        self.session_id = session_id
+        self.station = station
+        self.operator = operator
+        self.tenant = tenant
+        self.bill = bill
+        self.opened_at_ms = opened_at_ms
+        self.order_states: dict[str, str] = {k: str(v) for k, v in order_states.items()}
+        self.unit_weights_g: dict[str, int | None] = dict(unit_weights_g or {})
+        self.unknown_skus: list[str] = sorted(unknown_skus)
+        self.state: SessionState = "open"
+        #: Why it is held / stopped: ``{"verdict", "message_zh", "message_en"}``; ``None`` when open.
+        self.stop: dict[str, str] | None = None
+        #: The close: ``{"verdict", "at_ms", "forced_by", "reason", "missing", "message_zh", "message_en"}``
+        #: (plus ``"abandoned": True`` after ``abandon``).
+        self.closing: dict[str, Any] | None = None
+        self.timeline: list[dict[str, Any]] = []
+        self._serials: set[tuple[str, str]] = set()
+
+    def __repr__(self) -> str:
+        return (f"<PackSession {self.session_id} {self.state} group={self.bill.group_id} "
+                f"{self._packed_units()}/{self._total_units()} units>")
+
+    @property
+    def complete(self) -> bool:
+        """True when every live component of parcel 1 is fully scanned."""
+        return self.bill.complete
+
+    @property
+    def expected_weight_g(self) -> int | None:
+        """The weight of what is in the parcel now (scanned units of live components), or
+        ``None`` when a scanned SKU's unit weight is unknown."""
+        total = 0
+        for component in self._live():
+            if component.packed:
+                unit = self.unit_weights_g.get(component.sku)
+                if unit is None:
+                    return None
+                total += unit * min(component.packed, component.quantity)
+        return total
+
+    def scan_item(self, product: Product | None, code: str, serial: str | None, at_ms: int) -> ScanResult:
+        """The verdict of one item scan (``product`` is the catalog's match of ``code``)."""
+        serial = (serial or "").strip() or None
+        sku = product.sku if product is not None else ""
+        fields: dict[str, Any] = {"code": code, "sku": sku, "serial": serial}
+        if self.state == "closed":
+            return self._record("scan", Verdict.NO_SESSION, at_ms, "本包裹已封箱：请扫描下一个订单",
+                                "This parcel is closed: scan the next order", **fields)
+        if self.stop is not None:
+            return self._stopped("scan", at_ms, **fields)
+        if product is None:
+            shown = _shown(code)
+            return self._record("scan", Verdict.UNKNOWN_BARCODE, at_ms,
+                                f"未知条码：{shown}，不是商品条码，请核对或找主管",
+                                f"Unknown barcode: {shown} is not a product; check it or ask a supervisor", **fields)
+        name = _shown(product.name or product.sku)
+        if serial is not None and (product.sku, serial) in self._serials:
+            return self._record("scan", Verdict.DUPLICATE_UNIT, at_ms,
+                                f"重复扫描同一件：{name} 序列号 {_shown(serial)} 已扫过，请扫另一件",
+                                f"Same unit twice: {name} serial {_shown(serial)} is already counted; "
+                                "scan another unit", **fields)
+        live = [c for c in self._live() if c.sku == product.sku]
+        if not live:
+            zh, en = self._wrong_item(product)
+            return self._record("scan", Verdict.WRONG_ITEM, at_ms, zh, en, **fields)
+        target = next((c for c in live if c.outstanding > 0), None)
+        if target is None:
+            units = sum(c.quantity for c in live)
+            return self._record("scan", Verdict.EXTRA, at_ms, f"多扫：{name} 只需 {units} 件，已扫够，请取出这一件",
+                                f"Extra: {name} needs {units}, all scanned; take this unit out", **fields)
+        target.packed += 1
+        if target.packed >= target.quantity:
+            target.status = "packed"
+        if serial is not None:
+            self._serials.add((product.sku, serial))
+        fields.update(component_id=target.component_id, order_id=target.order_id)
+        return self._record("scan", Verdict.OK, at_ms, f"正确：{name}（{target.packed}/{target.quantity}）",
+                            f"OK: {name} ({target.packed}/{target.quantity})", **fields)
+
+    def close(self, at_ms: int, *, forced_by: str = "", reason: str = "") -> ScanResult:
+        """Close the parcel: ``CLOSED`` when complete, ``PARTIAL_CLOSE`` when a supervisor
+        (``forced_by``) forces it with a ``reason``, else ``MISSING`` and the session stays open."""
+        if self.closing is not None:
+            c = self.closing
+            return self._record("close", Verdict(c["verdict"]), at_ms, c["message_zh"], c["message_en"], repeat=True,
+                                missing=c["missing"])
+        if self.stop is not None:
+            return self._stopped("close", at_ms, forced_by=forced_by, reason=reason)
+        missing = _missing(self.bill)
+        if not missing:
+            return self._closed(Verdict.CLOSED, at_ms, "封箱完成：清单已齐，打印面单",
+                                "Closed: complete, the label prints", missing, "", "")
+        listed_zh, listed_en = _summary(missing, with_orders=True)
+        if forced_by.strip() and reason.strip():
+            by, why = _shown(forced_by), _shown(reason, 60)
+            return self._closed(Verdict.PARTIAL_CLOSE, at_ms, f"主管 {by} 强制封箱（{why}），缺：{listed_zh}",
+                                f"Forced close by {by} ({why}); missing: {listed_en}", missing, forced_by, reason)
+        if forced_by.strip():
+            return self._record("close", Verdict.MISSING, at_ms, f"强制封箱需填写原因；缺：{listed_zh}",
+                                f"A forced close needs a reason; missing: {listed_en}", missing=missing,
+                                forced_by=forced_by)
+        return self._record("close", Verdict.MISSING, at_ms, f"缺件：{listed_zh}；请补扫或由主管强制封箱",
+                            f"Missing: {listed_en}; scan them or have a supervisor force the close",
+                            missing=missing)
+
+    def refund(self, order_id: str, skus: Collection[str] | None, at_ms: int) -> ScanResult:
+        """A refund or cancel of ``order_id`` (all of it when ``skus`` is ``None``) arriving live."""
+        skus_field = None if skus is None else sorted(skus)
+        if order_id not in self.bill.orders:
+            return self._record("refund", Verdict.OK, at_ms, f"退款订单 {_shown(order_id)} 不在本包裹，无需处理",
+                                f"Refunded order {_shown(order_id)} is not in this parcel", order_id=order_id,
+                                skus=skus_field, changed=False)
+        removed_before = {c.component_id for c in self.bill.components if c.status == "removed"}
+        taken = [] if skus is None else apply_line_refund(self.bill, order_id, skus)
+        newly = [c.component_id for c in self.bill.components
+                 if c.status == "removed" and c.component_id not in removed_before]
+        whole = skus is None or (bool(newly) and not any(
+            c.order_id == order_id and c.status != "removed" and (c.origin == "line" or c.origin.startswith("kit:"))
+            for c in self.bill.components))
+        if whole:
+            taken += apply_line_refund(self.bill, order_id, None)
+        remove = [_row(c, c.packed) for c in taken]
+        order = _shown(order_id)
+        common: dict[str, Any] = {"order_id": order_id, "skus": skus_field, "remove": remove, "whole_order": whole}
+        if self.closing is not None and self.closing.get("abandoned"):
+            return self._record("refund", Verdict.OK, at_ms, f"订单 {order} 退款：本包裹已取消，无需处理",
+                                f"Order {order} refunded: this parcel was abandoned already", **common)
+        if self.state == "closed":
+            if not whole and not remove:
+                return self._record("refund", Verdict.OK, at_ms, f"订单 {order} 部分退款：不涉及已封箱商品",
+                                    f"Order {order} partly refunded: nothing in the closed parcel", **common)
+            return self._record("refund", Verdict.STOP_REFUND, at_ms,
+                                f"订单 {order} 已退款但包裹已封箱：请拆箱取出或联系快递拦截",
+                                f"Order {order} refunded after the close: unpack it or intercept with the carrier",
+                                **common)
+        if whole:
+            self.state = "stopped"
+            self.stop = {"verdict": Verdict.STOP_REFUND.value,
+                         "message_zh": f"订单 {order} 已退款/取消：停止打包，不要发货，已装商品请取出",
+                         "message_en": f"Order {order} refunded or cancelled: stop, do not ship, unpack it"}
+            return self._stopped("refund", at_ms, **common)
+        if remove:
+            listed_zh, listed_en = _summary(remove)
+            return self._record("refund", Verdict.STOP_REFUND, at_ms,
+                                f"订单 {order} 部分退款：请从包裹取出 {listed_zh}，然后继续",
+                                f"Order {order} partly refunded: take out {listed_en}, then carry on", **common)
+        if not newly:
+            return self._record("refund", Verdict.OK, at_ms, f"订单 {order} 有退款更新：本包裹清单不变",
+                                f"Order {order} refund update: this parcel's bill is unchanged", changed=False,
+                                **common)
+        return self._record("refund", Verdict.OK, at_ms, f"订单 {order} 部分退款：清单已更新，继续打包",
+                            f"Order {order} partly refunded: the bill is updated, carry on", removed=newly, **common)
+
+    def abandon(self, at_ms: int, *, by: str, reason: str = "") -> ScanResult:
+        """Give the parcel up (the station's cancel code): the session ends (``closed``, no label)
+        and whatever was scanned goes back to the shelf; the orders may be packed again later.
+
+        The verdict is ``OK`` with ``detail["abandoned"]``; the close record says so too.
+        """
+        if self.closing is not None:
+            return self._record("abandon", Verdict.NO_SESSION, at_ms, "本包裹已结束", "This parcel is finished", by=by)
+        units = self._packed_units()
+        back_zh = f"，请将已扫的 {units} 件放回" if units else ""
+        back_en = f"; put the {units} scanned unit(s) back" if units else ""
+        zh, en = f"已取消本包裹{back_zh}", f"Parcel abandoned{back_en}"
+        self.state, self.stop = "closed", None
+        self.closing = {"verdict": Verdict.OK.value, "at_ms": at_ms, "forced_by": by, "reason": reason,
+                        "missing": _missing(self.bill), "message_zh": zh, "message_en": en, "abandoned": True}
+        return self._record("abandon", Verdict.OK, at_ms, zh, en, by=by, reason=reason, abandoned=True)
+
+    def release(self, at_ms: int, *, by: str, reason: str) -> ScanResult:
+        """A supervisor's override of a hold (``STOP_NO_STOCK``) or a duplicate-pack stop
+        (``ALREADY_PACKED``): the session opens. A refund stop is never released."""
+        if self.state == "closed":
+            return self._record("release", Verdict.NO_SESSION, at_ms, "本包裹已封箱", "This parcel is closed", by=by)
+        if self.stop is None:
+            return self._record("release", Verdict.OPENED, at_ms, "包裹已在打包中", "The parcel is already open", by=by)
+        if self.stop["verdict"] == Verdict.STOP_REFUND or not (by.strip() and reason.strip()):
+            return self._stopped("release", at_ms, by=by, reason=reason, refused=True)
+        self.state, self.stop = "open", None
+        who, why = _shown(by), _shown(reason, 60)
+        return self._record("release", Verdict.OPENED, at_ms, f"主管 {who} 放行（{why}）：继续打包",
+                            f"Released by {who} ({why}): carry on packing", by=by, reason=reason)
+
+    def weight_check(self, weight_g: int, tolerance_g: int, tolerance_pct: float, *, tare_g: int = 0,
+                     at_ms: int = 0) -> ScanResult:
+        """Compare the scale with the scanned contents (+ ``tare_g`` for box and filler).
+
+        The allowance is the larger of ``tolerance_g`` and ``tolerance_pct`` % of the expected
+        weight. An unknown unit weight cannot be checked: ``OK`` with ``detail["checked"]`` false.
+        """
+        contents = self.expected_weight_g
+        if contents is None:
+            return self._record("weight", Verdict.OK, at_ms, "无法核重：有商品缺重量资料",
+                                "Weight not checked: a unit weight is unknown", weight_g=weight_g, checked=False)
+        expected = contents + tare_g
+        allowed = max(tolerance_g, round(expected * tolerance_pct / 100))
+        fields: dict[str, Any] = {"weight_g": weight_g, "expected_g": expected, "allowed_g": allowed, "checked": True}
+        if abs(weight_g - expected) > allowed:
+            return self._record("weight", Verdict.WEIGHT_MISMATCH, at_ms,
+                                f"重量不符：称重 {weight_g} g，应为 {expected} g（±{allowed} g），请核对包裹",
+                                f"Weight mismatch: {weight_g} g, expected {expected} g (±{allowed} g); "
+                                "check the parcel", **fields)
+        return self._record("weight", Verdict.OK, at_ms, f"重量正常：{weight_g} g", f"Weight OK: {weight_g} g",
+                            **fields)
+
+    def change_operator(self, operator: str, at_ms: int) -> None:
+        """Hand the parcel to another badge (recorded in the timeline)."""
+        self._event("operator", at_ms, "", previous=self.operator, operator_new=operator)
+        self.operator = operator
+
+    def expected(self) -> list[dict[str, Any]]:
+        """The outstanding components, as in ``ScanResult.expected``."""
+        return [_row(c, c.outstanding) for c in self.bill.outstanding()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (no shared mutable parts)."""
+        return {"format": _FORMAT, "session_id": self.session_id, "station": self.station, "operator": self.operator,
+                "tenant": self.tenant, "bill": self.bill.to_dict(), "opened_at_ms": self.opened_at_ms,
+                # Read-only conveniences for the evidence and the after-sales view (from_dict ignores them).
+                "group_id": self.bill.group_id, "orders": list(self.bill.orders),
+                "closed_at_ms": self.closing["at_ms"] if self.closing is not None else 0,
+                "order_states": dict(self.order_states), "unit_weights_g": dict(self.unit_weights_g),
+                "unknown_skus": list(self.unknown_skus), "state": self.state,
+                "stop": dict(self.stop) if self.stop is not None else None, "closing": copy.deepcopy(self.closing),
+                "serials": [list(pair) for pair in sorted(self._serials)], "timeline": copy.deepcopy(self.timeline)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PackSession:
+        """Inverse of ``to_dict``.
+
+        Raises:
+            ValueError: a stored format this version does not know.
+        """
+        if raw.get("format") != _FORMAT:
+            raise ValueError(f"pack session format {raw.get('format')!r} is not {_FORMAT}: restore with a newer "
+                             "gateway or close the session by hand")
+        session = cls(raw["session_id"], raw["station"], raw["operator"], raw["tenant"], Bill.from_dict(raw["bill"]),
+                      int(raw["opened_at_ms"]), order_states=raw["order_states"],
+                      unit_weights_g=raw["unit_weights_g"], unknown_skus=raw["unknown_skus"])
+        if raw["state"] not in ("open", "held", "stopped", "closed"):
+            raise ValueError(f"pack session state {raw['state']!r} is not one of open, held, stopped, closed")
+        session.state = raw["state"]
+        session.stop = dict(raw["stop"]) if raw["stop"] is not None else None
+        session.closing = copy.deepcopy(raw["closing"])
+        session._serials = {(str(sku), str(serial)) for sku, serial in raw["serials"]}
+        session.timeline = copy.deepcopy(list(raw["timeline"]))
+        return session
+
+    def _live(self) -> list[BillComponent]:
+        return [c for c in self.bill.components if c.parcel == 1 and c.status != "removed"]
+
+    def _packed_units(self) -> int:
+        return sum(min(c.packed, c.quantity) for c in self._live())
+
+    def _total_units(self) -> int:
+        return sum(c.quantity for c in self._live())
+
+    def _wrong_item(self, product: Product) -> tuple[str, str]:
+        name = _shown(product.name or product.sku)
+        parts = [c for c in self._live() if c.origin == f"kit:{product.sku}"]
+        if parts:
+            zh, en = _summary([_row(c, c.quantity) for c in parts])
+            return f"组合商品 {name} 请逐件扫描其组件：{zh}", f"{name} is a kit: scan its parts: {en}"
+        others = [c for c in self.bill.components if c.sku == product.sku]
+        later = [c for c in others if c.status != "removed" and c.parcel != 1]
+        if later:
+            return (f"错误商品：{name} 属于后发的第 {later[0].parcel} 个包裹，本包裹不放",
+                    f"Wrong item: {name} ships later in parcel {later[0].parcel}, not in this one")
+        if others:
+            return f"错误商品：{name} 已退款，不要放入包裹", f"Wrong item: {name} was refunded; keep it out"
+        outstanding = self.expected()
+        if not outstanding:
+            return (f"错误商品：扫描了 {name}，清单已齐，请封箱",
+                    f"Wrong item: scanned {name}; the parcel is complete, close it")
+        zh, en = _summary(outstanding)
+        return f"错误商品：扫描了 {name}，应为 {zh}", f"Wrong item: scanned {name}, expected {en}"
+
+    def _closed(self, verdict: Verdict, at_ms: int, zh: str, en: str, missing: list[dict[str, Any]],
+                forced_by: str, reason: str) -> ScanResult:
+        self.state = "closed"
+        self.closing = {"verdict": verdict.value, "at_ms": at_ms, "forced_by": forced_by, "reason": reason,
+                        "missing": copy.deepcopy(missing), "message_zh": zh, "message_en": en}
+        return self._record("close", verdict, at_ms, zh, en, missing=missing, forced_by=forced_by, reason=reason)
+
+    def _stopped(self, event: str, at_ms: int, **fields: Any) -> ScanResult:
+        assert self.stop is not None
+        stop = self.stop
+        return self._record(event, Verdict(stop["verdict"]), at_ms, stop["message_zh"], stop["message_en"],
+                            shortfalls=dict(self.bill.shortfalls), **fields)
+
+    def _event(self, event: str, at_ms: int, verdict: str, **fields: Any) -> dict[str, Any]:
+        entry = {"seq": len(self.timeline) + 1, "event": event, "at_ms": at_ms, "operator": self.operator,
+                 "verdict": verdict, **copy.deepcopy(fields)}
+        self.timeline.append(entry)
+        return entry
+
+    def _record(self, event: str, verdict: Verdict, at_ms: int, zh: str, en: str, **fields: Any) -> ScanResult:
+        self._event(event, at_ms, verdict.value, **fields)
+        missing = fields.pop("missing", None) or []
+        remove = fields.pop("remove", None) or []
+        top = {key: fields.pop(key, "") or "" for key in ("component_id", "order_id", "sku", "code")}
+        detail = {k: v for k, v in fields.items() if v is not None and v != ""}
+        return ScanResult(verdict, self.session_id, self.state, zh, en, at_ms, top["component_id"], top["order_id"],
+                          top["sku"], top["code"], tuple(self.expected()), tuple(copy.deepcopy(missing)),
+                          tuple(copy.deepcopy(remove)), self._packed_units(), self._total_units(),
+                          copy.deepcopy(detail))
+
+
+def open_session(session_id: str, station: str, operator: str, tenant: str, bill: Bill, opened_at_ms: int, *,
+                 order_states: Mapping[str, str], unit_weights_g: Mapping[str, int | None] | None = None,
+                 unknown_skus: Collection[str] = ()) -> tuple[PackSession, ScanResult]:
+    """Open a pack session on ``bill`` and give the opening verdict.
+
+    Args:
+        order_states: each member order's status name (``Status`` values are fine).
+        unit_weights_g: unit weight per SKU (``bill.unit_weights_g``) for ``weight_check``.
+        unknown_skus: the bill's SKUs the catalog lacks (``bill.unknown_skus``), shown at open.
+
+    Returns:
+        The session and ``OPENED``, ``STOP_REFUND``, ``ALREADY_PACKED`` or ``STOP_NO_STOCK``.
+    """
+    session = PackSession(session_id, station, operator, tenant, bill, opened_at_ms, order_states=order_states,
+                          unit_weights_g=unit_weights_g, unknown_skus=unknown_skus)
+    members = [*bill.orders, *(o for o in session.order_states if o not in bill.orders)]
+    refunded = [o for o in members if session.order_states.get(o) in REFUND_STATES]
+    packed = [o for o in members if session.order_states.get(o) in PACKED_STATES]
+    fields: dict[str, Any] = {"group_id": bill.group_id, "orders": list(bill.orders),
+                              "station": station, "unknown_skus": list(session.unknown_skus)}
+    if refunded:
+        shown = "、".join(_shown(o) for o in refunded)
+        session.state, session.stop = "stopped", {
+            "verdict": Verdict.STOP_REFUND.value, "message_zh": f"订单 {shown} 已退款/取消：不要打包，不要发货",
+            "message_en": f"Order {shown} refunded or cancelled: do not pack, do not ship"}
+    elif packed:
+        shown = "、".join(f"{_shown(o)}（{session.order_states[o]}）" for o in packed)
+        session.state, session.stop = "stopped", {
+            "verdict": Verdict.ALREADY_PACKED.value, "message_zh": f"重复打包：订单 {shown} 已打包过，请主管核查",
+            "message_en": f"Duplicate pack: order {shown} was packed before; call a supervisor"}
+    elif bill.shortfalls:
+        listed = "、".join(f"{_shown(sku)} 缺 {units} 件" for sku, units in sorted(bill.shortfalls.items()))
+        listed_en = ", ".join(f"{_shown(sku)} short {units}" for sku, units in sorted(bill.shortfalls.items()))
+        session.state, session.stop = "held", {
+            "verdict": Verdict.STOP_NO_STOCK.value, "message_zh": f"赠品库存不足（{listed}）：包裹暂停，请主管处理",
+            "message_en": f"Gift stock short ({listed_en}): parcel held; call a supervisor"}
+    if session.stop is not None:
+        return session, session._stopped("open", opened_at_ms, **fields)
+    zh = f"开始打包：{len(bill.orders)} 个订单，共 {session._total_units()} 件"
+    en = f"Packing {len(bill.orders)} order(s), {session._total_units()} units"
+    if session.unknown_skus:
+        skus = ", ".join(_shown(s) for s in session.unknown_skus)
+        zh += f"；注意 {skus} 不在商品资料中，无法扫描，请找主管"
+        en += f"; note {skus} not in the catalog and cannot be scanned: call a supervisor"
+    return session, session._record("open", Verdict.OPENED, opened_at_ms, zh, en, **fields)
+
+
+def _row(component: BillComponent, units: int) -> dict[str, Any]:
+    return {"component_id": component.component_id, "order_id": component.order_id, "sku": component.sku,
+            "name": component.name, "kind": component.kind, "origin": component.origin, "units": units,
+            "quantity": component.quantity, "packed": component.packed}
+
+
+def _missing(bill: Bill) -> list[dict[str, Any]]:
+    return [_row(c, c.outstanding) for c in bill.outstanding()]
+
+
+def _summary(rows: list[dict[str, Any]], *, with_orders: bool = False, limit: int = 4) -> tuple[str, str]:
+    """``"名称 ×2、…等 N 项"`` / ``"name x2, ... and N more"`` for the display; rows of one SKU
+    (of one order, ``with_orders``) are added up: the packer looks for products, not components."""
+    units: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (_shown(row["name"] or row["sku"]), _shown(row["order_id"]) if with_orders else "")
+        units[key] = units.get(key, 0) + int(row["units"])
+    zh_parts, en_parts = [], []
+    for (name, order), count in list(units.items())[:limit]:
+        zh_parts.append(f"{name} ×{count}" + (f"（订单 {order}）" if with_orders else ""))
+        en_parts.append(f"{name} x{count}" + (f" (order {order})" if with_orders else ""))
+    more = len(units) - limit
+    zh, en = "、".join(zh_parts), ", ".join(en_parts)
+    return (zh + f" 等 {len(units)} 项", en + f" and {more} more") if more > 0 else (zh, en)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` safe for one display line: control characters as ``?``, cut at ``limit``."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+__all__ = ["PACKED_STATES", "REFUND_STATES", "PackSession", "ScanResult", "SessionState", "open_session"]
