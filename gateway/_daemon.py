@@ -119,7 +119,11 @@ async def _serve_http(
             keep_alive_timeout_s=http.keep_alive_timeout_s, request_timeout_s=http.request_timeout_s,
             max_connections=http.max_connections, graceful_timeout_s=http.shutdown_grace_s,
             access_log=http.access_log)
-        await serve_http1(app, [(http.host, http.port)], shutdown_trigger=shutdown.wait,
+        async def stop_serving() -> None:
+            await shutdown.wait()
+            services.display.close()  # the station screens' event streams end, not hold the grace period
+
+        await serve_http1(app, [(http.host, http.port)], shutdown_trigger=stop_serving,
                           settings=server_settings, task_status=task_status)
     finally:
         services.pipeline.close()
@@ -182,7 +186,9 @@ async def serve_gateway(
                 if settings.demo.enabled and settings.demo.devices:
                     await lifespan.start(serve_demo_devices, settings)
                 if settings.stations:
-                    await lifespan.start(serve_pack_line, settings, services.devices)
+                    services.packline = await lifespan.start(
+                        partial(serve_pack_line, settings, services.devices, store, pipeline, lambda: holder.current,
+                                services.display, metrics))
                 if settings.demo.enabled:
                     lifespan.start_soon(serve_demo_feeder, settings, binds[0])
                 task_status.started(services)

@@ -42,7 +42,7 @@ GTIN = "09501101020917"
 def station_toml(*, serial: object = None, tcp_port: int | None = None, printer_port: int | None = None,
                  nvr: NvrSimulator | None = None, password: str | None = None, name: str = "A1") -> str:
     """``[stations.NAME]`` with the devices given (and ``[nvrs.main]``, filmed on channel 2)."""
-    text = ""
+    text = '[packline]\ntenant = "t1"\n' if name == "A1" else ""  # once per file
     if nvr is not None:
         text += (f'[nvrs.main]\nurl = "{nvr.url}"\nusername = "{nvr.auth.username}"\n'
                  f'password = "{password or nvr.auth.password}"\ntimeout_s = 2.0\n')

@@ -1,25 +1,33 @@
-"""The pack line: stations, their devices, and (next) pack sessions, guards and evidence.
+"""The pack line: stations, their devices, pack sessions with verdicts, labels, evidence, alerts.
 
-In: ``[stations.*]`` and ``[nvrs.*]`` settings; ``Scan`` values from the scanner drivers in
-``devices``.
-Out: a ``DeviceRegistry`` of every device's state (up/down, since when, reconnects, events,
-last error) for the API, ``/healthz`` and the metrics; supervised drivers that reopen their
-devices by themselves; scans routed to one channel for the line (logged and counted until
-pack sessions consume them).
+In: ``[stations.*]``, ``[nvrs.*]``, ``[packline]`` and ``[alerts]`` settings; ``Scan`` values
+from the scanner drivers in ``devices``; every durable commit of the pipeline (refunds,
+waybills, orders ready to pack, catalog and stock changes) through a commit listener.
+Out: verdicts at every scan, committed through the pipeline at station priority before they
+are shown (events forwarded upstream: ``pack_open``, ``pack_scan``, ``pack_exception``,
+``packed``, ``cancel_shipment``); each station's live view for its display page; label jobs
+printed only on a complete close; the NVR clip of every session; alerts to a WeCom robot;
+a ``DeviceRegistry`` of every device's state.
 
-Parts: ``devices`` (drivers built from settings, supervised; printer, NVR and scale probes).
+Parts: ``values`` (catalog, bill and verdict types), ``catalog`` (import, ERP updates, stock),
+``bill`` (the expected bill per parcel), ``session`` (the pack session's verdicts, pure),
+``station`` (what a scan is; the station's events), ``line`` (``PackLine``: every station,
+interrupts, follow-ups), ``printing`` (the durable label queue), ``evidence`` (NVR clips),
+``alerts`` (the durable alert queue), ``display`` (each station's live view), ``devices``
+(drivers built from settings, supervised), ``serve`` (the daemon's wiring).
 """
 
 from devices.supervisor import DeviceRegistry, DeviceState
 from gateway._packline.devices import (
     framing_of,
-    log_scans,
     nvr_client,
     printer_of,
     scanner_driver,
-    serve_pack_line,
     serve_station_devices,
 )
+from gateway._packline.display import StationDisplay
+from gateway._packline.line import PackLine
+from gateway._packline.serve import serve_pack_line
 
-__all__ = ["DeviceRegistry", "DeviceState", "framing_of", "log_scans", "nvr_client", "printer_of", "scanner_driver",
-           "serve_pack_line", "serve_station_devices"]
+__all__ = ["DeviceRegistry", "DeviceState", "PackLine", "StationDisplay", "framing_of", "nvr_client", "printer_of",
+           "scanner_driver", "serve_pack_line", "serve_station_devices"]

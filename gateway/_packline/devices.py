@@ -11,8 +11,8 @@
 * each NVR has its clock offset measured every ``PROBE_EVERY_S`` (auth is checked with it);
 * each scale's serial port is checked to be present.
 
-Until the pack sessions consume scans (the pack station), ``log_scans`` logs each one and
-counts it on its scanner's state.
+The scans go to the pack line (``gateway._packline.line``); ``gateway._packline.serve``
+wires the two.
 """
 
 from __future__ import annotations
@@ -117,19 +117,21 @@ async def _probe_path(path: str, *, task_status: trio.TaskStatus[None] = trio.TA
 
 
 async def serve_station_devices(settings: Settings, registry: DeviceRegistry, scans: trio.MemorySendChannel[Scan],
-                                nvrs: Mapping[str, NvrClient], *,
+                                nvrs: Mapping[str, NvrClient], printers: Mapping[str, ZplPrinter | None], *,
                                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Supervise every configured device until cancelled; reports started at once (a device
-    that is missing at start is reported down and waited for, it never blocks the gateway)."""
+    that is missing at start is reported down and waited for, it never blocks the gateway).
+    ``printers`` are the drivers the print queues use too (one connection at a time each)."""
     async with trio.open_nursery() as nursery:
         for station, config in settings.stations.items():
             for scanner in config.scanners:
                 state = registry.add(station, scanner.device_id, "scanner")
                 nursery.start_soon(functools.partial(supervise, state, scanner_driver(station, scanner, scans),
                                                      backoff=Backoff(*SCANNER_BACKOFF)))
-            if config.printer is not None:
+            printer = printers.get(station)
+            if config.printer is not None and printer is not None:
                 state = registry.add(station, config.printer.device_id, "printer")
-                probe = functools.partial(_probe_printer, printer_of(station, config.printer), state)
+                probe = functools.partial(_probe_printer, printer, state)
                 nursery.start_soon(functools.partial(supervise, state, probe, backoff=Backoff(*PROBE_BACKOFF)))
             if config.scale is not None:
                 state = registry.add(station, config.scale.path, "scale")
@@ -143,36 +145,4 @@ async def serve_station_devices(settings: Settings, registry: DeviceRegistry, sc
         task_status.started()
 
 
-async def serve_pack_line(settings: Settings, registry: DeviceRegistry, *,
-                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Everything of the pack line the daemon runs: the stations' devices and the scans they
-    read, until cancelled (NVR connections are closed on the way out)."""
-    nvrs = {name: nvr_client(name, nvr) for name, nvr in settings.nvrs.items()}
-    send, receive = trio.open_memory_channel[Scan](SCAN_QUEUE)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(log_scans, receive, registry)
-            await nursery.start(serve_station_devices, settings, registry, send, nvrs)
-            task_status.started()
-    finally:
-        with trio.CancelScope(shield=True):
-            for client in nvrs.values():
-                await client.aclose()
-
-
-async def log_scans(scans: trio.MemoryReceiveChannel[Scan], registry: DeviceRegistry) -> None:
-    """Log every scan and count it on its scanner (until pack sessions consume them)."""
-    async for scan in scans:
-        state = registry.get(scan.station, scan.device_id)
-        if state is not None:
-            state.note_event()
-        if scan.error:
-            log.warning("station %s scanner %s: unreadable scan %r: %s", scan.station, scan.device_id, scan.raw,
-                        scan.error)
-        else:
-            shown = " ".join(f"({ai}){value}" for ai, value in scan.gs1) if scan.gs1 else scan.text
-            log.info("station %s scanner %s: %s %s", scan.station, scan.device_id, scan.symbology or "", shown)
-
-
-__all__ = ["PROBE_EVERY_S", "framing_of", "log_scans", "nvr_client", "printer_of", "scanner_driver",
-           "serve_pack_line", "serve_station_devices"]
+__all__ = ["PROBE_EVERY_S", "framing_of", "nvr_client", "printer_of", "scanner_driver", "serve_station_devices"]

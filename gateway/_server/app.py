@@ -5,6 +5,10 @@ Routes::
     GET  /livez, /healthz, /metrics (token)       gateway._server.health
     POST /webhooks/{source}/{tenant}               gateway._server.webhooks (signed per source)
     /api/v1/...  (token)                           gateway._server.api
+    /api/v1/tenants/{tenant}/catalog|stock (token) gateway._server.catalog_api
+    POST /webhooks/erp/{tenant}/catalog             the ERP's product and stock updates (signed)
+    GET  /stations, /stations/{name}[/events|/view] gateway._server.station_page (no token: the
+                                                   pack line's screens)
     extra routes the daemon adds                   e.g. the demo's /demo/upstream
 
 The local API wants ``Authorization: Bearer <token>`` (the token file is created at first
@@ -25,9 +29,11 @@ from starlette.routing import BaseRoute
 
 from gateway._errors import StoreError
 from gateway._server.api import api_routes
+from gateway._server.catalog_api import catalog_routes
 from gateway._server.health import metrics_routes, probe_routes
 from gateway._server.http import bearer_guard, json_response
 from gateway._server.services import Services
+from gateway._server.station_page import station_routes
 from gateway._server.webhooks import webhook_routes
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,8 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
         *webhook_routes(services),
         *metrics_routes(services, protected),
         *api_routes(services, protected),
+        *catalog_routes(services, protected),
+        *station_routes(services.display, lambda: list(services.settings.stations)),
         *extra_routes,
     ]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway._forward import Forwarder, outbox_report
 from gateway._metrics import Metrics
-from gateway._packline import DeviceRegistry
+from gateway._packline import DeviceRegistry, PackLine, StationDisplay
 from gateway._pipeline import Pipeline
 from gateway._rules import RuleHolder
 from gateway._settings import Settings
@@ -35,6 +35,8 @@ class Services:
     channels: list[Any] = field(default_factory=list)  # outbound message clients (PinduoduoClient)
     forwarder: Forwarder | None = None
     devices: DeviceRegistry = field(default_factory=DeviceRegistry)  # the pack stations' devices
+    display: StationDisplay = field(default_factory=StationDisplay)  # each station's live view
+    packline: PackLine | None = None  # the stations' sessions, once the pack line runs
 
     def outbox_report(self) -> dict[str, Any]:
         upstream = self.forwarder.settings.url if self.forwarder else self.settings.upstream.url

@@ -20,6 +20,9 @@ from tests._support import write_config
 
 def station_config(scanner_port: int, printer_port: int, nvr: NvrSimulator) -> str:
     return f"""
+[packline]
+tenant = "t1"
+
 [nvrs.main]
 url = "{nvr.url}"
 username = "{nvr.auth.username}"
@@ -109,6 +112,9 @@ async def test_a_station_s_devices_come_up_scan_and_recover_from_a_scanner_reset
 
 async def test_a_device_missing_at_start_is_down_and_the_gateway_serves_anyway(tmp_path):
     extra = """
+[packline]
+tenant = "t1"
+
 [stations.B2]
 [[stations.B2.scanners]]
 kind = "serial"
