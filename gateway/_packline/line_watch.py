@@ -1,0 +1,166 @@
+"""What the pack line does after commits and on timers: follow-ups, waybill timeouts, evidence.
+
+``LineWatches`` (part of ``PackLine``):
+
+* follow-ups of committed orders: a waybill for a packed parcel, a refund of an order that
+  was already labelled (the intercept watch list, with its pickup state), an order that
+  became ``READY_TO_PACK`` (its bill planned: gift rules and gift stock; a shortfall holds it
+  and raises an alert before anyone packs it);
+* every ``WAYBILL_CHECK_S``, packed parcels still without a waybill after
+  ``[packline] waybill_timeout_s`` raise one ``waybill_timeout`` alert each;
+* the evidence of closed sessions: the snapshot taken at close, the clip searched on the
+  NVR once the recording is there, retried with backoff (``gateway._packline.evidence``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from gateway._errors import BackpressureError, DeviceError, StoreError
+from gateway._model import OrderState, Status
+from gateway._packline import evidence as evidence_mod
+from gateway._packline.alerts import (
+    PackedParcel,
+    alert_write,
+    intercept_alert,
+    overdue_waybills,
+    shortfall_alert,
+)
+from gateway._packline.line_base import EVIDENCE_POLL_S, WAYBILL_CHECK_S, LineBase, _pickup_state
+from gateway._packline.station import (
+    WITHDRAWN,
+)
+from gateway._pipeline import now_ms
+from gateway._store import StepWrite
+
+log = logging.getLogger(__name__)
+
+
+class LineWatches(LineBase):
+    """Follow-ups, the waybill watch and evidence (see the module docstring)."""
+
+    # -- follow-ups: refunds after the label, waybills, orders ready to pack -----------------
+
+    async def _serve_followups(self) -> None:
+        async for order in self._followups:
+            try:
+                write = await trio.to_thread.run_sync(self._followup, order)
+                if write is not None:
+                    await self._commit(write)
+            except (BackpressureError, StoreError) as exc:
+                log.error("pack line: follow-up of %s not saved (%s); it is checked at its next change",
+                          order.order_id, exc)
+
+    def _followup(self, order: OrderState) -> StepWrite | None:
+        tenant, group_id = order.tenant, order.pack_group or order.order_id
+        now = now_ms()
+        parcel = self.store.get_record(tenant, "parcel", group_id)
+        write = StepWrite()
+        if parcel is not None and order.waybill and not parcel.get("waybill"):
+            write.records.append((tenant, "parcel", group_id, {**parcel, "waybill": order.waybill,
+                                                               "waybill_at_ms": now}))
+        if order.status in WITHDRAWN and parcel is not None and (tenant, order.order_id) not in self._open_orders:
+            known = self.store.get_record(tenant, "intercept", order.order_id)
+            pickup = _pickup_state(order)
+            if known is None or known.get("pickup_state") != pickup:
+                write.records.append((tenant, "intercept", order.order_id, {
+                    "order_id": order.order_id, "waybill": order.waybill, "group_id": group_id,
+                    "refund_status": order.status.value if order.status else "", "pickup_state": pickup,
+                    "labelled_at_ms": parcel.get("packed_at_ms", 0), "at_ms": now}))
+                if known is None:
+                    write.merge(alert_write(intercept_alert(tenant, order.order_id, order.waybill, pickup, now)))
+        if order.status is Status.READY_TO_PACK and parcel is None and (tenant, order.order_id) not in self._open_orders:
+            if self.store.get_record(tenant, "plan", group_id) is None:
+                write.merge(self._plan(order, now))
+        if not (write.records or write.audit):
+            return None
+        return write
+
+    def _plan(self, order: OrderState, now: int) -> StepWrite:
+        """Gift rules and gift stock for an order that became ready to pack: a shortfall holds
+        it (``STOP_NO_STOCK`` at the station), raises an anomaly and an alert, before anyone
+        starts packing it."""
+        tenant, group_id = order.tenant, order.pack_group or order.order_id
+        _, _, bill = self.bill_for(order)
+        gifts = [{"rule": c.origin[5:], "order_id": c.order_id, "sku": c.sku, "quantity": c.quantity,
+                  "parcel": c.parcel} for c in bill.components if c.origin.startswith("gift:")]
+        write = StepWrite(records=[(tenant, "plan", group_id, {
+            "group_id": group_id, "orders": list(bill.orders), "gifts": gifts,
+            "shortfalls": dict(bill.shortfalls), "planned_at_ms": now})])
+        if bill.shortfalls:
+            write.records.append((tenant, "hold", group_id, {
+                "group_id": group_id, "orders": list(bill.orders), "reason": "STOP_NO_STOCK",
+                "shortfalls": dict(bill.shortfalls), "at_ms": now}))
+            write.merge(alert_write(shortfall_alert(tenant, group_id, list(bill.orders), dict(bill.shortfalls), now)))
+            log.warning("tenant %s: %s held: gift stock short %s", tenant, group_id, bill.shortfalls)
+        return write
+
+    async def _serve_waybill_watch(self) -> None:
+        while True:
+            await trio.sleep(WAYBILL_CHECK_S)
+            write = await trio.to_thread.run_sync(self._overdue_waybills, now_ms())
+            if write is not None:
+                try:
+                    await self._commit(write)
+                except (BackpressureError, StoreError) as exc:
+                    log.error("pack line: waybill alerts not saved (%s); retried", exc)
+
+    def _overdue_waybills(self, now: int) -> StepWrite | None:
+        parcels = []
+        records = {}
+        for tenant, group_id, parcel in self.store.iter_records("parcel"):
+            if parcel.get("waybill") or parcel.get("alerted"):
+                continue
+            records[(tenant, group_id)] = parcel
+            parcels.append(PackedParcel(tenant, group_id, tuple(parcel.get("order_ids", ())),
+                                        int(parcel.get("packed_at_ms", 0)), ""))
+        alerts = overdue_waybills(parcels, now, self.config.waybill_timeout_s)
+        if not alerts:
+            return None
+        write = StepWrite()
+        for alert in alerts:
+            write.merge(alert_write(alert))
+        for packed in parcels:
+            if now - packed.packed_at_ms >= self.config.waybill_timeout_s * 1000:
+                record = records[(packed.tenant, packed.group_id)]
+                write.records.append((packed.tenant, "parcel", packed.group_id, {**record, "alerted": True}))
+        return write
+
+    # -- evidence ----------------------------------------------------------------------
+
+    async def _serve_evidence(self) -> None:
+        while True:
+            while self._pending_snapshots:
+                client, channel, session_id = self._pending_snapshots.pop(0)
+                self._snapshots[session_id] = await evidence_mod.take_snapshot(client, channel) or b""
+            now = now_ms()
+            wait_s = EVIDENCE_POLL_S
+            pending = await trio.to_thread.run_sync(lambda: list(self.store.iter_records(evidence_mod.PENDING)))
+            for tenant, session_id, request in pending:
+                due = int(request.get("next_attempt_ms", 0))
+                if due > now:
+                    wait_s = min(wait_s, (due - now) / 1000)
+                    continue
+                nvr = self.nvrs.get(request.get("nvr", ""))
+                if nvr is None:
+                    continue
+                try:
+                    write = await evidence_mod.find_evidence(nvr, request, self.evidence_dir,
+                                                             self._snapshots.get(session_id) or None, now_ms())
+                except DeviceError as exc:
+                    log.warning("evidence of session %s not found yet: %s", session_id, exc)
+                    write = StepWrite(records=[(tenant, evidence_mod.PENDING, session_id,
+                                                evidence_mod.pending_after_failure(request, str(exc), now_ms()))])
+                try:
+                    await self._commit(write)
+                except (BackpressureError, StoreError) as exc:
+                    log.error("evidence of session %s not saved (%s); retried", session_id, exc)
+                    continue
+                if any(kind == evidence_mod.KIND for _, kind, _, _ in write.records):
+                    self._snapshots.pop(session_id, None)
+                    log.info("evidence of session %s stored", session_id)
+            self._evidence_wake = trio.Event()
+            with trio.move_on_after(max(0.05, wait_s)):
+                await self._evidence_wake.wait()
