@@ -41,7 +41,8 @@ from gateway._store import StepWrite, Store
 log = logging.getLogger(__name__)
 
 INBOX = 256
-#: How often packed parcels are checked for a missing waybill.
+#: How often packed parcels are checked for a missing waybill (a quarter of
+#: ``waybill_timeout_s`` when that is shorter).
 WAYBILL_CHECK_S = 30.0
 #: Pending evidence searches are looked at at least this often.
 EVIDENCE_POLL_S = 30.0

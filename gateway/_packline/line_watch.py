@@ -99,7 +99,7 @@ class LineWatches(LineBase):
 
     async def _serve_waybill_watch(self) -> None:
         while True:
-            await trio.sleep(WAYBILL_CHECK_S)
+            await trio.sleep(min(WAYBILL_CHECK_S, max(0.2, self.config.waybill_timeout_s / 4)))
             write = await trio.to_thread.run_sync(self._overdue_waybills, now_ms())
             if write is not None:
                 try:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import trio
 
 from devices.printer import PrintResult, ZplPrinter
+from gateway._errors import BackpressureError, StoreError
 from gateway._store import StepWrite
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,12 @@ class PrintQueue:
                 await self._wake.wait()
                 continue
             job = self._pending[0]
-            done = await self._attempt(job)
+            try:
+                done = await self._attempt(job)
+            except (BackpressureError, StoreError) as exc:  # not recorded: the job stays as it was stored
+                log.error("station %s: label %s waits, the store did not take its state: %s", self.station,
+                          job.job_id, exc)
+                done = False
             if done:
                 self._pending.pop(0)
             else:
@@ -213,7 +219,18 @@ class PrintQueue:
         self.notify(again)
 
     async def _save(self, job: PrintJob, actor: str, note: str) -> None:
-        await self.commit(StepWrite(records=[job_record(job)], audit=[job_audit(job, self.now_ms(), actor, note)]))
+        """Record a decided job; after a label went out this must not fail into a re-send, so
+        a store that refuses is asked again until it takes it (a restart meanwhile finds the
+        job ``printing`` and makes it ``uncertain``: never printed twice)."""
+        write = StepWrite(records=[job_record(job)], audit=[job_audit(job, self.now_ms(), actor, note)])
+        while True:
+            try:
+                await self.commit(write)
+                break
+            except (BackpressureError, StoreError) as exc:
+                log.error("station %s: label %s is %s but not recorded yet (%s); retrying", self.station,
+                          job.job_id, job.state, exc)
+                await trio.sleep(RETRY_REFUSED_S)
         log.info("station %s: label %s %s", self.station, job.job_id, job.state)
         self.notify(job)
 
