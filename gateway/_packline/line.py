@@ -32,7 +32,8 @@ import trio
 
 from devices.scan import Scan
 from gateway._errors import BackpressureError, StoreError
-from gateway._model import Status
+from gateway._model import OrderState, Status
+from gateway._packline.alerts import alert_write, waybill_reused_alert
 from gateway._packline.line_base import StationRunner, _Interrupt, _refunded_lines
 from gateway._packline.line_scans import LineScans
 from gateway._packline.line_watch import LineWatches
@@ -72,6 +73,11 @@ class PackLine(LineScans, LineWatches):
         for tenant, kind, _, _ in write.records:
             if kind in ("product", "stock"):
                 self._catalogs.pop(tenant, None)
+        for record in write.audit:
+            reused = record.get("reused")
+            if reused:
+                self._queue_followup(alert_write(waybill_reused_alert(
+                    record["tenant"], reused["waybill"], record["order_id"], reused["bound_to"], record["at_ms"])))
         for order in write.orders:
             key = (order.tenant, order.order_id)
             station = self._open_orders.get(key)
@@ -83,10 +89,15 @@ class PackLine(LineScans, LineWatches):
                     log.error("station %s: inbox full; the refund of %s is seen at the next scan", station,
                               order.order_id)
             if order.status in WITHDRAWN or order.waybill or order.status is Status.READY_TO_PACK:
-                try:
-                    self._followups_send.send_nowait(order)
-                except trio.WouldBlock:
-                    log.error("pack line: follow-up queue full; %s is checked at the next change", order.order_id)
+                self._queue_followup(order)
+
+    def _queue_followup(self, item: OrderState | StepWrite) -> None:
+        """An order to look at again, or an alert to commit, off the committer's task."""
+        try:
+            self._followups_send.send_nowait(item)
+        except trio.WouldBlock:
+            log.error("pack line: follow-up queue full; dropped %s (an order is checked again at its next change)",
+                      item.order_id if isinstance(item, OrderState) else "an alert")
 
     # -- running -------------------------------------------------------------------
 

@@ -152,7 +152,7 @@ class LineBase:
         self.evidence_dir = evidence_dir
         self._catalogs: dict[str, tuple[Catalog, dict[str, StockLevel]]] = {}
         self._open_orders: dict[tuple[str, str], str] = {}
-        self._followups_send, self._followups = trio.open_memory_channel[OrderState](4096)
+        self._followups_send, self._followups = trio.open_memory_channel[OrderState | StepWrite](4096)
         self._evidence_wake = trio.Event()
         self._snapshots: dict[str, bytes] = {}
         self._pending_snapshots: list[tuple[NvrClient, int, str]] = []

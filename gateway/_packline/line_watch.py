@@ -44,14 +44,14 @@ class LineWatches(LineBase):
     # -- follow-ups: refunds after the label, waybills, orders ready to pack -----------------
 
     async def _serve_followups(self) -> None:
-        async for order in self._followups:
+        async for item in self._followups:
             try:
-                write = await trio.to_thread.run_sync(self._followup, order)
+                write = item if isinstance(item, StepWrite) else await trio.to_thread.run_sync(self._followup, item)
                 if write is not None:
                     await self._commit(write)
             except (BackpressureError, StoreError) as exc:
-                log.error("pack line: follow-up of %s not saved (%s); it is checked at its next change",
-                          order.order_id, exc)
+                what = item.order_id if isinstance(item, OrderState) else "an alert"
+                log.error("pack line: follow-up of %s not saved (%s); it is checked at its next change", what, exc)
 
     def _followup(self, order: OrderState) -> StepWrite | None:
         tenant, group_id = order.tenant, order.pack_group or order.order_id

@@ -26,6 +26,10 @@ Per event, in order:
    the order's fields change accordingly, an audit record lists every field change
    (field, old, new) with the rule that caused it, and — unless the event was late — an
    outbox entry in the upstream contract shape (DESIGN section 6) is queued.
+   A waybill the event names that is already bound to **another** order is recorded on this
+   order but not re-linked (the waybill index keeps its first order): the audit record carries
+   ``alarm = "waybill_reused"`` and ``reused = {"waybill", "bound_to"}`` (reused waybill numbers cause
+   false refund stops in tools that key on them); the pack line raises an alert for it.
 5. **Cross-channel grouping**: when the event gave the order a buyer key, the buyer's
    other orders first seen within ``merge_window_ms`` (either side) that are on another
    channel and not yet packing (CREATED, PAID, PENDING_REVIEW, READY_TO_PACK, or ON_HOLD
@@ -274,11 +278,16 @@ def plan_step(
             if old != value and (not late or old is None):
                 changes.append({"field": f"data.{name}", "old": old, "new": value})
                 order.data[name] = value
+        reused = ""
         if event.waybill and order.waybill != event.waybill and (not late or not order.waybill):
             changes.append({"field": "waybill", "old": order.waybill or None, "new": event.waybill})
             order.waybill = event.waybill
-            write.waybill_index.append((tenant, event.waybill, order_id))
-            waybills_here[(tenant, event.waybill)] = order_id
+            owner = waybills_here.get((tenant, event.waybill)) or resolve_waybill(tenant, event.waybill)
+            if owner and owner != order_id:  # reused numbers cause false refund stops: an alarm, not a re-link
+                reused = owner
+            else:
+                write.waybill_index.append((tenant, event.waybill, order_id))
+                waybills_here[(tenant, event.waybill)] = order_id
         new_buyer = bool(event.buyer_key) and order.buyer_key != event.buyer_key
         if new_buyer:
             changes.append({"field": "buyer_key", "old": order.buyer_key or None, "new": event.buyer_key})
@@ -324,6 +333,11 @@ def plan_step(
         }
         if event.detail:
             audit["detail"] = event.detail
+        if reused:
+            audit["alarm"] = "waybill_reused"
+            audit["reused"] = {"waybill": event.waybill, "bound_to": reused}
+            audit["note"] = (f"waybill {event.waybill} is already bound to {reused}: kept there, not re-linked"
+                             + (f"; {note}" if note else ""))
         write.audit.append(audit)
         if not late:
             entry = {

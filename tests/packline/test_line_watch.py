@@ -112,3 +112,14 @@ async def test_a_refund_after_the_label_puts_the_parcel_on_the_intercept_watch_l
         assert alerts_of(line, "carrier_intercept")
 
     await run_line(tmp_path, body)
+
+
+async def test_a_waybill_reported_for_a_second_order_raises_an_alert(tmp_path):
+    async def body(line: Line, printer: PrinterSimulator) -> None:
+        await line.post(erp_event(90, "SHIPPED", waybill="SF9000000001"))
+        await line.post(erp_event(91, "SHIPPED", waybill="SF9000000001"))
+        alert = (await line.until(lambda: alerts_of(line, "waybill_reused")))[0]
+        assert sorted(alert["order_ids"]) == ["douyin|DY00000090", "douyin|DY00000091"]
+        assert line.services.store.order_for_waybill("t1", "SF9000000001") == "douyin|DY00000090"
+
+    await run_line(tmp_path, body)

@@ -103,6 +103,21 @@ def test_waybill_learned_earlier_in_the_same_group_resolves():
     assert len(plan.write.orders) == 1 and plan.write.orders[0].status is S.IN_TRANSIT
 
 
+def test_a_waybill_bound_to_another_order_is_an_alarm_not_a_re_link():
+    world = World()
+    world.plan([ev(1, status=S.SHIPPED, waybill="SF77")])
+    plan = world.plan([ev(2, order="douyin|2", status=S.SHIPPED, waybill="SF77")])
+    assert plan.write.waybill_index == []  # SF77 stays with douyin|1
+    assert plan.write.orders[0].waybill == "SF77"  # what the sender said is kept on the order
+    audit = plan.write.audit[0]
+    assert audit["alarm"] == "waybill_reused" and audit["reused"] == {"waybill": "SF77", "bound_to": "douyin|1"}
+    assert "already bound to douyin|1" in audit["note"]
+    logistics = world.plan([ev(3, order="", status=S.IN_TRANSIT, source="kuaidi100", waybill="SF77")])
+    assert logistics.results[0].order_id == "douyin|1"  # the carrier's scans still reach the first order
+    same = world.plan([ev(4, order="douyin|1", status=S.IN_TRANSIT, waybill="SF77")])
+    assert "alarm" not in same.write.audit[0]
+
+
 def test_refund_then_resume():
     world = World()
     world.plan([ev(1, status=S.READY_TO_PACK)])
