@@ -27,6 +27,8 @@ Records (store ``packline`` keyspace) this module writes:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from typing import Any
 
 import trio
 
@@ -37,7 +39,7 @@ from gateway._packline.alerts import alert_write, waybill_reused_alert
 from gateway._packline.line_base import StationRunner, _Interrupt, _refunded_lines
 from gateway._packline.line_scans import LineScans
 from gateway._packline.line_watch import LineWatches
-from gateway._packline.printing import PrintJob, job_record, recover_jobs
+from gateway._packline.printing import PrintJob, job_audit, job_record, recover_jobs, reprint_job
 from gateway._packline.session import PackSession
 from gateway._packline.station import (
     WITHDRAWN,
@@ -98,6 +100,71 @@ class PackLine(LineScans, LineWatches):
         except trio.WouldBlock:
             log.error("pack line: follow-up queue full; dropped %s (an order is checked again at its next change)",
                       item.order_id if isinstance(item, OrderState) else "an alert")
+
+    # -- operators' decisions (the API) ------------------------------------------------
+
+    async def decide_label(self, tenant: str, job_id: str, decision: str, by: str) -> PrintJob:
+        """An operator's decision on a label job: ``printed`` (an uncertain job did come out),
+        ``reprint`` (a new job repeating it: after an uncertain job that did not come out, or
+        a damaged label) or ``cancel`` (a queued job that must not print). Audited with ``by``.
+
+        Raises:
+            KeyError: no such job.
+            ValueError: the decision does not fit the job's state.
+        """
+        raw = self.store.get_record(tenant, "print", job_id)
+        if raw is None:
+            raise KeyError(job_id)
+        job = PrintJob.from_dict(raw)
+        now = now_ms()
+        actor = f"api:{by}"
+        runner = self.stations.get(job.station)
+        if decision == "printed":
+            if job.state != "uncertain":
+                raise ValueError(f"only an uncertain job can be confirmed printed; this one is {job.state}")
+            decided = replace(job, state="printed", printed_at_ms=now, updated_at_ms=now,
+                              reason=f"confirmed printed by {by}")
+            await self._commit(StepWrite(records=[job_record(decided)],
+                                         audit=[job_audit(decided, now, actor, "uncertain label confirmed printed")]))
+            self._label_changed(decided)
+            return decided
+        if decision == "reprint":
+            if job.state not in ("uncertain", "printed"):
+                raise ValueError(f"a {job.state} job cannot be reprinted")
+            number = 1 + sum(1 for _, rid, _ in self.store.iter_records("print", tenant,
+                                                                      id_prefix=job_id.rsplit("/", 1)[0] + "/r"))
+            again = reprint_job(job, number, actor, now)
+            closed = replace(job, state="printed" if job.state == "printed" else "cancelled", updated_at_ms=now,
+                             reason=f"reprinted as {again.job_id}" if job.state != "printed" else job.reason)
+            await self._commit(StepWrite(records=[job_record(closed), job_record(again)],
+                                         audit=[job_audit(again, now, actor, f"reprint of {job.job_id}")]))
+            if runner is not None:
+                runner.queue.add(again)
+            self._label_changed(again)
+            return again
+        if decision == "cancel":
+            if job.state != "queued":
+                raise ValueError(f"only a queued job can be cancelled; this one is {job.state}")
+            if runner is not None and not runner.queue.remove(job.job_id):
+                raise ValueError("the label is being sent to the printer right now; decide once it is done")
+            cancelled = replace(job, state="cancelled", updated_at_ms=now, reason=f"cancelled by {by}")
+            await self._commit(StepWrite(records=[job_record(cancelled)],
+                                         audit=[job_audit(cancelled, now, actor, "label cancelled")]))
+            self._label_changed(cancelled)
+            return cancelled
+        raise ValueError(f"unknown decision {decision!r}: printed, reprint or cancel")
+
+    def stations_report(self) -> list[dict[str, Any]]:
+        """Each station's operator, open session and label, for the API."""
+        out = []
+        for runner in self.stations.values():
+            session = runner.session
+            out.append({"station": runner.name, "operator": runner.operator,
+                        "session": None if session is None else {
+                            "session_id": session.session_id, "tenant": session.tenant, "state": session.state,
+                            "group_id": session.bill.group_id, "orders": list(session.bill.orders)},
+                        "label": runner.label, "last": runner.last, "queued_labels": len(runner.queue.pending)})
+        return out
 
     # -- running -------------------------------------------------------------------
 

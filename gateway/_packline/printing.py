@@ -152,11 +152,20 @@ class PrintQueue:
     now_ms: Callable[[], int]
     _pending: list[PrintJob] = field(default_factory=list)
     _wake: trio.Event = field(default_factory=trio.Event)
+    busy: str = ""  # the job being tried now
 
     def add(self, job: PrintJob) -> None:
         """Queue a job already durable as ``queued`` (written with its close)."""
         self._pending.append(job)
         self._wake.set()
+
+    def remove(self, job_id: str) -> bool:
+        """Take a queued job out (an operator cancelled it); ``False`` when it is being sent
+        right now (it can no longer be stopped)."""
+        if self.busy == job_id:
+            return False
+        self._pending = [job for job in self._pending if job.job_id != job_id]
+        return True
 
     @property
     def pending(self) -> list[PrintJob]:
@@ -171,14 +180,17 @@ class PrintQueue:
                 await self._wake.wait()
                 continue
             job = self._pending[0]
+            self.busy = job.job_id
             try:
                 done = await self._attempt(job)
             except (BackpressureError, StoreError) as exc:  # not recorded: the job stays as it was stored
                 log.error("station %s: label %s waits, the store did not take its state: %s", self.station,
                           job.job_id, exc)
                 done = False
+            finally:
+                self.busy = ""
             if done:
-                self._pending.pop(0)
+                self._pending = [j for j in self._pending if j.job_id != job.job_id]
             else:
                 await trio.sleep(RETRY_REFUSED_S)
 
@@ -215,7 +227,7 @@ class PrintQueue:
         if job.reason != reason:  # a new reason is worth a write; the same one every 3 s is not
             await self.commit(StepWrite(records=[job_record(again)]))
             log.warning("station %s: label %s not printed: %s", self.station, job.job_id, reason)
-        self._pending[0] = again
+        self._pending = [again if j.job_id == job.job_id else j for j in self._pending]
         self.notify(again)
 
     async def _save(self, job: PrintJob, actor: str, note: str) -> None:

@@ -6,6 +6,7 @@ Routes::
     POST /webhooks/{source}/{tenant}               gateway._server.webhooks (signed per source)
     /api/v1/...  (token)                           gateway._server.api
     /api/v1/tenants/{tenant}/catalog|stock (token) gateway._server.catalog_api
+    /api/v1/stations, .../labels, .../evidence/{order} (token)  gateway._server.packline_api
     POST /webhooks/erp/{tenant}/catalog             the ERP's product and stock updates (signed)
     GET  /stations, /stations/{name}[/events|/view] gateway._server.station_page (no token: the
                                                    pack line's screens)
@@ -32,6 +33,7 @@ from gateway._server.api import api_routes
 from gateway._server.catalog_api import catalog_routes
 from gateway._server.health import metrics_routes, probe_routes
 from gateway._server.http import bearer_guard, json_response
+from gateway._server.packline_api import packline_routes
 from gateway._server.services import Services
 from gateway._server.station_page import station_routes
 from gateway._server.webhooks import webhook_routes
@@ -48,6 +50,7 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
         *metrics_routes(services, protected),
         *api_routes(services, protected),
         *catalog_routes(services, protected),
+        *packline_routes(services, protected),
         *station_routes(services.display, lambda: list(services.settings.stations)),
         *extra_routes,
     ]

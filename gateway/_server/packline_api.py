@@ -1,0 +1,125 @@
+"""The pack line in the local API (bearer token): stations, sessions, labels, evidence, alerts.
+
+Routes::
+
+    GET  /api/v1/stations                                  each station: operator, open session,
+                                                           label state, last verdict
+    GET  /api/v1/tenants/{tenant}/sessions/{session_id}    a session: bill, timeline, state
+    GET  /api/v1/tenants/{tenant}/labels?state=S           label jobs (``uncertain`` ones wait for
+                                                           a person), newest first
+    POST /api/v1/tenants/{tenant}/labels/{job_id}/decide   {"decision": "printed" | "reprint" |
+                                                           "cancel", "by": "<who>"}: audited
+    GET  /api/v1/tenants/{tenant}/evidence/{order_id}      the clip reference of every
+                                                           session that packed the order, with
+                                                           each scan's offset into the clip
+    GET  /api/v1/tenants/{tenant}/packline/{kind}          the watch lists: ``intercept``,
+                                                           ``hold``, ``parcel``, ``alert``
+
+A decision needs ``by`` (the person, recorded in the audit trail with the token's use);
+without the pack line running (no ``[stations.*]``) the station routes answer 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import islice
+
+import orjson
+import trio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway._errors import BackpressureError
+from gateway._server.http import Handler, int_param, json_response, read_body
+from gateway._server.services import Services
+
+#: The watch lists ``GET .../packline/{kind}`` shows.
+WATCH_KINDS = ("intercept", "hold", "parcel", "alert", "plan")
+
+
+def packline_routes(services: Services, protected: Callable[[Handler], Handler]) -> list[Route]:
+    """The pack line's API routes bound to ``services``, each behind ``protected``."""
+    store = services.store
+
+    async def stations(request: Request) -> Response:
+        line = services.packline
+        if line is None:
+            return json_response({"error": "no pack stations are configured ([stations.*])"}, 404)
+        return json_response({"stations": line.stations_report()})
+
+    async def session(request: Request) -> Response:
+        record = store.get_record(request.path_params["tenant"], "session", request.path_params["session_id"])
+        if record is None:
+            return json_response({"error": "no such session"}, 404)
+        return json_response(record)
+
+    async def labels(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        wanted = request.query_params.get("state", "")
+        limit = int_param(request, "limit", 100)
+
+        def read() -> list[dict[str, object]]:
+            jobs = [job for _, _, job in store.iter_records("print", tenant) if not wanted or job["state"] == wanted]
+            jobs.sort(key=lambda job: job.get("created_at_ms", 0), reverse=True)
+            return [{k: v for k, v in job.items() if k != "zpl"} for job in jobs[:limit]]
+
+        return json_response({"labels": await trio.to_thread.run_sync(read)})
+
+    async def decide(request: Request) -> Response:
+        line = services.packline
+        if line is None:
+            return json_response({"error": "no pack stations are configured ([stations.*])"}, 404)
+        try:
+            body = orjson.loads(await read_body(request, 64 * 1024, request.headers.get("content-length")))
+        except orjson.JSONDecodeError:
+            return json_response({"error": 'body must be JSON: {"decision": "printed|reprint|cancel", "by": "..."}'},
+                                 400)
+        decision = body.get("decision") if isinstance(body, dict) else None
+        by = body.get("by") if isinstance(body, dict) else None
+        if not isinstance(decision, str) or not isinstance(by, str) or not by.strip():
+            return json_response({"error": 'give "decision" (printed, reprint or cancel) and "by" (who decides)'},
+                                 400)
+        try:
+            job = await line.decide_label(request.path_params["tenant"], request.path_params["job_id"], decision,
+                                          by.strip()[:64])
+        except KeyError:
+            return json_response({"error": "no such label job"}, 404)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 409)
+        except BackpressureError as exc:
+            return json_response({"error": str(exc)}, 503, {"Retry-After": str(exc.retry_after_s)})
+        return json_response({"job": {k: v for k, v in job.to_dict().items() if k != "zpl"}})
+
+    async def evidence(request: Request) -> Response:
+        tenant, order_id = request.path_params["tenant"], request.path_params["order_id"]
+        found = await trio.to_thread.run_sync(
+            lambda: [record for _, _, record in store.iter_records("evidence", tenant, id_prefix=order_id + "|")])
+        pending = await trio.to_thread.run_sync(
+            lambda: [r for _, _, r in store.iter_records("evidence_pending", tenant) if order_id in r["order_ids"]])
+        if not found and not pending:
+            return json_response({"error": "no evidence for this order (not packed at a station with a camera)"},
+                                 404)
+        return json_response({"order_id": order_id, "evidence": found, "pending": pending})
+
+    async def watch(request: Request) -> Response:
+        tenant, kind = request.path_params["tenant"], request.path_params["kind"]
+        if kind not in WATCH_KINDS:
+            return json_response({"error": f"kind must be one of {', '.join(WATCH_KINDS)}"}, 404)
+        limit = int_param(request, "limit", 500)
+        items = await trio.to_thread.run_sync(
+            lambda: [{"id": record_id, **value} for _, record_id, value in
+                     islice(store.iter_records(kind, tenant), limit)])
+        return json_response({"kind": kind, "items": items})
+
+    return [
+        Route("/api/v1/stations", protected(stations)),
+        Route("/api/v1/tenants/{tenant}/sessions/{session_id}", protected(session)),
+        Route("/api/v1/tenants/{tenant}/labels", protected(labels)),
+        Route("/api/v1/tenants/{tenant}/labels/{job_id:path}/decide", protected(decide), methods=["POST"]),
+        Route("/api/v1/tenants/{tenant}/evidence/{order_id:path}", protected(evidence)),
+        Route("/api/v1/tenants/{tenant}/packline/{kind}", protected(watch)),
+    ]
+
+
+__all__ = ["WATCH_KINDS", "packline_routes"]
