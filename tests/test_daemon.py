@@ -273,7 +273,7 @@ async def test_the_shipped_demo_runs_a_station_with_simulated_devices(tmp_path):
     async with trio.open_nursery() as nursery:
         services = await nursery.start(serve_gateway, settings, shutdown)
         with trio.fail_after(20):
-            while not (len(services.devices) == 3 and all(d.state == "up" for d in services.devices)  # noqa: ASYNC110
+            while not (len(services.devices) == 6 and all(d.state == "up" for d in services.devices)  # noqa: ASYNC110
                        and services.devices.get("demo-1", "demo-scanner").events >= 3):
                 await trio.sleep(0.05)
         assert services.devices.get("demo-1", "tcp:127.0.0.1:18792").detail == "ready"
