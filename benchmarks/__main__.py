@@ -7,6 +7,7 @@ Benchmarks:
   ingest  the real gateway over HTTP: signed webhooks, batched ERP pushes, the no-op ceiling
   app     the gateway's own CPU per webhook: its ASGI app in-process, no sockets
   devices scanner drivers (serial pty, TCP): scans/s and per-scan latency vs the raw round trip
+  packline 32 pack stations on ptys under webhooks: scan-to-verdict latency vs the raw pty round trip
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "ingest": "benchmarks.ingest",
     "app": "benchmarks.app",
     "devices": "benchmarks.devices",
+    "packline": "benchmarks.packline",
 }
 
 

@@ -37,6 +37,8 @@ RUNS: dict[str, tuple[list[str], set[str]]] = {
                 "--batch-size", "100", "--batch-connections", "2", "--bare-connections", "4",
                 "--no-store-baseline"],
                {"signed_webhooks_per_s", "livez_over_webhooks_ratio", "batched_durable_eps"}),
+    "packline": (["--stations", "2", "--rate", "20", "--webhook-rate", "10", "--seconds", "1"],
+                 {"scan_to_verdict_p99_ms", "scans_per_s", "webhooks_per_s"}),
 }
 
 

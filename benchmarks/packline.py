@@ -1,0 +1,629 @@
+"""The pack line under load: scan-to-verdict latency at 32 stations while webhooks arrive.
+
+``python -m benchmarks packline [--stations 32] [--rate 1000] [--webhook-rate 500] [--seconds 10]
+[--items-per-parcel 0] [--json]``
+
+What the packer waits for, end to end, in the real gateway (``serve_gateway`` in THIS trio
+process, a real RocksDB store in a tmp dir, ``[store] sync = "group"``, the shipped rules):
+
+* ``--stations`` stations ``bench-01`` ... each with one **serial scanner on a real pty**
+  (``devices.simulators.scanner.PtyScanner``; ``[[stations.S.scanners]] kind = "serial"``),
+  no printer, no NVR: nothing but the verdict path. Each station signs in a badge and opens
+  its own ``READY_TO_PACK`` order (one line of SKU ``B1``, a quantity the run never reaches),
+  so every measured scan is ``OK``: read -> verdict -> the scan's event, the session and
+  station records committed durably through the pipeline (one synced group commit shared
+  with the webhooks) -> published on ``services.display``.
+* The scanners together send ``--rate`` EAN-13 reads/s for ``--seconds``, each station at
+  ``rate / stations``, staggered evenly. **Latency** = from just before the ``write`` on the
+  pty's master side to the verdict being published for that station (a wrapper around
+  ``services.display.publish``: the moment a screen could show it; it is durable by then).
+  The first 10 % of each station's scans are warm-up and not counted.
+* Meanwhile signed single-event ERP webhooks for OTHER orders (``benchmarks.ingest``'s events:
+  new orders and their status updates) arrive at ``--webhook-rate``/s from a paced
+  raw-socket client in ANOTHER process (16 keep-alive connections; each request's latency is
+  from its scheduled time, so a stall is not hidden by the pacing).
+* ``--items-per-parcel K`` (not the issue's workload; for comparison): parcels of K items
+  instead, the K-th scan closes the parcel (``CLOSED``, a label queued for the missing
+  printer) and the next scan opens the station's next order (``OPENED``); every scan's
+  latency counts, by verdict. ``--webhook-rate 0``: no webhooks (the scans' own cost).
+* Baselines in the same run, before the gateway starts: the **raw pty round trip** (the
+  same frames, ptys and pacing; ``wait_readable`` + ``read`` on the slave side, as in
+  ``benchmarks devices``), and the machine's speed (a no-op Python loop, before and after),
+  because these VMs differ up to 3x from day to day.
+
+**Where the time goes** (printed always, most useful when p99 misses): every measured scan is
+timestamped from outside the pack line at write -> dispatch (the line hands the scan to its
+station's inbox: a proxy around ``StationRunner.inbox_send``) -> submit (``Pipeline.submit``
+with the station's records) -> commit start / end (``Store.commit`` in its worker thread:
+encoding, the write batch, the WAL fsync) -> durable (``Pipeline.add_listener``) -> published.
+Each stage's p50/p99, and its mean over the slowest 1 % of scans, are shown (a stage whose
+hook did not see exactly one moment per scan, e.g. the two commits of a closing scan, is
+merged into the next); so is p50/p99 by tenth of each station's scans, and what the session
+handling costs per scan at the start and at the end (the working copy and the record both
+deep-copy the session's timeline, which grows with every scan: a drift shows here).
+
+CPU: ``time.process_time`` of this process (the gateway, its RocksDB threads and the
+scanners' far ends, which are cheap) and ``time.thread_time`` of the event-loop thread, per
+second of the measured window.
+
+Targets (issue 13), in ``targets`` of ``--json``: ``scan_to_verdict_p99_ms`` <= 5.0;
+``scans_per_s`` >= 99 % of ``--rate``; ``webhooks_per_s`` >= 99 % of ``--webhook-rate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import trio
+
+from benchmarks._common import emit_json, machine, parser, print_targets, target_entry
+from benchmarks.devices import measure, summary
+from benchmarks.ingest import RULES, SECRET, TENANT, erp_events, free_port, signed_requests
+from devices.scan import Scan
+from devices.simulators.scanner import PtyScanner, frame
+from gateway._daemon import serve_gateway, tune_gc
+from gateway._settings import load_settings
+from gateway._signing import sign
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_P99_MS = 5.0
+TARGET_SHARE = 0.99
+WARMUP_SHARE = 0.10
+CONNECTIONS = 16
+ITEM = "4006381333931"  # SKU B1, EAN-13
+SKU = "B1"
+#: The moments stamped for every scan, in order, and how the breakdown names each.
+MOMENTS = ("write", "dispatch", "submit", "commit_start", "commit_end", "durable", "publish")
+LABELS = {"write": "pty write", "dispatch": "dispatched to the station", "submit": "submitted to the pipeline",
+          "commit_start": "Store.commit starts", "commit_end": "Store.commit returns (fsynced)",
+          "durable": "commit listener", "publish": "published"}
+
+
+#: The webhook client's report when ``--webhook-rate 0`` runs none.
+NO_WEBHOOKS = orjson.dumps({"sent": 0, "ok": 0, "statuses": {}, "elapsed_s": 0.0, "per_s": 0.0, "p50_ms": None,
+                            "p99_ms": None, "max_late_ms": None, "reconnects": 0, "client_cpu_per_s": 0.0}).decode()
+
+
+def progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def loop_rate() -> float:
+    """Millions of iterations/s of an empty Python loop, best of 3: the machine's speed now."""
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(2_000_000):
+            pass
+        best = max(best, 2.0 / (time.perf_counter() - started))
+    return best
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+# -- the gateway's configuration ------------------------------------------------------
+
+
+def write_config(workdir: Path, port: int, stations: list[str], paths: list[str]) -> Path:
+    text = [f"[gateway]\nid = 'bench'\ndata_dir = '{workdir / 'data'}'\nrules_dir = '{RULES}'\n"
+            f"rules_poll_s = 0\n[http]\nhost = '127.0.0.1'\nport = {port}\n[store]\nsync = 'group'\n"
+            f"[demo]\nenabled = false\n[tenants.{TENANT}.erp]\nsecret = '{SECRET}'\n"
+            f"[packline]\ntenant = '{TENANT}'\n"]
+    for name, path in zip(stations, paths, strict=True):
+        text.append(f"[stations.{name}]\n[[stations.{name}.scanners]]\nkind = 'serial'\npath = '{path}'\n")
+    config = workdir / "gateway.toml"
+    config.write_text("".join(text), encoding="utf-8")
+    return config
+
+
+def order_no(station: int, parcel: int) -> str:
+    return f"PK{station:03d}{parcel:05d}"
+
+
+def pack_orders(stations: int, parcels: int, quantity: int) -> list[dict[str, Any]]:
+    """``parcels`` READY_TO_PACK orders per station, each of its own buyer (no merged pack groups)."""
+    return [{"event_id": f"pack-{n}-{k}", "platform": "douyin", "order_no": order_no(n, k), "status": "READY_TO_PACK",
+             "occurred_at": "2026-12-04T10:00:00+08:00", "buyer": {"phone": f"137{n:03d}{k:05d}"}, "amount": 99.0,
+             "lines": [{"sku": SKU, "qty": quantity}]} for n in range(stations) for k in range(parcels)]
+
+
+def scan_frames(station: int, count: int, items_per_parcel: int) -> list[bytes]:
+    """The measured reads of one station: item scans only (0: the parcel never closes), or
+    ``items_per_parcel`` items (the last one closes the parcel) then the next order, and so on."""
+    item = frame(ITEM, aim="]E0")
+    if not items_per_parcel:
+        return [item] * count
+    frames: list[bytes] = []
+    parcel = 0
+    while len(frames) < count:
+        frames += [item] * items_per_parcel
+        parcel += 1
+        frames.append(frame(order_no(station, parcel), aim="]C0"))
+    return frames[:count]
+
+
+# -- stamps taken from outside the pack line --------------------------------------------
+
+
+@dataclass
+class Stamps:
+    """Per station, one list per stage; the k-th entry of each belongs to the k-th scan."""
+
+    stations: list[str]
+    index: dict[str, int] = field(default_factory=dict)
+    lists: dict[str, list[list[float]]] = field(default_factory=dict)
+    verdicts: list[list[str]] = field(default_factory=list)
+    expected: int = 0
+    published: int = 0
+    commits: int = 0
+    commit_s: float = 0.0
+    done: trio.Event = field(default_factory=trio.Event)
+    on: bool = False
+
+    def __post_init__(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.stations)}
+        for moment in MOMENTS:
+            self.lists[moment] = [[] for _ in self.stations]
+        self.verdicts = [[] for _ in self.stations]
+
+    def stamp(self, stage: str, names: list[str], now: float) -> None:
+        for name in names:
+            i = self.index.get(name)
+            if i is not None:
+                self.lists[stage][i].append(now)
+
+
+def station_names(records: list[tuple[str, str, str, Any]]) -> list[str]:
+    """The stations whose ``("", "station", name)`` record is in a write: whose scan it carries."""
+    return [key for tenant, kind, key, _ in records if tenant == "" and kind == "station"]
+
+
+class InboxProxy:
+    """Stands in for a station's inbox channel: stamps each scan handed to the station."""
+
+    def __init__(self, channel: Any, stamps: Stamps, name: str) -> None:
+        self._channel, self._stamps, self._name = channel, stamps, name
+
+    async def send(self, item: Any) -> None:
+        if self._stamps.on and isinstance(item, Scan):
+            self._stamps.stamp("dispatch", [self._name], time.perf_counter())
+        await self._channel.send(item)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
+def install_hooks(services: Any, stamps: Stamps) -> None:
+    """Wrap the display, the pipeline, the store and the inboxes to timestamp every stage."""
+    clock = time.perf_counter
+    display, pipeline, store = services.display, services.pipeline, services.store
+    publish, submit, commit = display.publish, pipeline.submit, store.commit
+
+    shown: dict[str, object] = {}
+
+    def timed_publish(station: str, view: dict[str, Any]) -> None:
+        publish(station, view)
+        i = stamps.index.get(station)
+        last = view.get("last")
+        if last is shown.get(station):  # the same verdict again (a label or device change): not a scan's
+            return
+        shown[station] = last
+        if stamps.on and i is not None and last:
+            stamps.lists["publish"][i].append(clock())
+            stamps.verdicts[i].append(str(last.get("verdict")))
+            stamps.published += 1
+            if stamps.published >= stamps.expected:
+                stamps.done.set()
+
+    async def timed_submit(events: Any, priority: Any = "webhook", *, extra: Any = None) -> Any:
+        if stamps.on and extra is not None:
+            stamps.stamp("submit", station_names(extra.records), clock())
+        return await submit(events, priority, extra=extra)
+
+    def timed_commit(write: Any) -> Any:
+        started = clock()
+        result = commit(write)
+        ended = clock()
+        if stamps.on:
+            names = station_names(write.records)
+            stamps.stamp("commit_start", names, started)
+            stamps.stamp("commit_end", names, ended)
+            stamps.commits += 1
+            stamps.commit_s += ended - started
+        return result
+
+    def durable(write: Any) -> None:
+        if stamps.on:
+            stamps.stamp("durable", station_names(write.records), clock())
+
+    display.publish = timed_publish
+    pipeline.submit = timed_submit
+    store.commit = timed_commit
+    pipeline.add_listener(durable)
+    for name, runner in getattr(services.packline, "stations", {}).items():
+        if hasattr(runner, "inbox_send"):
+            runner.inbox_send = InboxProxy(runner.inbox_send, stamps, name)
+
+
+# -- the webhook client (another process) --------------------------------------------
+
+
+def start_webhook_client(port: int, rate: float, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.packline", str(port), str(rate), str(seconds)],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def webhook_client(port: int, rate: float, seconds: float) -> None:
+    """Paced signed webhooks: request k is due at ``start + k / rate``; prints one JSON line."""
+    import selectors
+
+    from benchmarks._load import _Connection
+
+    count = max(1, round(rate * seconds))
+    bodies = [orjson.dumps({"events": [event]}) for event in erp_events(count, "plw", 70_000_000)]
+    requests = signed_requests(port, bodies)
+    selector = selectors.DefaultSelector()
+    free = [_Connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
+    for conn in free:
+        selector.register(conn.sock, selectors.EVENT_READ, conn)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu, start = time.process_time(), time.perf_counter()
+    due: dict[int, float] = {}
+    latencies, late, statuses = [], [], Counter[int]()
+    sent = busy = reconnects = 0
+    last = start
+    deadline = start + seconds + 60  # a stalled gateway: report what was answered
+    while (sent < count or busy) and time.perf_counter() < deadline:
+        now = time.perf_counter()
+        while sent < count and free and start + sent / rate <= now:
+            conn = free.pop()
+            conn.begin(requests[sent])
+            due[id(conn)] = start + sent / rate
+            late.append(now - due[id(conn)])
+            events = selectors.EVENT_READ if conn.send_some() else selectors.EVENT_READ | selectors.EVENT_WRITE
+            selector.modify(conn.sock, events, conn)
+            sent, busy = sent + 1, busy + 1
+        wait = max(0.0, start + sent / rate - time.perf_counter()) if sent < count and free else 1.0
+        for key, mask in selector.select(wait):
+            conn = key.data
+            if mask & selectors.EVENT_WRITE and conn.send_some():
+                selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            if not mask & selectors.EVENT_READ:
+                continue
+            state = conn.receive()
+            if state is None:  # closed by the server: resend on a new connection
+                selector.unregister(conn.sock)
+                reconnects += 1
+                request = bytes(conn.out)
+                conn.reconnect()
+                selector.register(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+                conn.begin(request)
+                continue
+            if state:
+                last = time.perf_counter()
+                latencies.append(last - due[id(conn)])
+                statuses[conn.reply()[0]] += 1
+                busy -= 1
+                free.append(conn)
+    elapsed = last - start
+    print(orjson.dumps({
+        "sent": sent, "ok": statuses[200], "statuses": {str(k): v for k, v in statuses.items()},
+        "elapsed_s": elapsed, "per_s": statuses[200] / elapsed if elapsed > 0 else 0.0,
+        "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_late_ms": max(late) * 1000, "reconnects": reconnects,
+        "client_cpu_per_s": (time.process_time() - cpu) / elapsed if elapsed > 0 else None,
+    }).decode(), flush=True)
+
+
+# -- the measured run -------------------------------------------------------------------
+
+
+async def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(fd)
+
+
+async def _until(predicate: Callable[[], object], limit_s: float, what: str) -> None:
+    """Poll ``predicate`` (state the gateway has no event for) until it holds."""
+    with trio.move_on_after(limit_s):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(0.02)
+    raise RuntimeError(f"no {what} within {limit_s:g} s")
+
+
+async def _verdict(services: Any, station: str, fd: int, data: bytes, expect: str) -> None:
+    """Scan one set-up code and wait for its verdict (before the measured phase)."""
+    seq = (services.display.current(station) or {}).get("seq", 0)
+    await _write(fd, data)
+    with trio.fail_after(20):
+        while True:
+            view = services.display.current(station) or {}
+            if view.get("seq", 0) > seq and view.get("last"):
+                break
+            await trio.sleep(0.005)
+    if view["last"]["verdict"] != expect:
+        raise RuntimeError(f"{station}: set-up scan got {view['last']['verdict']}, not {expect}: {view['last']}")
+
+
+async def _paced(stamps: Stamps, i: int, fd: int, frames: list[bytes], interval_s: float, start: float) -> None:
+    writes = stamps.lists["write"][i]
+    offset = interval_s * i / len(stamps.stations)
+    clock = time.perf_counter
+    for k, data in enumerate(frames):
+        await trio.sleep_until(start + offset + k * interval_s)
+        writes.append(clock())
+        await _write(fd, data)
+
+
+async def _setup(services: Any, stations: list[str], ptys: list[PtyScanner], parcels: int, quantity: int) -> None:
+    token = {"Authorization": f"Bearer {services.api_token}"}
+    catalog = f"sku,name,kind,barcodes,weight_g,parts,serialised,stock\n{SKU},Bench item,item,{ITEM},100,,,\n"
+    body = orjson.dumps({"events": pack_orders(len(stations), parcels, quantity)})
+    stamp = str(int(time.time()))
+    async with httpx.AsyncClient(base_url=services.bound[0], timeout=30) as client:
+        reply = await client.post(f"/api/v1/tenants/{TENANT}/catalog?format=csv", content=catalog.encode(),
+                                  headers=token)
+        reply.raise_for_status()
+        reply = await client.post(f"/webhooks/erp/{TENANT}", content=body, headers={
+            "Content-Type": "application/json", "X-Gateway-Timestamp": stamp,
+            "X-Gateway-Signature": sign(SECRET.encode(), stamp, body)})
+        reply.raise_for_status()
+    # pyserial flushes a port's input when it opens it: scan only once every scanner is up
+    await _until(lambda: all(services.devices.report(name) and all(
+        d["state"] == "up" for d in services.devices.report(name)) for name in stations), 30, "scanners up")
+    async with trio.open_nursery() as nursery:
+        for n, (name, pty) in enumerate(zip(stations, ptys, strict=True)):
+            fd = pty.master_fd
+            assert fd is not None
+
+            async def station(name: str = name, fd: int = fd, n: int = n) -> None:
+                await _verdict(services, name, fd, frame(f"OP-{n + 1:04d}", aim="]C0"), "SIGNED_IN")
+                await _verdict(services, name, fd, frame(order_no(n, 0), aim="]C0"), "OPENED")
+
+            nursery.start_soon(station)
+
+
+async def gateway_phase(stations: list[str], per_station: int, items_per_parcel: int, interval_s: float,
+                        webhook_rate: float, seconds: float, workdir: Path) -> dict[str, Any]:
+    """The measured run: returns the stamps, the CPU figures and the webhook client's report."""
+    ptys = [PtyScanner() for _ in stations]
+    paths = [pty.plug() for pty in ptys]
+    port = free_port()
+    settings = load_settings(write_config(workdir, port, stations, paths))
+    stamps = Stamps(stations, expected=per_station * len(stations))
+    shutdown = trio.Event()
+    client: subprocess.Popen[str] | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            services = await nursery.start(serve_gateway, settings, shutdown)
+            try:
+                progress(f"gateway up on {services.bound[0]}; {len(stations)} stations sign in and open their orders")
+                await _until(lambda: services.packline is not None, 60, "the pack line running")
+                if items_per_parcel:
+                    await _setup(services, stations, ptys, per_station // (items_per_parcel + 1) + 2, items_per_parcel)
+                else:
+                    await _setup(services, stations, ptys, 1, per_station * 4 + 100)
+                cost_before = session_cost(services)
+                install_hooks(services, stamps)
+                if webhook_rate > 0:
+                    client = start_webhook_client(port, webhook_rate, seconds)
+                    assert client.stdin is not None and client.stdout is not None
+                    ready = await trio.to_thread.run_sync(client.stdout.readline)
+                    if ready.strip() != "ready":
+                        raise RuntimeError(f"the webhook client did not start: {ready!r}")
+                progress(f"measuring: {len(stations)} x {per_station} scans at {len(stations) / interval_s:,.0f}/s "
+                         f"and {webhook_rate:,.0f} webhooks/s for {seconds:g} s")
+                stamps.on = True
+                cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
+                if client is not None and client.stdin is not None:
+                    client.stdin.write("go\n")
+                    client.stdin.flush()
+                start = trio.current_time() + 0.01
+                async with trio.open_nursery() as writers:
+                    for i, pty in enumerate(ptys):
+                        assert pty.master_fd is not None
+                        writers.start_soon(_paced, stamps, i, pty.master_fd,
+                                           scan_frames(i, per_station, items_per_parcel), interval_s, start)
+                limit_s = max(120.0, 12 * seconds)  # an overloaded line drains its backlog: that is the figure
+                with trio.move_on_after(limit_s):
+                    await stamps.done.wait()
+                end = time.perf_counter()
+                cpu_s, loop_s = time.process_time() - cpu, time.thread_time() - loop_cpu
+                stamps.on = False
+                if not stamps.done.is_set():
+                    progress(f"only {stamps.published:,} of {stamps.expected:,} verdicts within {limit_s:g} s")
+                report = NO_WEBHOOKS
+                if client is not None and client.stdout is not None:
+                    report = await trio.to_thread.run_sync(client.stdout.readline)
+                cost_after = session_cost(services)
+            finally:
+                shutdown.set()
+    finally:
+        if client is not None and client.poll() is None:
+            client.kill()
+            client.wait()
+        for pty in ptys:
+            pty.unplug()
+    return {"stamps": stamps, "wall_s": end - wall, "cpu_s": cpu_s, "loop_cpu_s": loop_s,
+            "webhooks": orjson.loads(report), "session_before": cost_before, "session_after": cost_after}
+
+
+def session_cost(services: Any) -> dict[str, Any] | None:
+    """What the pack line's per-scan session handling costs now, on the longest open session:
+    the working copy (``PackSession.from_dict(to_dict())``) and the stored record
+    (``to_dict()`` + JSON encoding), best of 5. Both grow with the scans in the session."""
+    from gateway._packline.session import PackSession
+
+    sessions = [getattr(r, "session", None) for r in getattr(services.packline, "stations", {}).values()]
+    live = [s for s in sessions if isinstance(s, PackSession)]
+    if not live:
+        return None
+    session = max(live, key=lambda s: len(s.timeline))
+    copy_s = record_s = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        PackSession.from_dict(session.to_dict())
+        middle = time.perf_counter()
+        size = len(orjson.dumps(session.to_dict()))
+        copy_s, record_s = min(copy_s, middle - started), min(record_s, time.perf_counter() - middle)
+    return {"timeline_entries": len(session.timeline), "record_bytes": size, "copy_ms": copy_s * 1000,
+            "record_ms": record_s * 1000}
+
+
+# -- figures ----------------------------------------------------------------------------
+
+
+def analyse(stamps: Stamps, per_station: int) -> dict[str, Any]:
+    """Latencies, stage breakdown and drift by tenth of the run, warm-up scans left out."""
+    skip = int(per_station * WARMUP_SHARE)
+    lists = stamps.lists
+    # A moment whose hook missed a scan (or found nothing to wrap) is left out of the breakdown.
+    order = [m for m in MOMENTS if all(len(lists[m][i]) == per_station for i in range(len(stamps.stations)))]
+    complete = order[:1] == ["write"] and order[-1:] == ["publish"]
+    names = [f"{LABELS[a]} -> {LABELS[b]}" for a, b in zip(order, order[1:], strict=False)]
+    rows: list[tuple[float, list[float]]] = []
+    by_verdict: dict[str, list[float]] = {}
+    tenths: list[list[float]] = [[] for _ in range(10)]
+    for i in range(len(stamps.stations)):
+        for k in range(skip, len(lists["publish"][i])):
+            latency = lists["publish"][i][k] - lists["write"][i][k]
+            tenths[min(9, k * 10 // per_station)].append(latency)
+            by_verdict.setdefault(stamps.verdicts[i][k], []).append(latency)
+            stages = ([lists[b][i][k] - lists[a][i][k] for a, b in zip(order, order[1:], strict=False)]
+                      if complete else [])
+            rows.append((latency, stages))
+    latencies = [row[0] for row in rows]
+    verdicts = Counter(v for vs in stamps.verdicts for v in vs)
+    firsts = [ws[0] for ws in lists["write"] if ws]
+    lasts = [ps[-1] for ps in lists["publish"] if ps]
+    figures: dict[str, Any] = {
+        "scans": sum(verdicts.values()), "verdicts": dict(verdicts),
+        "scans_per_s": sum(verdicts.values()) / (max(lasts) - min(firsts)) if firsts and lasts else 0.0,
+        "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies, default=float("nan")) * 1000,
+        "p50_ms_by_tenth": [round(statistics.median(t) * 1000, 3) if t else None for t in tenths],
+        "by_verdict": {v: {"count": len(ls), "p50_ms": percentile(ls, 0.5) * 1000, "p99_ms": percentile(ls, 0.99) * 1000}
+                       for v, ls in sorted(by_verdict.items())},
+        "p99_ms_by_tenth": [round(percentile(t, 0.99) * 1000, 3) if t else None for t in tenths],
+        "commits": stamps.commits, "commit_ms_mean": stamps.commit_s / stamps.commits * 1000 if stamps.commits else None,
+        "stages": None, "lost": stamps.expected - sum(verdicts.values()),
+    }
+    if complete and rows:
+        tail = sorted(rows, key=lambda row: row[0])[-max(1, len(rows) // 100):]
+        figures["stages"] = {name: {
+            "p50_ms": percentile([r[1][n] for r in rows], 0.5) * 1000,
+            "p99_ms": percentile([r[1][n] for r in rows], 0.99) * 1000,
+            "slowest_1pct_mean_ms": statistics.fmean(r[1][n] for r in tail) * 1000,
+        } for n, name in enumerate(names)}
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    p = parser("packline", __doc__.strip().splitlines()[0])
+    p.add_argument("--stations", type=int, default=32, help="pack stations, one pty scanner each (default 32)")
+    p.add_argument("--rate", type=float, default=1_000, help="item scans/s of all stations together (default 1,000)")
+    p.add_argument("--webhook-rate", type=float, default=500, help="signed webhooks/s, another process (default 500)")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of the measured phase (default 10)")
+    p.add_argument("--items-per-parcel", type=int, default=0,
+                   help="0: one parcel per station for the whole run, every scan OK (default); K: parcels of K "
+                        "items, the K-th scan closes it (CLOSED, label queued), the next order opens the next")
+    args = p.parse_args(argv)
+    tune_gc()  # the gateway process's collector thresholds
+    logging.basicConfig(level=logging.WARNING, format="  %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gateway._packline.printing").setLevel(logging.ERROR)  # no printer, by design
+    stations = [f"bench-{n + 1:02d}" for n in range(max(1, args.stations))]
+    per_station = max(10, round(args.rate * args.seconds / len(stations)))
+    interval_s = len(stations) / args.rate
+    speed_before = loop_rate()
+    progress(f"raw pty round trip: {len(stations)} ptys, same frames and pacing, {args.seconds:g} s")
+    raw = summary(trio.run(measure, "serial", "raw", len(stations), [[frame(ITEM, aim="]E0")] * per_station
+                                                                      for _ in stations], interval_s))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-packline-"))
+    try:
+        run = trio.run(gateway_phase, stations, per_station, max(0, args.items_per_parcel), interval_s,
+                       args.webhook_rate, args.seconds, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    speed_after = loop_rate()
+    f = analyse(run["stamps"], per_station)
+    hooks = run["webhooks"]
+    wall = run["wall_s"]
+    print(f"packline benchmark: {len(stations)} stations (serial scanners on ptys, no printer, no NVR), "
+          f"{args.rate:,.0f} scans/s paced, {args.webhook_rate:,.0f} signed webhooks/s from another process, "
+          f"{args.seconds:g} s")
+    print(f"  machine: empty loop {speed_before:.1f} M iterations/s before, {speed_after:.1f} after; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"  raw pty round trip       p50 {raw['p50_ms']:7.3f} ms  p99 {raw['p99_ms']:7.3f} ms  "
+          f"max {raw['max_ms']:7.3f} ms  ({raw['scans_per_s']:,.0f} reads/s)")
+    print(f"  scan -> verdict shown    p50 {f['p50_ms']:7.3f} ms  p99 {f['p99_ms']:7.3f} ms  "
+          f"max {f['max_ms']:7.3f} ms  ({f['scans_per_s']:,.1f} scans/s, verdicts {f['verdicts']})")
+    print(f"  webhooks                 {hooks['per_s']:,.1f}/s  (ok {hooks['ok']:,} of {hooks['sent']:,}, "
+          f"statuses {hooks['statuses']}; p50 {hooks['p50_ms'] or 0:.2f} ms, p99 {hooks['p99_ms'] or 0:.2f} ms; "
+          f"client CPU {hooks['client_cpu_per_s']:.0%})")
+    print(f"  gateway process CPU      {run['cpu_s'] / wall:.2f} s/s (event-loop thread {run['loop_cpu_s'] / wall:.2f} s/s)"
+          f"; {f['commits']:,} group commits ({f['commits'] / wall:,.0f}/s, {f['commit_ms_mean'] or 0:.2f} ms each)")
+    if len(f["by_verdict"]) > 1:
+        print("  by verdict: " + "; ".join(f"{v} x{d['count']:,} p50 {d['p50_ms']:.2f} ms p99 {d['p99_ms']:.2f} ms"
+                                          for v, d in f["by_verdict"].items()))
+    if f["lost"]:
+        print(f"  {f['lost']:,} scans got no verdict within the time limit")
+    print(f"  by tenth of each station's scans (the session grows), p50 ms: {f['p50_ms_by_tenth']}")
+    print(f"  {'':57}p99 ms: {f['p99_ms_by_tenth']}")
+    for when, cost in (("after sign-in and open", run["session_before"]), ("at the end", run["session_after"])):
+        if cost:
+            print(f"  session handling per scan {when}: {cost['timeline_entries']} timeline entries, "
+                  f"{cost['record_bytes']:,} bytes; working copy {cost['copy_ms']:.3f} ms + record "
+                  f"{cost['record_ms']:.3f} ms (x {args.rate:,.0f} scans/s = "
+                  f"{(cost['copy_ms'] + cost['record_ms']) * args.rate / 1000:.2f} s of CPU per s)")
+    if f["stages"]:
+        print(f"  where the time goes{'':54}{'p50 ms':>11}{'p99 ms':>11}{'slowest 1%':>12}")
+        for name, stage in f["stages"].items():
+            print(f"    {name:<70}{stage['p50_ms']:>11.3f}{stage['p99_ms']:>11.3f}{stage['slowest_1pct_mean_ms']:>12.3f}")
+    else:
+        print("  where the time goes: the write or publish moment was not stamped for every scan; no breakdown")
+    targets = {
+        "scan_to_verdict_p99_ms": target_entry(f["p99_ms"], "<=", TARGET_P99_MS, 2),
+        "scans_per_s": target_entry(f["scans_per_s"], ">=", args.rate * TARGET_SHARE),
+        "webhooks_per_s": target_entry(hooks["per_s"], ">=", args.webhook_rate * TARGET_SHARE),
+    }
+    print_targets(targets)
+    if args.json:
+        emit_json({
+            "benchmark": "packline", "stations": len(stations), "rate": args.rate, "webhook_rate": args.webhook_rate,
+            "seconds": args.seconds, "scans_per_station": per_station, "items_per_parcel": args.items_per_parcel,
+            **{key: value for key, value in f.items()},
+            "raw_pty": raw, "webhooks": hooks, "wall_s": wall,
+            "gateway_cpu_per_s": run["cpu_s"] / wall, "event_loop_cpu_per_s": run["loop_cpu_s"] / wall,
+            "session_before": run["session_before"], "session_after": run["session_after"],
+            "loop_mips_before": speed_before, "loop_mips_after": speed_after,
+            "targets": targets, **machine(),
+        })
+    return 0
+
+
+if __name__ == "__main__":  # the webhook client: python -m benchmarks.packline PORT RATE SECONDS
+    webhook_client(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]))
