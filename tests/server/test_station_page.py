@@ -483,3 +483,40 @@ async def test_station_screen_follows_a_pack_session_in_chromium(nursery):
                 and "favicon" not in entry["message"] and "ERR_CONNECTION_REFUSED" not in entry["message"]] == []
     finally:
         await trio.to_thread.run_sync(driver.quit)
+
+
+async def test_a_session_scanned_at_a_simulated_scanner_shows_its_ticks_and_verdicts(tmp_path):
+    """The whole path in a browser: frames into the scanner simulator -> driver -> pack line ->
+    store -> the station's event stream -> the page (screenshots kept as artefacts)."""
+    from devices.simulators.printer import PrinterSimulator
+    from tests._support import erp_event
+    from tests._support.packline import GIFT_BOX, ITEM, Line, run_line
+
+    driver = await trio.to_thread.run_sync(browser_or_skip)
+    page = Page(driver)
+
+    async def body(line: Line, printer: PrinterSimulator) -> None:
+        await line.post(erp_event(120, "READY_TO_PACK", lines=[{"sku": "A1", "qty": 2}], gift_box="GIFTBOX-1"))
+        await page.get(f"{line.services.bound[0]}/stations/A1")
+        await page.wait(lambda d: d.find_element("id", "connection").text == "已连接")
+        await line.scan("OP-0042", "SIGNED_IN")
+        await page.wait(lambda d: d.find_element("id", "operator").text == "操作员: OP-0042")
+        await line.scan("DY00000120", "OPENED")
+        await page.wait(lambda d: d.find_element("id", "progress").text == "已扫 0 / 3 件")
+        await line.scan(ITEM, "OK")
+        await page.wait(lambda d: d.find_element("id", "progress").text == "已扫 1 / 3 件")
+        await line.scan(GIFT_BOX, "OK")
+        await line.scan(GIFT_BOX, "EXTRA")
+        await page.wait(lambda d: "verdict-error" in d.find_element("id", "verdict").get_attribute("class"))
+        assert [tick for tick, _, _ in await page.rows()] == ["◐", "✔"]  # A1 1 of 2, the gift box done
+        await page.screenshot("live-extra")
+        await line.scan(ITEM, "CLOSED")
+        await page.wait(lambda d: d.find_element("id", "verdict-title").text == "✔ 完成 — 封箱")
+        await page.wait(lambda d: d.find_element("id", "label").text == "已打印")
+        assert [tick for tick, _, _ in await page.rows()] == ["✔", "✔"]
+        await page.screenshot("live-closed")
+
+    try:
+        await run_line(tmp_path, body)
+    finally:
+        await trio.to_thread.run_sync(driver.quit)
