@@ -33,6 +33,7 @@ from gateway._packline.station import (
     group_members,
 )
 from gateway._packline.values import Bill, Catalog, StockLevel
+from gateway._packline.weighing import StationScale
 from gateway._pipeline import Pipeline, now_ms
 from gateway._rules import GiftOrder, RuleSet, evaluate_gifts
 from gateway._settings import PackLineSection
@@ -141,8 +142,10 @@ class LineBase:
 
     def __init__(self, config: PackLineSection, stations: Mapping[str, tuple[str, int]], store: Store,
                  pipeline: Pipeline, rules: Callable[[], RuleSet], display: StationDisplay, registry: DeviceRegistry,
-                 printers: Mapping[str, ZplPrinter | None], nvrs: Mapping[str, NvrClient], evidence_dir: Any) -> None:
+                 printers: Mapping[str, ZplPrinter | None], nvrs: Mapping[str, NvrClient], evidence_dir: Any,
+                 scales: Mapping[str, StationScale] | None = None) -> None:
         self.config = config
+        self.scales: Mapping[str, StationScale] = scales or {}
         self.store = store
         self.pipeline = pipeline
         self.rules = rules

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from devices.scan import Scan
 from devices.zpl import LabelData, ZplError, check_zpl, render_label
+from gateway._errors import DeviceError
 from gateway._model import OrderState, Status
 from gateway._packline import evidence as evidence_mod
 from gateway._packline.alerts import (
@@ -27,7 +28,7 @@ from gateway._packline.bill import unit_weights_g, unknown_skus
 from gateway._packline.catalog import packed_stock_write
 from gateway._packline.line_base import LineBase, StationRunner, _copy, _pickup_state, _result_outcome
 from gateway._packline.printing import PrintJob, job_record, reprint_job
-from gateway._packline.session import PackSession, open_session
+from gateway._packline.session import PackSession, ScanResult, open_session
 from gateway._packline.station import (
     OVERRIDE_S,
     WITHDRAWN,
@@ -187,6 +188,12 @@ class LineScans(LineBase):
                                                     code=code), at)
         forced_by = runner.override_by if runner.override_until_ms >= at else ""
         working = _copy(session)
+        weighed = await self._weigh(runner, working, at) if not forced_by and working.complete else None
+        if weighed is not None and weighed.verdict is Verdict.WEIGHT_MISMATCH:
+            outcome = self._session_events(runner, working, _result_outcome(weighed, code), "pack_exception", at,
+                                           working.bill.group_id)
+            await self._commit_outcome(runner, working, outcome)
+            return outcome
         result = working.close(at, forced_by=forced_by, reason="forced at station" if forced_by else "")
         outcome = _result_outcome(result, code)
         if working.state != "closed":
@@ -227,6 +234,22 @@ class LineScans(LineBase):
                 self._pending_snapshots.append((client, runner.nvr_channel, working.session_id))
                 self._evidence_wake.set()
         return outcome
+
+    async def _weigh(self, runner: StationRunner, session: PackSession, at: int) -> ScanResult | None:
+        """The weight check of a complete parcel (``gateway._packline.weighing``); ``None``
+        when the station weighs nothing. A scale that fails is recorded, never blocking."""
+        scale = self.scales.get(runner.name)
+        tolerance_g = self.config.weight_tolerance_g
+        if scale is None or tolerance_g <= 0:
+            return None
+        try:
+            grams = await scale.weigh_g()
+        except DeviceError as exc:
+            log.warning("station %s: parcel not weighed: %s", runner.name, exc)
+            session.timeline.append({"event": "weight", "at_ms": at, "verdict": "OK", "checked": False,
+                                     "error": str(exc), "operator": runner.operator})
+            return None
+        return session.weight_check(grams, tolerance_g, self.config.weight_tolerance_pct, at_ms=at)
 
     def _waybill_of(self, tenant: str, order_ids: list[str]) -> str:
         for order_id in order_ids:

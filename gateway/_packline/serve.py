@@ -22,6 +22,7 @@ from gateway._packline.alerts import AlertWake, alert_listener, serve_alerts
 from gateway._packline.devices import SCAN_QUEUE, nvr_client, printer_of, serve_station_devices
 from gateway._packline.display import StationDisplay
 from gateway._packline.line import PackLine
+from gateway._packline.weighing import station_scale
 from gateway._pipeline import Pipeline
 from gateway._rules import RuleSet
 from gateway._settings import Settings
@@ -39,9 +40,12 @@ async def serve_pack_line(settings: Settings, registry: DeviceRegistry, store: S
     printers: dict[str, ZplPrinter | None] = {
         name: printer_of(name, config.printer) if config.printer is not None else None
         for name, config in settings.stations.items()}
+    scales = {name: station_scale(name, config.scale) for name, config in settings.stations.items()
+              if config.scale is not None}
     line = PackLine(settings.packline, {name: (config.nvr, config.nvr_channel)
                                         for name, config in settings.stations.items()},
-                    store, pipeline, rules, display, registry, printers, nvrs, settings.data_path / "evidence")
+                    store, pipeline, rules, display, registry, printers, nvrs, settings.data_path / "evidence",
+                    scales)
     pipeline.add_listener(line.on_commit)
     wake = AlertWake()
     pipeline.add_listener(alert_listener(wake))
@@ -58,6 +62,8 @@ async def serve_pack_line(settings: Settings, registry: DeviceRegistry, store: S
         with trio.CancelScope(shield=True):
             for client in nvrs.values():
                 await client.aclose()
+            for scale in scales.values():
+                await scale.aclose()
 
 
 __all__ = ["serve_pack_line"]

@@ -104,7 +104,7 @@ def outbox(store: Any) -> list[dict[str, Any]]:
 
 
 async def run_line(tmp_path: Any, body: Any, extra: str = "", printer_setup: Any = None,
-                   catalog: str | None = None, rules_dir: Any = None) -> PrinterSimulator:
+                   catalog: str | None = None, rules_dir: Any = None, tail: str = "") -> PrinterSimulator:
     scanner = TcpScannerServer()
     printer = PrinterSimulator()
     now = datetime.now(UTC)
@@ -116,6 +116,8 @@ async def run_line(tmp_path: Any, body: Any, extra: str = "", printer_setup: Any
             if printer_setup:
                 printer_setup(printer)
             config = write_config(tmp_path, line_config(scanner_port, printer_port, nvr, extra))
+            if tail:  # more tables at the end of the file, e.g. [stations.A1.scale]
+                config.write_text(config.read_text(encoding="utf-8") + tail, encoding="utf-8")
             if rules_dir is not None:
                 text = config.read_text(encoding="utf-8")
                 config.write_text(text.replace("rules_dir = '", f"rules_dir = '{rules_dir}'  # ", 1), encoding="utf-8")

@@ -5,6 +5,7 @@ fuzzed barcodes, and a gateway killed with SIGKILL mid-session that resumes it."
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -152,3 +153,22 @@ async def test_a_gateway_killed_mid_session_resumes_it_after_restart(tmp_path):
             finally:
                 gateway.stop()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_parcel_off_its_catalog_weight_stays_open_until_it_weighs_right(tmp_path):
+    from devices.simulators.scale import open_scale_simulator
+
+    async with open_scale_simulator("1.234", "kg") as scale:
+        async def body(line: Line, printer: PrinterSimulator) -> None:
+            await line.post(erp_event(130, "READY_TO_PACK", lines=[{"sku": "A1", "qty": 1}]))
+            await line.scan("OP-0001", "SIGNED_IN")
+            await line.scan("DY00000130", "OPENED")
+            view = await line.scan(ITEM, "WEIGHT_MISMATCH")  # complete, but 1,234 g against 200 g
+            assert view["session"]["state"] == "open" and "1234 g" in view["last"]["message_zh"]
+            assert printer.printed() == []
+            scale.weight = Decimal("0.215")  # the stray item is taken out
+            await line.scan("#CLOSE", "CLOSED")
+            await line.until(lambda: printer.printed())
+
+        await run_line(tmp_path, body, extra="weight_tolerance_g = 30",
+                       tail=f'\n[stations.A1.scale]\npath = "{scale.path}"\nprotocol = "sics"\n')
