@@ -9,12 +9,17 @@ are shown (events forwarded upstream: ``pack_open``, ``pack_scan``, ``pack_excep
 printed only on a complete close; the NVR clip of every session; alerts to a WeCom robot;
 a ``DeviceRegistry`` of every device's state.
 
-Parts: ``values`` (catalog, bill and verdict types), ``catalog`` (import, ERP updates, stock),
-``bill`` (the expected bill per parcel), ``session`` (the pack session's verdicts, pure),
-``station`` (what a scan is; the station's events), ``line`` (``PackLine``: every station,
-interrupts, follow-ups), ``printing`` (the durable label queue), ``evidence`` (NVR clips),
-``alerts`` (the durable alert queue), ``display`` (each station's live view), ``devices``
-(drivers built from settings, supervised), ``serve`` (the daemon's wiring).
+Parts: ``values`` (catalog, bill and verdict types), ``catalog`` (a catalog file or ERP event
+checked across rows; the catalog's API), ``catalog_files`` (CSV and JSON read and written),
+``catalog_problems`` (each problem named by file, row and column, zh-CN and English),
+``catalog_store`` (the catalog and stock records, what packing uses), ``bill`` (the expected
+bill per parcel), ``session`` (the pack session's verdicts, pure), ``session_text`` (what a
+session shows: ``ScanResult`` and its lines), ``station`` (what a scan is; the station's
+events), ``line`` (``PackLine``: every station, interrupts, follow-ups), ``printing`` (the
+durable label queue), ``evidence`` (NVR clips), ``alerts`` (alerts raised: builders, WeCom
+bodies, the durable queue), ``alert_sender`` (the queue delivered to the WeCom robot),
+``display`` (each station's live view), ``devices`` (drivers built from settings,
+supervised), ``serve`` (the daemon's wiring).
 """
 
 from devices.supervisor import DeviceRegistry, DeviceState

@@ -210,15 +210,17 @@ class PrintQueue:
         self.notify(printing)
         with trio.CancelScope(shield=True):  # a job half sent by a cancel is as uncertain as a pulled cable
             result: PrintResult = await self.printer.print_label(job.zpl)
-            if result.outcome == "sent":
-                printed = replace(printing, state="printed", printed_at_ms=self.now_ms(), updated_at_ms=self.now_ms())
-                await self._save(printed, f"station:{self.station}", "label printed")
-                return True
-            if result.outcome == "uncertain":
-                uncertain = replace(printing, state="uncertain", reason=result.reason, updated_at_ms=self.now_ms())
-                await self._save(uncertain, f"station:{self.station}",
-                                 f"label uncertain ({result.reason}): an operator decides, it is not re-sent")
-                return True
+        # Recording the outcome may be cancelled (shutdown): the job then stays "printing" in the
+        # store and becomes "uncertain" at the next start, never printed twice.
+        if result.outcome == "sent":
+            printed = replace(printing, state="printed", printed_at_ms=self.now_ms(), updated_at_ms=self.now_ms())
+            await self._save(printed, f"station:{self.station}", "label printed")
+            return True
+        if result.outcome == "uncertain":
+            uncertain = replace(printing, state="uncertain", reason=result.reason, updated_at_ms=self.now_ms())
+            await self._save(uncertain, f"station:{self.station}",
+                             f"label uncertain ({result.reason}): an operator decides, it is not re-sent")
+            return True
         await self._refused(job, result.reason)
         return False
 

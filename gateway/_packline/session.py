@@ -1,9 +1,10 @@
 """A pack session: one parcel of one pack group, scan by scan, with a verdict at every step.
 
 ``open_session`` opens it on a ``Bill`` (``gateway._packline.bill``); the station then feeds it
-item scans, a close, live refunds and the scale's weight, and shows each ``ScanResult``. Pure:
-no I/O, no clock (every call carries ``at_ms``); the station stores ``to_dict()`` with each
-step and ``from_dict`` continues exactly where a crash left it.
+item scans, a close, live refunds and the scale's weight, and shows each ``ScanResult`` (its
+lines worded by ``gateway._packline.session_text``). Pure: no I/O, no clock (every call
+carries ``at_ms``); the station stores ``to_dict()`` with each step and ``from_dict``
+continues exactly where a crash left it.
 
 States and what moves them::
 
@@ -50,68 +51,29 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from gateway._packline.bill import apply_line_refund
+from gateway._packline.session_text import (
+    ScanResult,
+    SessionState,
+    abandon_text,
+    component_row,
+    missing_rows,
+    opening_stop,
+    opening_text,
+    refund_stop,
+    shown,
+    summary,
+    wrong_item_text,
+)
 from gateway._packline.values import Bill, BillComponent, Product, Verdict
 
-SessionState = Literal["open", "held", "stopped", "closed"]
 #: Order states that stop a parcel for a refund (do not ship).
 REFUND_STATES = frozenset({"REFUND_INITIATED", "REFUNDED", "CANCELLED"})
 #: Order states that mean the order was packed before (the duplicate-pack alarm).
 PACKED_STATES = frozenset({"PACKED", "SHIPPED", "FULFILLMENT_STARTED", "IN_TRANSIT", "DELIVERED"})
 _FORMAT = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    """What the station shows (and records) for one open, scan, close, refund or weighing.
-
-    Attributes:
-        verdict: the verdict; ``verdict.alarm`` says whether the station sounds.
-        session_id / state: the session and its state after this step.
-        message_zh / message_en: one short line for the display (zh-CN shown by default).
-        at_ms: when it happened (epoch ms, the caller's clock).
-        component_id / order_id / sku: the component ticked (OK) or the product scanned.
-        code: the scanned code, as given.
-        expected: the outstanding components (``component_id, order_id, sku, name, kind,
-            origin, units`` still to scan, ``quantity``, ``packed``), in bill order.
-        missing: at a refused or partial close, every missing component (same keys).
-        remove: components of refunded lines already in the parcel (``units`` to take out).
-        packed_units / total_units: progress of parcel 1.
-        detail: anything else the display needs (shortfalls, weights, forced_by, reason...).
-    """
-
-    verdict: Verdict
-    session_id: str
-    state: SessionState
-    message_zh: str
-    message_en: str
-    at_ms: int
-    component_id: str = ""
-    order_id: str = ""
-    sku: str = ""
-    code: str = ""
-    expected: tuple[dict[str, Any], ...] = ()
-    missing: tuple[dict[str, Any], ...] = ()
-    remove: tuple[dict[str, Any], ...] = ()
-    packed_units: int = 0
-    total_units: int = 0
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def alarm(self) -> bool:
-        return self.verdict.alarm
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for the display's websocket and the event's ``detail``)."""
-        return {"verdict": self.verdict.value, "session_id": self.session_id, "state": self.state,
-                "message_zh": self.message_zh, "message_en": self.message_en, "at_ms": self.at_ms,
-                "component_id": self.component_id, "order_id": self.order_id, "sku": self.sku, "code": self.code,
-                "expected": [dict(c) for c in self.expected], "missing": [dict(c) for c in self.missing],
-                "remove": [dict(c) for c in self.remove], "packed_units": self.packed_units,
-                "total_units": self.total_units, "detail": copy.deepcopy(self.detail)}
 
 
 class PackSession:
@@ -176,19 +138,20 @@ class PackSession:
         if self.stop is not None:
             return self._stopped("scan", at_ms, **fields)
         if product is None:
-            shown = _shown(code)
+            code_shown = shown(code)
             return self._record("scan", Verdict.UNKNOWN_BARCODE, at_ms,
-                                f"未知条码：{shown}，不是商品条码，请核对或找主管",
-                                f"Unknown barcode: {shown} is not a product; check it or ask a supervisor", **fields)
-        name = _shown(product.name or product.sku)
+                                f"未知条码：{code_shown}，不是商品条码，请核对或找主管",
+                                f"Unknown barcode: {code_shown} is not a product; check it or ask a supervisor",
+                                **fields)
+        name = shown(product.name or product.sku)
         if serial is not None and (product.sku, serial) in self._serials:
             return self._record("scan", Verdict.DUPLICATE_UNIT, at_ms,
-                                f"重复扫描同一件：{name} 序列号 {_shown(serial)} 已扫过，请扫另一件",
-                                f"Same unit twice: {name} serial {_shown(serial)} is already counted; "
+                                f"重复扫描同一件：{name} 序列号 {shown(serial)} 已扫过，请扫另一件",
+                                f"Same unit twice: {name} serial {shown(serial)} is already counted; "
                                 "scan another unit", **fields)
         live = [c for c in self._live() if c.sku == product.sku]
         if not live:
-            zh, en = self._wrong_item(product)
+            zh, en = wrong_item_text(product, self._live(), self.bill)
             return self._record("scan", Verdict.WRONG_ITEM, at_ms, zh, en, **fields)
         target = next((c for c in live if c.outstanding > 0), None)
         if target is None:
@@ -213,13 +176,13 @@ class PackSession:
                                 missing=c["missing"])
         if self.stop is not None:
             return self._stopped("close", at_ms, forced_by=forced_by, reason=reason)
-        missing = _missing(self.bill)
+        missing = missing_rows(self.bill)
         if not missing:
             return self._closed(Verdict.CLOSED, at_ms, "封箱完成：清单已齐，打印面单",
                                 "Closed: complete, the label prints", missing, "", "")
-        listed_zh, listed_en = _summary(missing, with_orders=True)
+        listed_zh, listed_en = summary(missing, with_orders=True)
         if forced_by.strip() and reason.strip():
-            by, why = _shown(forced_by), _shown(reason, 60)
+            by, why = shown(forced_by), shown(reason, 60)
             return self._closed(Verdict.PARTIAL_CLOSE, at_ms, f"主管 {by} 强制封箱（{why}），缺：{listed_zh}",
                                 f"Forced close by {by} ({why}); missing: {listed_en}", missing, forced_by, reason)
         if forced_by.strip():
@@ -234,8 +197,8 @@ class PackSession:
         """A refund or cancel of ``order_id`` (all of it when ``skus`` is ``None``) arriving live."""
         skus_field = None if skus is None else sorted(skus)
         if order_id not in self.bill.orders:
-            return self._record("refund", Verdict.OK, at_ms, f"退款订单 {_shown(order_id)} 不在本包裹，无需处理",
-                                f"Refunded order {_shown(order_id)} is not in this parcel", order_id=order_id,
+            return self._record("refund", Verdict.OK, at_ms, f"退款订单 {shown(order_id)} 不在本包裹，无需处理",
+                                f"Refunded order {shown(order_id)} is not in this parcel", order_id=order_id,
                                 skus=skus_field, changed=False)
         removed_before = {c.component_id for c in self.bill.components if c.status == "removed"}
         taken = [] if skus is None else apply_line_refund(self.bill, order_id, skus)
@@ -246,8 +209,8 @@ class PackSession:
             for c in self.bill.components))
         if whole:
             taken += apply_line_refund(self.bill, order_id, None)
-        remove = [_row(c, c.packed) for c in taken]
-        order = _shown(order_id)
+        remove = [component_row(c, c.packed) for c in taken]
+        order = shown(order_id)
         common: dict[str, Any] = {"order_id": order_id, "skus": skus_field, "remove": remove, "whole_order": whole}
         if self.closing is not None and self.closing.get("abandoned"):
             return self._record("refund", Verdict.OK, at_ms, f"订单 {order} 退款：本包裹已取消，无需处理",
@@ -262,12 +225,10 @@ class PackSession:
                                 **common)
         if whole:
             self.state = "stopped"
-            self.stop = {"verdict": Verdict.STOP_REFUND.value,
-                         "message_zh": f"订单 {order} 已退款/取消：停止打包，不要发货，已装商品请取出",
-                         "message_en": f"Order {order} refunded or cancelled: stop, do not ship, unpack it"}
+            self.stop = refund_stop(order)
             return self._stopped("refund", at_ms, **common)
         if remove:
-            listed_zh, listed_en = _summary(remove)
+            listed_zh, listed_en = summary(remove)
             return self._record("refund", Verdict.STOP_REFUND, at_ms,
                                 f"订单 {order} 部分退款：请从包裹取出 {listed_zh}，然后继续",
                                 f"Order {order} partly refunded: take out {listed_en}, then carry on", **common)
@@ -287,12 +248,10 @@ class PackSession:
         if self.closing is not None:
             return self._record("abandon", Verdict.NO_SESSION, at_ms, "本包裹已结束", "This parcel is finished", by=by)
         units = self._packed_units()
-        back_zh = f"，请将已扫的 {units} 件放回" if units else ""
-        back_en = f"; put the {units} scanned unit(s) back" if units else ""
-        zh, en = f"已取消本包裹{back_zh}", f"Parcel abandoned{back_en}"
+        zh, en = abandon_text(units)
         self.state, self.stop = "closed", None
         self.closing = {"verdict": Verdict.OK.value, "at_ms": at_ms, "forced_by": by, "reason": reason,
-                        "missing": _missing(self.bill), "message_zh": zh, "message_en": en, "abandoned": True}
+                        "missing": missing_rows(self.bill), "message_zh": zh, "message_en": en, "abandoned": True}
         return self._record("abandon", Verdict.OK, at_ms, zh, en, by=by, reason=reason, abandoned=True)
 
     def release(self, at_ms: int, *, by: str, reason: str) -> ScanResult:
@@ -305,7 +264,7 @@ class PackSession:
         if self.stop["verdict"] == Verdict.STOP_REFUND or not (by.strip() and reason.strip()):
             return self._stopped("release", at_ms, by=by, reason=reason, refused=True)
         self.state, self.stop = "open", None
-        who, why = _shown(by), _shown(reason, 60)
+        who, why = shown(by), shown(reason, 60)
         return self._record("release", Verdict.OPENED, at_ms, f"主管 {who} 放行（{why}）：继续打包",
                             f"Released by {who} ({why}): carry on packing", by=by, reason=reason)
 
@@ -338,7 +297,7 @@ class PackSession:
 
     def expected(self) -> list[dict[str, Any]]:
         """The outstanding components, as in ``ScanResult.expected``."""
-        return [_row(c, c.outstanding) for c in self.bill.outstanding()]
+        return missing_rows(self.bill)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready (no shared mutable parts)."""
@@ -383,25 +342,6 @@ class PackSession:
     def _total_units(self) -> int:
         return sum(c.quantity for c in self._live())
 
-    def _wrong_item(self, product: Product) -> tuple[str, str]:
-        name = _shown(product.name or product.sku)
-        parts = [c for c in self._live() if c.origin == f"kit:{product.sku}"]
-        if parts:
-            zh, en = _summary([_row(c, c.quantity) for c in parts])
-            return f"组合商品 {name} 请逐件扫描其组件：{zh}", f"{name} is a kit: scan its parts: {en}"
-        others = [c for c in self.bill.components if c.sku == product.sku]
-        later = [c for c in others if c.status != "removed" and c.parcel != 1]
-        if later:
-            return (f"错误商品：{name} 属于后发的第 {later[0].parcel} 个包裹，本包裹不放",
-                    f"Wrong item: {name} ships later in parcel {later[0].parcel}, not in this one")
-        if others:
-            return f"错误商品：{name} 已退款，不要放入包裹", f"Wrong item: {name} was refunded; keep it out"
-        outstanding = self.expected()
-        if not outstanding:
-            return (f"错误商品：扫描了 {name}，清单已齐，请封箱",
-                    f"Wrong item: scanned {name}; the parcel is complete, close it")
-        zh, en = _summary(outstanding)
-        return f"错误商品：扫描了 {name}，应为 {zh}", f"Wrong item: scanned {name}, expected {en}"
 
     def _closed(self, verdict: Verdict, at_ms: int, zh: str, en: str, missing: list[dict[str, Any]],
                 forced_by: str, reason: str) -> ScanResult:
@@ -424,14 +364,8 @@ class PackSession:
 
     def _record(self, event: str, verdict: Verdict, at_ms: int, zh: str, en: str, **fields: Any) -> ScanResult:
         self._event(event, at_ms, verdict.value, **fields)
-        missing = fields.pop("missing", None) or []
-        remove = fields.pop("remove", None) or []
-        top = {key: fields.pop(key, "") or "" for key in ("component_id", "order_id", "sku", "code")}
-        detail = {k: v for k, v in fields.items() if v is not None and v != ""}
-        return ScanResult(verdict, self.session_id, self.state, zh, en, at_ms, top["component_id"], top["order_id"],
-                          top["sku"], top["code"], tuple(self.expected()), tuple(copy.deepcopy(missing)),
-                          tuple(copy.deepcopy(remove)), self._packed_units(), self._total_units(),
-                          copy.deepcopy(detail))
+        return ScanResult.of(verdict, self.session_id, self.state, zh, en, at_ms, fields, expected=self.expected(),
+                             packed_units=self._packed_units(), total_units=self._total_units())
 
 
 def open_session(session_id: str, station: str, operator: str, tenant: str, bill: Bill, opened_at_ms: int, *,
@@ -454,63 +388,12 @@ def open_session(session_id: str, station: str, operator: str, tenant: str, bill
     packed = [o for o in members if session.order_states.get(o) in PACKED_STATES]
     fields: dict[str, Any] = {"group_id": bill.group_id, "orders": list(bill.orders),
                               "station": station, "unknown_skus": list(session.unknown_skus)}
-    if refunded:
-        shown = "、".join(_shown(o) for o in refunded)
-        session.state, session.stop = "stopped", {
-            "verdict": Verdict.STOP_REFUND.value, "message_zh": f"订单 {shown} 已退款/取消：不要打包，不要发货",
-            "message_en": f"Order {shown} refunded or cancelled: do not pack, do not ship"}
-    elif packed:
-        shown = "、".join(f"{_shown(o)}（{session.order_states[o]}）" for o in packed)
-        session.state, session.stop = "stopped", {
-            "verdict": Verdict.ALREADY_PACKED.value, "message_zh": f"重复打包：订单 {shown} 已打包过，请主管核查",
-            "message_en": f"Duplicate pack: order {shown} was packed before; call a supervisor"}
-    elif bill.shortfalls:
-        listed = "、".join(f"{_shown(sku)} 缺 {units} 件" for sku, units in sorted(bill.shortfalls.items()))
-        listed_en = ", ".join(f"{_shown(sku)} short {units}" for sku, units in sorted(bill.shortfalls.items()))
-        session.state, session.stop = "held", {
-            "verdict": Verdict.STOP_NO_STOCK.value, "message_zh": f"赠品库存不足（{listed}）：包裹暂停，请主管处理",
-            "message_en": f"Gift stock short ({listed_en}): parcel held; call a supervisor"}
+    session.stop = opening_stop(refunded, packed, bill.shortfalls, session.order_states)
     if session.stop is not None:
+        session.state = "held" if session.stop["verdict"] == Verdict.STOP_NO_STOCK.value else "stopped"
         return session, session._stopped("open", opened_at_ms, **fields)
-    zh = f"开始打包：{len(bill.orders)} 个订单，共 {session._total_units()} 件"
-    en = f"Packing {len(bill.orders)} order(s), {session._total_units()} units"
-    if session.unknown_skus:
-        skus = ", ".join(_shown(s) for s in session.unknown_skus)
-        zh += f"；注意 {skus} 不在商品资料中，无法扫描，请找主管"
-        en += f"; note {skus} not in the catalog and cannot be scanned: call a supervisor"
+    zh, en = opening_text(len(bill.orders), session._total_units(), session.unknown_skus)
     return session, session._record("open", Verdict.OPENED, opened_at_ms, zh, en, **fields)
-
-
-def _row(component: BillComponent, units: int) -> dict[str, Any]:
-    return {"component_id": component.component_id, "order_id": component.order_id, "sku": component.sku,
-            "name": component.name, "kind": component.kind, "origin": component.origin, "units": units,
-            "quantity": component.quantity, "packed": component.packed}
-
-
-def _missing(bill: Bill) -> list[dict[str, Any]]:
-    return [_row(c, c.outstanding) for c in bill.outstanding()]
-
-
-def _summary(rows: list[dict[str, Any]], *, with_orders: bool = False, limit: int = 4) -> tuple[str, str]:
-    """``"名称 ×2、…等 N 项"`` / ``"name x2, ... and N more"`` for the display; rows of one SKU
-    (of one order, ``with_orders``) are added up: the packer looks for products, not components."""
-    units: dict[tuple[str, str], int] = {}
-    for row in rows:
-        key = (_shown(row["name"] or row["sku"]), _shown(row["order_id"]) if with_orders else "")
-        units[key] = units.get(key, 0) + int(row["units"])
-    zh_parts, en_parts = [], []
-    for (name, order), count in list(units.items())[:limit]:
-        zh_parts.append(f"{name} ×{count}" + (f"（订单 {order}）" if with_orders else ""))
-        en_parts.append(f"{name} x{count}" + (f" (order {order})" if with_orders else ""))
-    more = len(units) - limit
-    zh, en = "、".join(zh_parts), ", ".join(en_parts)
-    return (zh + f" 等 {len(units)} 项", en + f" and {more} more") if more > 0 else (zh, en)
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """``text`` safe for one display line: control characters as ``?``, cut at ``limit``."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in str(text))
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 __all__ = ["PACKED_STATES", "REFUND_STATES", "PackSession", "ScanResult", "SessionState", "open_session"]

@@ -10,9 +10,10 @@ with file, line and key; the old rules stay live); normalised ``Event`` values
 ``evaluate_gifts``: a pack group's ``GiftOrder`` values -> ``GiftGrant`` values.
 
 Parts: ``ruleset`` (the rule values), ``rule_file`` (reading one file), ``mapping`` (the
-set of files, ``load_rules``), ``gifts`` (the gift rule format, its checks and evaluation),
-``normalize`` (dict -> ``Event``), ``statemachine`` (the explicit transition table),
-``reload`` (the live ``RuleHolder``: hot reload on file change, SIGHUP or API).
+set of files, ``load_rules``), ``gift_file`` (the gift rule format and its checks),
+``gifts`` (the gift values and their evaluation), ``normalize`` (dict -> ``Event``),
+``statemachine`` (the explicit transition table), ``reload`` (the live ``RuleHolder``: hot
+reload on file change, SIGHUP or API).
 """
 
 from gateway._rules.gifts import GiftGrant, GiftOrder, GiftRule, GiftRules, ShipWhen, evaluate_gifts

@@ -6,8 +6,10 @@ Out: one frozen ``Settings`` value with every section defaulted; a bad file is r
 
 Parts: ``toml`` (a TOML document that remembers where each key stands, strict key checks;
 the rule files use it too), ``model`` (the sections as frozen dataclasses, ``Secret``),
-``fields`` (typed reading of values; secrets from ``*_env`` / ``*_file``), ``stations`` (``[stations.*]``, ``[nvrs.*]``: pack stations and
-their devices), ``loader`` (reading, validating, the key reference in its docstring).
+``fields`` (typed reading of values; secrets from ``*_env`` / ``*_file``), ``stations``
+(``[stations.*]``, ``[nvrs.*]``: pack stations and their devices), ``packline``
+(``[packline]``, ``[alerts]``: the pack line and its alerts), ``loader`` (reading,
+validating, the key reference in its docstring).
 """
 
 from gateway._settings.loader import default_config_path, load_settings, parse_settings, with_overrides

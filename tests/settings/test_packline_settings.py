@@ -1,5 +1,5 @@
-"""``[packline]`` and ``[alerts]``: defaults, values, the robot URL as a secret, and every
-mistake refused with file, line and key."""
+"""``[packline]`` and ``[alerts]`` (``gateway._settings.packline``): defaults, values, the robot
+URL as a secret, and every mistake refused with file, line and key."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def test_defaults_are_documented_values(tmp_path):
 
 
 def test_every_key_is_in_the_reference():
-    import gateway._settings.loader as loader
+    import gateway._settings.packline as packline
 
-    reference = loader.__doc__ or ""
+    reference = packline.__doc__ or ""
     for name in [*PackLineSection.__dataclass_fields__, "url", "url_env", "url_file",
                  *(n for n in AlertsSection.__dataclass_fields__ if n != "url")]:
         assert f"\n    {name} = " in reference, name
