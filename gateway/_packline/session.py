@@ -300,7 +300,9 @@ class PackSession:
         return missing_rows(self.bill)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-ready (no shared mutable parts)."""
+        """Everything, JSON-ready. The timeline's entries are shared, not copied: an entry is
+        never changed once appended (a long session's scans would otherwise be copied at
+        every scan: ``python -m benchmarks packline`` measured 11 ms per scan at 313 entries)."""
         return {"format": _FORMAT, "session_id": self.session_id, "station": self.station, "operator": self.operator,
                 "tenant": self.tenant, "bill": self.bill.to_dict(), "opened_at_ms": self.opened_at_ms,
                 # Read-only conveniences for the evidence and the after-sales view (from_dict ignores them).
@@ -309,7 +311,7 @@ class PackSession:
                 "order_states": dict(self.order_states), "unit_weights_g": dict(self.unit_weights_g),
                 "unknown_skus": list(self.unknown_skus), "state": self.state,
                 "stop": dict(self.stop) if self.stop is not None else None, "closing": copy.deepcopy(self.closing),
-                "serials": [list(pair) for pair in sorted(self._serials)], "timeline": copy.deepcopy(self.timeline)}
+                "serials": [list(pair) for pair in sorted(self._serials)], "timeline": list(self.timeline)}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> PackSession:
@@ -330,7 +332,7 @@ class PackSession:
         session.stop = dict(raw["stop"]) if raw["stop"] is not None else None
         session.closing = copy.deepcopy(raw["closing"])
         session._serials = {(str(sku), str(serial)) for sku, serial in raw["serials"]}
-        session.timeline = copy.deepcopy(list(raw["timeline"]))
+        session.timeline = list(raw["timeline"])  # entries are never changed once appended: shared
         return session
 
     def _live(self) -> list[BillComponent]:
