@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import orjson
 
-from gateway._errors import GatewayError, StoreError
+from gateway._errors import GatewayError
 from gateway._packline.catalog import (
     CatalogImportError,
     CatalogProblem,
@@ -42,54 +42,23 @@ from gateway._packline.catalog import (
     stock_age_s,
 )
 from gateway._packline.values import Product
+from gateway._server.local_client import LocalGateway
 from gateway._settings import Settings
-from gateway._store import Store, open_store, store_settings
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class _Target:
-    """The running gateway's API, or the store opened directly."""
+class _Target(LocalGateway):
+    """The running gateway's API, or the store opened directly (``LocalGateway``)."""
 
     def __init__(self, settings: Settings) -> None:
-        http = settings.http
-        host = f"[{http.host}]" if ":" in http.host else http.host
-        self.base = f"http://{host}:{http.port}"
-        self.client: httpx.Client | None = None
-        self.store: Store | None = None
-        token = settings.token_path.read_text(encoding="utf-8").strip() if settings.token_path.exists() else ""
-        if token and http.port:
-            client = httpx.Client(base_url=self.base, timeout=60, headers={"Authorization": f"Bearer {token}"})
-            try:
-                client.get("/livez")
-                self.client = client
-                return
-            except httpx.HTTPError:
-                client.close()
-        try:
-            self.store = open_store(store_settings(settings))
-        except StoreError as exc:
-            raise GatewayError(f"the gateway's API at {self.base} does not answer and the store cannot be "
-                               f"opened: {exc}") from exc
+        super().__init__(settings, timeout_s=60)  # a big catalog takes a while to validate
 
-    def get(self, path: str, **params: Any) -> dict[str, Any] | None:
+    def get(self, path: str, *, missing_ok: bool = True, **params: Any) -> dict[str, Any] | None:
         """The JSON of ``GET path`` (``None`` on 404)."""
-        assert self.client is not None
-        reply = self.client.get(path, params={k: v for k, v in params.items() if v is not None})
-        if reply.status_code == 404:
-            return None
-        if reply.status_code != 200:
-            raise GatewayError(f"GET {path}: HTTP {reply.status_code}: {reply.text[:200]}")
-        result: dict[str, Any] = reply.json()
-        return result
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.store is not None:
-            self.store.close()
+        return super().get(path, missing_ok=missing_ok, **params)
 
 
 def _print_problems(problems: list[CatalogProblem], more: int, lang: str) -> None:

@@ -26,47 +26,21 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import orjson
 
-from gateway._errors import GatewayError, StoreError
+from gateway._errors import GatewayError
+from gateway._server.local_client import LocalGateway
 from gateway._settings import Settings
 
 
-class _Target:
-    """The running gateway's API, or the store opened directly."""
+class _Target(LocalGateway):
+    """The running gateway's API, or the store opened directly (``LocalGateway``)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        http = settings.http
-        host = f"[{http.host}]" if ":" in http.host else http.host
-        self.base = f"http://{host}:{http.port}"
-        self.client: httpx.Client | None = None
-        self.store: Any = None
-        token = settings.token_path.read_text(encoding="utf-8").strip() if settings.token_path.exists() else ""
-        if token and http.port:
-            client = httpx.Client(base_url=self.base, timeout=10,
-                                  headers={"Authorization": f"Bearer {token}"})
-            try:
-                client.get("/healthz")
-                self.client = client
-                return
-            except httpx.HTTPError:
-                client.close()
-        from gateway._store import open_store, store_settings
+    store: Any
 
-        try:
-            self.store = open_store(store_settings(settings))
-        except StoreError as exc:
-            raise GatewayError(f"the gateway's API at {self.base} does not answer and the store cannot be "
-                               f"opened: {exc}") from exc
-
-    def get(self, path: str, **params: Any) -> dict[str, Any]:
-        assert self.client is not None
-        reply = self.client.get(path, params={k: v for k, v in params.items() if v is not None})
-        if reply.status_code != 200:
-            raise GatewayError(f"GET {path}: HTTP {reply.status_code}: {reply.text[:200]}")
-        result: dict[str, Any] = reply.json()
+    def get(self, path: str, *, missing_ok: bool = False, **params: Any) -> dict[str, Any]:
+        result = super().get(path, **params)
+        assert result is not None
         return result
 
     def status(self) -> dict[str, Any]:
@@ -115,12 +89,6 @@ class _Target:
             raise GatewayError(f"release: HTTP {reply.status_code}: {reply.text[:200]}")
         result: dict[str, Any] = reply.json()
         return result
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.store is not None:
-            self.store.close()
 
 
 def _when(epoch_s: float | None) -> str:

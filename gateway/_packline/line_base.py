@@ -127,18 +127,7 @@ def _pickup_state(order: OrderState) -> str:
 
 
 class LineBase:
-    """Every station of the line (see the module docstring).
-
-    Args:
-        config: ``[packline]`` (its ``tenant`` resolved).
-        stations: ``{station: (nvr name, nvr channel)}``.
-        store / pipeline: where everything durable goes (the pipeline is the one writer).
-        rules: the live rule set (its gift rules).
-        display: where each station's view is published.
-        registry: the devices' state, shown on the station page.
-        printers / nvrs: the drivers (a station without a printer queues its labels).
-        evidence_dir: where snapshots at close are kept.
-    """
+    """The state every part of ``PackLine`` shares; its arguments are ``PackLine``'s."""
 
     def __init__(self, config: PackLineSection, stations: Mapping[str, tuple[str, int]], store: Store,
                  pipeline: Pipeline, rules: Callable[[], RuleSet], display: StationDisplay, registry: DeviceRegistry,

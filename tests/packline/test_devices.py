@@ -16,34 +16,11 @@ from devices.simulators.scanner import TcpScannerServer, frame
 from gateway._daemon import serve_gateway
 from gateway._settings import load_settings
 from tests._support import write_config
+from tests._support.packline import line_config
 
 
 def station_config(scanner_port: int, printer_port: int, nvr: NvrSimulator) -> str:
-    return f"""
-[packline]
-tenant = "t1"
-
-[nvrs.main]
-url = "{nvr.url}"
-username = "{nvr.auth.username}"
-password = "{nvr.auth.password}"
-timeout_s = 2.0
-
-[stations.A1]
-nvr = "main"
-nvr_channel = 1
-
-[[stations.A1.scanners]]
-kind = "tcp_client"
-host = "127.0.0.1"
-port = {scanner_port}
-name = "fixed-mount-1"
-
-[stations.A1.printer]
-host = "127.0.0.1"
-port = {printer_port}
-timeout_s = 2.0
-"""
+    return line_config(scanner_port, printer_port, nvr)
 
 
 async def devices_of(client, token):
