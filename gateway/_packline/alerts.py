@@ -165,13 +165,14 @@ def refund_stop_alert(tenant: str, group_id: str, order_ids: Iterable[str], refu
                       "Refund: stop packing this parcel", lines, order_ids, at_ms)
 
 
-_PICKUP_ZH = {"not_picked_up": "未揽收", "picked_up": "已揽收", "in_transit": "运输中", "unknown": "未知"}
+_PICKUP_ZH = {"awaiting_pickup": "待揽收（最后拦截机会）", "not_picked_up": "未揽收", "picked_up": "已揽收", "in_transit": "运输中", "unknown": "未知"}
 
 
 def intercept_alert(tenant: str, order_id: str, waybill: str, pickup_state: str, at_ms: int) -> Alert:
-    """A refunded order already has a waybill: intercept the parcel with the carrier."""
+    """A refunded order already has a waybill or a label: pull the parcel, or intercept it with
+    the carrier. One alert per waybill (per order while it has none)."""
     state_zh = _PICKUP_ZH.get(pickup_state, pickup_state)
-    return make_alert("carrier_intercept", tenant, waybill, "critical", "已退款订单已出面单，请联系快递拦截",
+    return make_alert("carrier_intercept", tenant, waybill or order_id, "critical", "已退款订单已出面单，请联系快递拦截",
                       "Refunded order has a waybill: intercept with the carrier",
                       [f"面单 Waybill: {waybill}", f"揽收状态 Pickup: {state_zh} / {pickup_state}"], [order_id],
                       at_ms)

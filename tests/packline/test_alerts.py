@@ -155,3 +155,10 @@ def test_listener_wakes_the_sender_only_for_new_alerts():
     assert not wake.take()
     listener(alert_write(refund_stop_alert("t1", "G1", ["O1"], "O1", T0)))
     assert wake.take() and not wake.take()
+
+
+def test_intercept_alerts_of_parcels_without_a_waybill_are_one_per_order():
+    first = intercept_alert("t1", "douyin|1", "", "awaiting_pickup", T0)
+    second = intercept_alert("t1", "douyin|2", "", "awaiting_pickup", T0)
+    assert first.alert_id != second.alert_id and first.alert_id.endswith("douyin|1")
+    assert any("待揽收" in line for line in first.lines)
