@@ -300,9 +300,8 @@ class PackSession:
         return missing_rows(self.bill)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-ready. The timeline's entries are shared, not copied: an entry is
-        never changed once appended (a long session's scans would otherwise be copied at
-        every scan: ``python -m benchmarks packline`` measured 11 ms per scan at 313 entries)."""
+        """Everything, JSON-ready. Timeline entries are shared: one is never changed once appended
+        (copying them made a scan cost 11 ms at 313 entries, ``python -m benchmarks packline``)."""
         return {"format": _FORMAT, "session_id": self.session_id, "station": self.station, "operator": self.operator,
                 "tenant": self.tenant, "bill": self.bill.to_dict(), "opened_at_ms": self.opened_at_ms,
                 # Read-only conveniences for the evidence and the after-sales view (from_dict ignores them).
