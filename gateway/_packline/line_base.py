@@ -87,7 +87,7 @@ class StationRunner:
 
 def _copy(session: PackSession) -> PackSession:
     """A working copy: a scan's change goes live only once it is durable."""
-    return PackSession.from_dict(session.to_dict())
+    return session.copy()
 
 
 def _session_view(session: PackSession | None) -> dict[str, Any] | None:

@@ -64,14 +64,14 @@ class ScanResult:
            fields: dict[str, Any], *, expected: list[dict[str, Any]], packed_units: int, total_units: int) -> ScanResult:
         """The result of one step from what the step recorded: ``missing``, ``remove``,
         ``component_id``, ``order_id``, ``sku`` and ``code`` are taken out of ``fields`` into
-        their own attributes; the rest, but for ``None`` and ``""``, is the ``detail``."""
+        their own attributes; the rest, but for ``None`` and ``""``, is the ``detail``. The result
+        takes ``fields``' values over: the session's timeline keeps its own copy of them."""
         missing = fields.pop("missing", None) or []
         remove = fields.pop("remove", None) or []
         top = {key: fields.pop(key, "") or "" for key in ("component_id", "order_id", "sku", "code")}
         detail = {k: v for k, v in fields.items() if v is not None and v != ""}
         return cls(verdict, session_id, state, zh, en, at_ms, top["component_id"], top["order_id"], top["sku"],
-                   top["code"], tuple(expected), tuple(copy.deepcopy(missing)), tuple(copy.deepcopy(remove)),
-                   packed_units, total_units, copy.deepcopy(detail))
+                   top["code"], tuple(expected), tuple(missing), tuple(remove), packed_units, total_units, detail)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for the display's websocket and the event's ``detail``)."""

@@ -294,6 +294,27 @@ def test_a_restored_session_continues_identically(ops, cut, gift_stock) -> None:
     assert restored.state == straight.state and restored.complete == straight.complete
 
 
+@settings(max_examples=150, deadline=None)
+@given(ops=st.lists(_op, max_size=25), cut=st.integers(0, 25))
+def test_a_working_copy_continues_identically_and_leaves_the_original_alone(ops, cut) -> None:
+    """The pack line scans on a copy and makes it live only once durable: the copy must act
+    exactly as the session would, and a discarded copy must not have changed it."""
+    orders = [order("A", lines=[{"sku": "SHAMPOO", "qty": 2}, {"sku": "SET", "qty": 1}], gift_box="BOX"),
+              order("B", lines=[{"sku": "SERUM", "qty": 2}, {"sku": "COMB", "qty": 1}])]
+    straight, _ = start(orders, grants=[GiftGrant("r", "B", "SAMPLE")])
+    session, _ = start(orders, grants=[GiftGrant("r", "B", "SAMPLE")])
+    for index, op in enumerate(ops):
+        if index == cut:
+            before = session.to_dict()
+            discarded = session.copy()
+            for later, other in enumerate(ops[index:]):
+                apply(discarded, other, 5000 + later)
+            assert session.to_dict() == before
+            session = session.copy()
+        assert apply(session, op, 2000 + index) == apply(straight, op, 2000 + index)
+    assert session.to_dict() == straight.to_dict()
+
+
 # -- fuzz: nothing a scanner or a catalog sends makes a scan raise -------------------------------
 
 _kinds = st.sampled_from(["item", "gift", "gift_box", "trial"])
