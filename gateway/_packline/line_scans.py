@@ -115,9 +115,10 @@ class LineScans(LineBase):
             outcome = _result_outcome(result, text)
             outcome = self._session_events(runner, working, outcome, "pack_exception" if result.verdict.alarm
                                            else "pack_scan", at, result.order_id or working.bill.group_id)
-            await self._commit_outcome(runner, working, outcome)
             if config.close_mode == "auto" and working.state == "open" and working.complete:
-                return await self._close(runner, at, text)
+                # The last expected scan and the close are one commit: the packer waits for one fsync.
+                return await self._close(runner, at, text, scanned=(working, outcome))
+            await self._commit_outcome(runner, working, outcome)
             return outcome
         order = self._find_order(tenant, text)
         if order is not None:
@@ -181,24 +182,31 @@ class LineScans(LineBase):
         await self._commit_outcome(runner, session, outcome)
         return outcome
 
-    async def _close(self, runner: StationRunner, at: int, code: str) -> Outcome:
-        session = runner.session
-        if session is None or session.state == "closed":
-            return await self._note(runner, Outcome(Verdict.NO_SESSION, "没有进行中的包裹", "No open parcel",
-                                                    code=code), at)
+    async def _close(self, runner: StationRunner, at: int, code: str,
+                     scanned: tuple[PackSession, Outcome] | None = None) -> Outcome:
+        """Close the station's parcel; ``scanned``: the scan that completed it (auto close), not
+        committed yet, to commit with the close."""
+        first: Outcome | None = None
+        if scanned is not None:
+            working, first = scanned
+        else:
+            session = runner.session
+            if session is None or session.state == "closed":
+                return await self._note(runner, Outcome(Verdict.NO_SESSION, "没有进行中的包裹", "No open parcel",
+                                                        code=code), at)
+            working = _copy(session)
         forced_by = runner.override_by if runner.override_until_ms >= at else ""
-        working = _copy(session)
         weighed = await self._weigh(runner, working, at) if not forced_by and working.complete else None
         if weighed is not None and weighed.verdict is Verdict.WEIGHT_MISMATCH:
             outcome = self._session_events(runner, working, _result_outcome(weighed, code), "pack_exception", at,
                                            working.bill.group_id)
-            await self._commit_outcome(runner, working, outcome)
+            await self._commit_outcome(runner, working, _joined(first, outcome))
             return outcome
         result = working.close(at, forced_by=forced_by, reason="forced at station" if forced_by else "")
         outcome = _result_outcome(result, code)
         if working.state != "closed":
             outcome = self._session_events(runner, working, outcome, "pack_exception", at, working.bill.group_id)
-            await self._commit_outcome(runner, working, outcome)
+            await self._commit_outcome(runner, working, _joined(first, outcome))
             return outcome
         runner.override_by, runner.override_until_ms = "", 0
         outcome = self._session_events(runner, working, outcome, "packed", at, working.bill.group_id,
@@ -226,7 +234,7 @@ class LineScans(LineBase):
         outcome.after.append(lambda: self._label_changed(job))
         if runner.nvr:
             outcome.after.append(lambda: self._evidence_wake.set())
-        await self._commit_outcome(runner, working, outcome)
+        await self._commit_outcome(runner, working, _joined(first, outcome))
         if runner.nvr:
             client = self.nvrs.get(runner.nvr)
             if client is not None:
@@ -368,3 +376,12 @@ class LineScans(LineBase):
             "order_id": order.order_id, "waybill": order.waybill, "group_id": order.pack_group or order.order_id,
             "refund_status": order.status.value if order.status else "", "pickup_state": pickup, "at_ms": at}))
         outcome.extra.merge(alert_write(intercept_alert(order.tenant, order.order_id, order.waybill, pickup, at)))
+
+
+def _joined(first: Outcome | None, outcome: Outcome) -> Outcome:
+    """``outcome`` with ``first``'s events, writes and after-actions put before its own."""
+    if first is None:
+        return outcome
+    first.extra.merge(outcome.extra)
+    outcome.events[:0], outcome.extra, outcome.after[:0] = first.events, first.extra, first.after
+    return outcome
