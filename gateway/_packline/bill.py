@@ -132,6 +132,17 @@ def apply_line_refund(bill: Bill, order_id: str, skus: Collection[str] | None) -
     return taken_out
 
 
+def shipped_session(record: Mapping[str, Any], waybill: str, at_ms: int) -> dict[str, Any]:
+    """A closed session's record with the components packed in its parcel marked ``shipped``
+    with ``waybill`` (what the after-sales view shows: "gift box shipped with SF123").
+    Components of a later parcel, removed ones and any not packed keep their status."""
+    bill = dict(record["bill"])
+    bill["components"] = [{**c, "status": "shipped", "waybill": waybill}
+                          if c.get("status") == "packed" and int(c.get("parcel", 1)) == 1 else dict(c)
+                          for c in bill["components"]]
+    return {**record, "bill": bill, "shipped_at_ms": at_ms, "waybill": waybill}
+
+
 def weight_g(bill: Bill, catalog: Catalog) -> int | None:
     """The expected weight in grams of parcel 1 when complete (live components only).
 
@@ -298,4 +309,4 @@ def _shortfalls(components: Sequence[BillComponent], stock: Mapping[str, StockLe
     return out
 
 
-__all__ = ["STOCK_CHECKED_KINDS", "apply_line_refund", "build_bill", "unit_weights_g", "unknown_skus", "weight_g"]
+__all__ = ["STOCK_CHECKED_KINDS", "apply_line_refund", "build_bill", "shipped_session", "unit_weights_g", "unknown_skus", "weight_g"]

@@ -2,7 +2,8 @@
 
 ``LineWatches`` (part of ``PackLine``):
 
-* follow-ups of committed orders: a waybill for a packed parcel, a refund of an order that
+* follow-ups of committed orders: a waybill for a packed parcel (and, once the order is
+  shipped, its session's packed components marked "shipped with waybill W"), a refund of an order that
   was already labelled (the intercept watch list, with its pickup state), an order that
   became ``READY_TO_PACK`` (its bill planned: gift rules and gift stock; a shortfall holds it
   and raises an alert before anyone packs it);
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import trio
 
@@ -28,12 +30,16 @@ from gateway._packline.alerts import (
     overdue_waybills,
     shortfall_alert,
 )
+from gateway._packline.bill import shipped_session
 from gateway._packline.line_base import EVIDENCE_POLL_S, WAYBILL_CHECK_S, LineBase, _pickup_state
 from gateway._packline.station import (
     WITHDRAWN,
 )
 from gateway._pipeline import now_ms
 from gateway._store import StepWrite
+
+#: The states in which a packed parcel has left: its components are "shipped with waybill W".
+SHIPPED_STATES = frozenset({Status.SHIPPED, Status.IN_TRANSIT, Status.DELIVERED})
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +64,8 @@ class LineWatches(LineBase):
         now = now_ms()
         parcel = self.store.get_record(tenant, "parcel", group_id)
         write = StepWrite()
-        if parcel is not None and order.waybill and not parcel.get("waybill"):
-            write.records.append((tenant, "parcel", group_id, {**parcel, "waybill": order.waybill,
-                                                               "waybill_at_ms": now}))
+        if parcel is not None:
+            write.merge(self._parcel_followup(parcel, order, now))
         if order.status in WITHDRAWN and parcel is not None and (tenant, order.order_id) not in self._open_orders:
             known = self.store.get_record(tenant, "intercept", order.order_id)
             pickup = _pickup_state(order)
@@ -76,6 +81,24 @@ class LineWatches(LineBase):
                 write.merge(self._plan(order, now))
         if not (write.records or write.audit):
             return None
+        return write
+
+    def _parcel_followup(self, parcel: dict[str, Any], order: OrderState, now: int) -> StepWrite:
+        """The parcel's waybill once the order has one; once the order is shipped, its session's
+        packed components become "shipped with waybill W" (the after-sales view reads them)."""
+        tenant, group_id = order.tenant, str(parcel.get("group_id") or order.pack_group or order.order_id)
+        changed = dict(parcel)
+        if order.waybill and not parcel.get("waybill"):
+            changed.update(waybill=order.waybill, waybill_at_ms=now)
+        write = StepWrite()
+        waybill = str(changed.get("waybill") or "")
+        if waybill and order.status in SHIPPED_STATES and not parcel.get("shipped_at_ms"):
+            changed["shipped_at_ms"] = now
+            session = self.store.get_record(tenant, "session", str(parcel.get("session_id", "")))
+            if session is not None:
+                write.records.append((tenant, "session", session["session_id"], shipped_session(session, waybill, now)))
+        if changed != parcel:
+            write.records.insert(0, (tenant, "parcel", group_id, changed))
         return write
 
     def _plan(self, order: OrderState, now: int) -> StepWrite:

@@ -48,8 +48,18 @@ async def test_a_packed_parcel_without_a_waybill_raises_one_alert_after_the_time
         assert alert["order_ids"] == ["douyin|DY00000050"]
         await trio.sleep(1.0)  # checked again and again: still one alert, none for the parcel with a waybill
         assert len(alerts_of(line, "waybill_timeout")) == 1
-        parcel = line.services.store.get_record("t1", "parcel", "douyin|DY00000051")
+        store = line.services.store
+        parcel = store.get_record("t1", "parcel", "douyin|DY00000051")
         assert parcel["waybill"] == "SF5100000001"
+        # The after-sales view reads each component's status from the session: shipped, with its waybill.
+        shipped = await line.until(
+            lambda: (store.get_record("t1", "session", parcel["session_id"]) or {}).get("shipped_at_ms"))
+        assert shipped
+        session = store.get_record("t1", "session", parcel["session_id"])
+        assert [(c["sku"], c["status"], c["waybill"]) for c in session["bill"]["components"]] == [
+            ("A1", "shipped", "SF5100000001")]
+        unshipped = store.get_record("t1", "session", store.get_record("t1", "parcel", "douyin|DY00000050")["session_id"])
+        assert [(c["status"], c["waybill"]) for c in unshipped["bill"]["components"]] == [("packed", "")]
 
     await run_line(tmp_path, body, extra="waybill_timeout_s = 1.5")
 
