@@ -32,6 +32,7 @@ from gateway._packline.station import (
     Outcome,
     group_members,
 )
+from gateway._packline.stock_reader import StockReader
 from gateway._packline.values import Bill, Catalog, StockLevel
 from gateway._packline.weighing import StationScale
 from gateway._pipeline import Pipeline, now_ms
@@ -132,8 +133,9 @@ class LineBase:
     def __init__(self, config: PackLineSection, stations: Mapping[str, tuple[str, int]], store: Store,
                  pipeline: Pipeline, rules: Callable[[], RuleSet], display: StationDisplay, registry: DeviceRegistry,
                  printers: Mapping[str, ZplPrinter | None], nvrs: Mapping[str, NvrClient], evidence_dir: Any,
-                 scales: Mapping[str, StationScale] | None = None) -> None:
+                 scales: Mapping[str, StationScale] | None = None, stock_reader: StockReader | None = None) -> None:
         self.config = config
+        self.stock_reader = stock_reader
         self.scales: Mapping[str, StationScale] = scales or {}
         self.store = store
         self.pipeline = pipeline

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -30,11 +31,13 @@ from gateway._packline.alerts import (
     overdue_waybills,
     shortfall_alert,
 )
-from gateway._packline.bill import shipped_session
+from gateway._packline.bill import STOCK_CHECKED_KINDS, shipped_session
+from gateway._packline.catalog_store import catalog_write
 from gateway._packline.line_base import EVIDENCE_POLL_S, WAYBILL_CHECK_S, LineBase, _pickup_state
 from gateway._packline.station import (
     WITHDRAWN,
 )
+from gateway._packline.stock_reader import StockReader
 from gateway._pipeline import now_ms
 from gateway._store import StepWrite
 
@@ -52,12 +55,40 @@ class LineWatches(LineBase):
     async def _serve_followups(self) -> None:
         async for item in self._followups:
             try:
+                if isinstance(item, OrderState) and self.stock_reader is not None:
+                    await self._read_stock(self.stock_reader, item)
                 write = item if isinstance(item, StepWrite) else await trio.to_thread.run_sync(self._followup, item)
                 if write is not None:
                     await self._commit(write)
             except (BackpressureError, StoreError) as exc:
                 what = item.order_id if isinstance(item, OrderState) else "an alert"
                 log.error("pack line: follow-up of %s not saved (%s); it is checked at its next change", what, exc)
+
+    async def _read_stock(self, reader: StockReader, order: OrderState) -> None:
+        """Before an order's bill is planned, read its gift SKUs' stock from the ERP
+        (``[packline] stock_url``; ``gateway._packline.stock_reader``) and store what is newer."""
+        if not self._needs_plan(order):
+            return
+        tenant = order.tenant
+        _, _, bill = await trio.to_thread.run_sync(self.bill_for, order)
+        _, known = self.catalog(tenant)
+        now = now_ms()
+        wanted = reader.stale([c.sku for c in bill.components if c.parcel == 1 and c.status != "removed"
+                               and c.kind in STOCK_CHECKED_KINDS], known, now)
+        read = await reader.read(tenant, wanted, known)
+        if read.levels:
+            levels = [dataclasses.replace(level, source="erp_read") for level in read.levels]
+            await self._commit(catalog_write(tenant, [], levels, actor="erp:stock_url", now_ms=now,
+                                             note=f"stock read before packing {order.order_id}: "
+                                                  + ", ".join(f"{lv.sku}={lv.quantity}" for lv in levels)))
+            self._catalogs.pop(tenant, None)
+
+    def _needs_plan(self, order: OrderState) -> bool:
+        """True when ``order`` is ready to pack and its group has no plan, no parcel and no open session."""
+        group_id = order.pack_group or order.order_id
+        return (order.status is Status.READY_TO_PACK and (order.tenant, order.order_id) not in self._open_orders
+                and self.store.get_record(order.tenant, "parcel", group_id) is None
+                and self.store.get_record(order.tenant, "plan", group_id) is None)
 
     def _followup(self, order: OrderState) -> StepWrite | None:
         tenant, group_id = order.tenant, order.pack_group or order.order_id
@@ -76,9 +107,8 @@ class LineWatches(LineBase):
                     "labelled_at_ms": parcel.get("packed_at_ms", 0), "at_ms": now}))
                 if known is None:
                     write.merge(alert_write(intercept_alert(tenant, order.order_id, order.waybill, pickup, now)))
-        if order.status is Status.READY_TO_PACK and parcel is None and (tenant, order.order_id) not in self._open_orders:
-            if self.store.get_record(tenant, "plan", group_id) is None:
-                write.merge(self._plan(order, now))
+        if self._needs_plan(order):
+            write.merge(self._plan(order, now))
         if not (write.records or write.audit):
             return None
         return write

@@ -22,6 +22,7 @@ from gateway._packline.alerts import AlertWake, alert_listener, serve_alerts
 from gateway._packline.devices import SCAN_QUEUE, nvr_client, printer_of, serve_station_devices
 from gateway._packline.display import StationDisplay
 from gateway._packline.line import PackLine
+from gateway._packline.stock_reader import StockReader
 from gateway._packline.weighing import station_scale
 from gateway._pipeline import Pipeline
 from gateway._rules import RuleSet
@@ -42,10 +43,13 @@ async def serve_pack_line(settings: Settings, registry: DeviceRegistry, store: S
         for name, config in settings.stations.items()}
     scales = {name: station_scale(name, config.scale) for name, config in settings.stations.items()
               if config.scale is not None}
+    config = settings.packline
+    stock_reader = (StockReader(config.stock_url, settings.upstream.secret, timeout_s=config.stock_timeout_s,
+                                fresh_s=config.stock_fresh_s) if config.stock_url else None)
     line = PackLine(settings.packline, {name: (config.nvr, config.nvr_channel)
                                         for name, config in settings.stations.items()},
                     store, pipeline, rules, display, registry, printers, nvrs, settings.data_path / "evidence",
-                    scales)
+                    scales, stock_reader)
     pipeline.add_listener(line.on_commit)
     wake = AlertWake()
     pipeline.add_listener(alert_listener(wake))
@@ -64,6 +68,8 @@ async def serve_pack_line(settings: Settings, registry: DeviceRegistry, store: S
                 await client.aclose()
             for scale in scales.values():
                 await scale.aclose()
+            if stock_reader is not None:
+                await stock_reader.aclose()
 
 
 __all__ = ["serve_pack_line"]

@@ -39,6 +39,8 @@ Reference (all keys, defaults in brackets)::
     [api]
     token_file = ""             # bearer token of the local API; "" = <data_dir>/api-token,
                                 # created (mode 0600) at first start [""]
+    tokens_file = ""            # scoped tokens (tenant, role; only their SHA-256), written by
+                                # `gateway token`; "" = <data_dir>/api-tokens.json [""]
 
     [store]
     sync = "group"              # "group": fsync the WAL once per group commit before any
@@ -301,6 +303,9 @@ def parse_settings(doc: TomlDocument) -> Settings:
     if "alerts" in data:
         sections["alerts"] = parse_alerts(doc, data["alerts"])
     settings = Settings(**sections, tenants=tenants, stations=stations, nvrs=nvrs, path=doc.path.resolve())
+    if settings.packline.stock_url and not settings.upstream.secret.reveal():
+        raise doc.error(("packline", "stock_url"), "the stock read is signed with the [upstream] secret: "
+                                                   "set [upstream] secret (or secret_env / secret_file)")
     if not TENANT_NAME.match(settings.demo.tenant):
         raise doc.error(("demo", "tenant"), "tenant names are 1-64 of A-Z a-z 0-9 _ -")
     if settings.http.port > 65535:

@@ -72,6 +72,7 @@ class HttpSection:
 @dataclass(frozen=True)
 class ApiSection:
     token_file: str = ""
+    tokens_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ class PackLineSection:
         tenant: the tenant whose orders the stations pack. A file's ``""`` means the only
             tenant configured; after loading it stays ``""`` only when there is none, or several
             and no station (a gateway with stations and several tenants must name one).
+        stock_url: the ERP's stock endpoint, asked for the bill's gift stock before packing
+            (``gateway._packline.stock_reader``; signed with the ``[upstream]`` secret);
+            ``""``: stock only as the ERP pushes it.
+        stock_timeout_s: a read that takes longer is abandoned (the stored figure is used).
+        stock_fresh_s: a stored figure younger than this is not read again.
     """
 
     waybill_timeout_s: float = 900.0
@@ -163,6 +169,9 @@ class PackLineSection:
     weight_tolerance_g: int = 0
     weight_tolerance_pct: float = 5.0
     tenant: str = ""
+    stock_url: str = ""
+    stock_timeout_s: float = 2.0
+    stock_fresh_s: float = 60.0
 
 
 AlertFormat = Literal["markdown", "text"]
@@ -267,6 +276,14 @@ class Settings:
         if self.api.token_file:
             return (self.config_dir / self.api.token_file).resolve()
         return self.data_path / "api-token"
+
+    @property
+    def tokens_path(self) -> Path:
+        """The scoped API tokens (``gateway._server.tokens``): ``[api] tokens_file``, by default
+        ``<data_dir>/api-tokens.json``."""
+        if self.api.tokens_file:
+            return (self.config_dir / self.api.tokens_file).resolve()
+        return self.data_path / "api-tokens.json"
 
     def credentials(self, tenant: str, source: str) -> SourceCredentials | None:
         """The credentials of ``tenant`` for ``source``, or ``None`` when not configured."""

@@ -21,6 +21,11 @@ Reference (defaults in brackets)::
                                 # weight check off [0, 5.0]
     waybill_timeout_s = 900.0   # a packed parcel still without a waybill after this raises
                                 # a waybill_timeout alert [900.0]
+    stock_url = ""              # the ERP's stock endpoint, asked for a bill's gift stock
+                                # before packing (signed with the [upstream] secret, which it
+                                # then needs; gateway/_packline/stock_reader.py) [""]
+    stock_timeout_s = 2.0       # a slower read is abandoned: the stored figure is used [2.0]
+    stock_fresh_s = 60.0        # a stored figure younger than this is not read again [60.0]
 
     [alerts]                    # pack-line alerts to a WeCom group robot (gateway._packline.alerts)
     url = ""                    # the robot's webhook URL; it holds the robot's key, so it is a
@@ -97,6 +102,12 @@ def parse_packline(doc: TomlDocument, table: Any, tenants: Mapping[str, object],
     section = section_of(doc, table, at, PackLineSection)
     if not section.waybill_timeout_s:
         raise doc.error((*at, "waybill_timeout_s"), "must be greater than 0")
+    for name in ("stock_timeout_s", "stock_fresh_s"):
+        if getattr(section, name) <= 0:
+            raise doc.error((*at, name), "must be greater than 0")
+    url = section.stock_url
+    if url and (not url.startswith(("http://", "https://")) or any(c.isspace() for c in url)):
+        raise doc.error((*at, "stock_url"), "must be an http:// or https:// URL (the ERP's stock endpoint), or \"\"")
     if section.weight_tolerance_pct > 100:
         raise doc.error((*at, "weight_tolerance_pct"), "must be at most 100")
     codes = {"close_code": section.close_code, "cancel_code": section.cancel_code,
