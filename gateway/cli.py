@@ -8,6 +8,7 @@
     gateway devices list|monitor|test-print|nvr-check [--config FILE] ...   (see _devices_cli)
     gateway catalog import|show --tenant T ...   products, barcodes, kits (see _catalog_cli)
     gateway stock --tenant T [--json]            gift stock levels with their age
+    gateway token create|list|revoke ...         scoped API tokens (see _token_cli)
     gateway version
 
 Exit status (documented in the README):
@@ -165,6 +166,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return run_catalog_command(args, _settings_from(args))
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway._token_cli import run_token_command
+
+    return run_token_command(args, _settings_from(args))
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import core_ext
     from gateway import __version__
@@ -229,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for catalog_parser in add_catalog_commands(sub, config_options):
         catalog_parser.set_defaults(func=cmd_catalog)
+
+    from gateway._token_cli import add_token_parser
+
+    add_token_parser(sub, config_options).set_defaults(func=cmd_token)
 
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)

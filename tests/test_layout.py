@@ -22,7 +22,7 @@ from tests._support import ROOT
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 STAGES = ["_settings", "_rules", "_ingest", "_pipeline", "_store", "_forward", "_packline", "_server", "_demo"]
 FOUNDATION = {"_model", "_errors", "_times", "_metrics", "_backoff", "_addresses", "_signing"}
-TOP = {"__init__", "__main__", "_daemon", "_ops_cli", "_devices_cli", "_devices_cli_format", "_catalog_cli", "cli"}
+TOP = {"__init__", "__main__", "_daemon", "_ops_cli", "_devices_cli", "_devices_cli_format", "_catalog_cli", "_token_cli", "cli"}
 
 
 def lint(root: Path) -> subprocess.CompletedProcess[str]:
@@ -85,4 +85,4 @@ def test_tests_mirror_the_tree():
     """Every stage with tests keeps them in tests/<stage>/ (shared helpers live in tests/_support)."""
     flat = sorted(path.name for path in (ROOT / "tests").glob("test_*.py"))
     assert set(flat) <= {"test_addresses.py", "test_backoff.py", "test_cli.py", "test_daemon.py", "test_layout.py",
-                         "test_ops_cli.py", "test_devices_cli.py", "test_catalog_cli.py"}, flat
+                         "test_ops_cli.py", "test_devices_cli.py", "test_catalog_cli.py", "test_token_cli.py"}, flat

@@ -12,15 +12,19 @@ Routes::
                                                    pack line's screens)
     extra routes the daemon adds                   e.g. the demo's /demo/upstream
 
-The local API wants ``Authorization: Bearer <token>`` (the token file is created at first
-start, mode 0600; see ``[api] token_file``). Webhooks authenticate by their platform's
-signature with the tenant's secret instead. A ``StoreError`` escaping any route is a 503
-with ``Retry-After``.
+The local API wants ``Authorization: Bearer <token>``: the admin token (``[api] token_file``,
+created at first start, mode 0600) or a scoped one (``gateway token create``; tenant, role
+and their checks in ``gateway._server.tokens`` and ``http.token_guard``). Every API call
+that changes something is recorded in the audit trail's gateway chain (tenant
+``_gateway``), actor ``token:<name>``, before its answer goes out. Webhooks authenticate by
+their platform's signature with the tenant's secret instead. A ``StoreError`` escaping any
+route is a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
@@ -28,22 +32,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from gateway._errors import StoreError
+from gateway._errors import BackpressureError, StoreError
 from gateway._server.api import api_routes
 from gateway._server.catalog_api import catalog_routes
 from gateway._server.health import metrics_routes, probe_routes
-from gateway._server.http import bearer_guard, json_response
+from gateway._server.http import AuditHook, json_response, token_guard
 from gateway._server.packline_api import packline_routes
 from gateway._server.services import Services
 from gateway._server.station_page import station_routes
+from gateway._server.tokens import ApiToken, TokenRegistry, api_call_audit
 from gateway._server.webhooks import webhook_routes
+from gateway._store import StepWrite
 
 log = logging.getLogger(__name__)
 
 
 def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The Starlette application bound to ``services``, with ``extra_routes`` appended."""
-    protected = bearer_guard(services.api_token)
+    if services.tokens is None:
+        services.tokens = TokenRegistry(services.api_token, services.settings.tokens_path)
+    protected = token_guard(services.tokens.authenticate, audit_to_store(services))
     routes: list[BaseRoute] = [  # Starlette tries them in order: the busiest first
         *probe_routes(services),
         *webhook_routes(services),
@@ -62,4 +70,24 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
     return Starlette(routes=routes, exception_handlers={StoreError: store_unavailable})
 
 
-__all__ = ["build_app"]
+def audit_to_store(services: Services) -> AuditHook:
+    """The guard's audit hook: one ``api_call`` record per change, committed through the
+    pipeline (in order with everything else) before the answer goes out. A record that
+    cannot be written (store failing, queue full) is logged as an error: the change it
+    describes is already done and is not undone."""
+
+    async def audit(request: Request, response: Response, token: ApiToken) -> None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        detail = getattr(request.state, "audit", None)
+        record = api_call_audit(token, request.method, path, response.status_code, time.time_ns() // 1_000_000,
+                                detail if isinstance(detail, dict) else None)
+        try:
+            await services.pipeline.submit([], "station", extra=StepWrite(audit=[record]))
+        except (BackpressureError, StoreError) as exc:
+            log.error("%s %s by token %s: done, but its audit record could not be written: %s", request.method,
+                      request.url.path, token.name, exc)
+
+    return audit
+
+
+__all__ = ["audit_to_store", "build_app"]

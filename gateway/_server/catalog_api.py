@@ -1,6 +1,7 @@
 """The catalog and gift-stock routes: file imports, lookups, and the ERP's signed updates.
 
-Routes::
+Routes (an import needs the role ``supervisor``, a read ``viewer``; another tenant's
+``{tenant}`` is a 404)::
 
     POST /api/v1/tenants/{tenant}/catalog?format=csv|json&dry_run=1&filename=F   (token)
          body = the catalog file (CSV or JSON, ``gateway._packline.catalog``); 422 with every
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -58,7 +58,7 @@ from gateway._packline.catalog import (
 )
 from gateway._packline.values import Catalog, Product, StockLevel
 from gateway._pipeline import now_ms
-from gateway._server.http import Handler, int_param, json_response, read_body
+from gateway._server.http import Protect, int_param, json_response, read_body
 from gateway._server.services import Services
 from gateway._server.webhooks import _headers, _raw_request
 from gateway._settings import TENANT_NAME
@@ -89,7 +89,7 @@ def _level_json(level: StockLevel, at_ms: int) -> dict[str, Any]:
     return {**level.to_dict(), "age_s": stock_age_s(level, at_ms)}
 
 
-def catalog_routes(services: Services, protected: Callable[[Handler], Handler]) -> list[Route]:
+def catalog_routes(services: Services, protected: Protect) -> list[Route]:
     """The catalog's routes bound to ``services``; the ``/api/v1`` ones behind ``protected``."""
     settings = services.settings
     store = services.store
@@ -199,9 +199,9 @@ def catalog_routes(services: Services, protected: Callable[[Handler], Handler]) 
         return json_response({"ok": True, "accepted": len(events), "results": results})
 
     return [
-        Route("/api/v1/tenants/{tenant}/catalog", protected(import_catalog), methods=["POST"]),
-        Route("/api/v1/tenants/{tenant}/catalog", protected(show_catalog), methods=["GET"]),
-        Route("/api/v1/tenants/{tenant}/stock", protected(show_stock), methods=["GET"]),
+        Route("/api/v1/tenants/{tenant}/catalog", protected(import_catalog, "supervisor"), methods=["POST"]),
+        Route("/api/v1/tenants/{tenant}/catalog", protected(show_catalog, "viewer"), methods=["GET"]),
+        Route("/api/v1/tenants/{tenant}/stock", protected(show_stock, "viewer"), methods=["GET"]),
         Route("/webhooks/erp/{tenant}/catalog", erp_catalog, methods=["POST"]),
     ]
 

@@ -1,16 +1,16 @@
-"""Probes and metrics: ``/livez``, ``/healthz`` (open) and ``/metrics`` (token)."""
+"""Probes and metrics: ``/livez``, ``/healthz`` (open) and ``/metrics`` (a ``viewer`` token of
+tenant ``*``: the figures are every tenant's)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import core_ext
-from gateway._server.http import Handler, json_response
+from gateway._server.http import Protect, json_response
 from gateway._server.services import Services
 
 _LIVE = b'{"status":"live"}'
@@ -42,7 +42,7 @@ def probe_routes(services: Services) -> list[Route]:
     return [Route("/livez", livez, methods=["GET"]), Route("/healthz", healthz, methods=["GET"])]
 
 
-def metrics_routes(services: Services, protected: Callable[[Handler], Handler]) -> list[Route]:
+def metrics_routes(services: Services, protected: Protect) -> list[Route]:
     """The token-protected ``/metrics`` (Prometheus text) bound to ``services``."""
     metrics = services.metrics
     reported = {"ok": 0, "failed": 0}
@@ -72,7 +72,7 @@ def metrics_routes(services: Services, protected: Callable[[Handler], Handler]) 
             metrics.device_events.labels(*labels).set(device.events)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    return [Route("/metrics", protected(metrics_endpoint), methods=["GET"])]
+    return [Route("/metrics", protected(metrics_endpoint, "viewer"), methods=["GET"])]
 
 
 __all__ = ["metrics_routes", "probe_routes"]

@@ -1,17 +1,18 @@
 """Small HTTP helpers every route module shares: JSON replies, bounded body reads, the
-local API's bearer-token guard and its query/body conventions."""
+local API's token guard (who, which tenant, which role: ``token_guard``; the tokens
+themselves are ``gateway._server.tokens``) and its query/body conventions."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway._errors import MalformedEventError, PayloadTooLargeError
+from gateway._server.tokens import ADMIN_NAME, ALL_TENANTS, ROLES, ApiToken, Role, TokenRegistry
 from gateway._settings import TENANT_NAME
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -51,25 +52,88 @@ async def read_body(request: Request, limit: int, declared: str | None) -> bytes
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def bearer_guard(token: str) -> Callable[[Handler], Handler]:
-    """A decorator refusing requests without ``Authorization: Bearer <token>`` (401,
-    constant-time comparison) and with a malformed ``{tenant}`` path parameter (400)."""
-    expected = token.encode()
+class Protect(Protocol):
+    """``protected(handler, role=None, *, any_tenant=False, missing="not found")``: the
+    guard a route module wraps each of its handlers in (see ``token_guard``)."""
 
-    def protected(handler: Handler) -> Handler:
+    def __call__(self, handler: Handler, role: Role | None = None, *, any_tenant: bool = False,
+                 missing: str = "not found") -> Handler: ...
+
+
+#: Called after a request that changed something (not GET/HEAD/OPTIONS, status < 400).
+AuditHook = Callable[[Request, Response, ApiToken], Awaitable[None]]
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def token_guard(authenticate: Callable[[str], ApiToken | None], audit: AuditHook | None = None) -> Protect:
+    """The local API's guard: who calls (401), which tenant (404), which role (403).
+
+    ``protected(handler, role, any_tenant=..., missing=...)`` answers, in this order:
+
+    * 401 without ``Authorization: Bearer <secret>`` of a known token;
+    * 400 for a malformed ``{tenant}`` path parameter;
+    * 404 ``{"error": missing}`` when the route has a ``{tenant}`` the token does not see:
+      the very body the route answers for a resource that is not there, so a token of
+      tenant A cannot tell B's data from nothing at all;
+    * 403 on a route without ``{tenant}`` that shows every tenant (``any_tenant=False``,
+      the default) for a token of one tenant;
+    * 403 with ``needed_role`` when the token's role is below ``role``. Without ``role``:
+      ``viewer`` for GET/HEAD, ``supervisor`` for every other method, the safe choice for
+      a route module that does not say.
+
+    Then the handler runs with the token on ``request.state.token``; a call that changed
+    something (any method but GET/HEAD/OPTIONS answered below 400) is passed to ``audit``
+    before the answer goes out (the handler may add ``request.state.audit``, a dict, to
+    the record's detail).
+
+    Args:
+        authenticate: the token of a secret, or ``None`` (``TokenRegistry.authenticate``).
+        audit: records a change (``gateway._server.app`` writes it to the audit trail).
+    """
+
+    def protected(handler: Handler, role: Role | None = None, *, any_tenant: bool = False,
+                  missing: str = "not found") -> Handler:
+        if role is not None and role not in ROLES:
+            raise ValueError(f"unknown role {role!r} for {handler.__name__}: one of {', '.join(ROLES)}")
+
         async def guarded(request: Request) -> Response:
-            given = request.headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected):
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            token = authenticate(value.strip()) if scheme.lower() == "bearer" and value.strip() else None
+            if token is None:
                 return json_response({"error": "missing or wrong API token"}, 401, {"WWW-Authenticate": "Bearer"})
             tenant = request.path_params.get("tenant")
-            if tenant is not None and not TENANT_NAME.match(tenant):
-                return json_response({"error": "bad tenant name"}, 400)
-            return await handler(request)
+            if tenant is not None:
+                if not TENANT_NAME.match(tenant):
+                    return json_response({"error": "bad tenant name"}, 400)
+                if not token.sees(tenant):
+                    return json_response({"error": missing}, 404)
+            elif not any_tenant and token.tenant != ALL_TENANTS:
+                return json_response({"error": "this route shows every tenant: use a token of tenant '*'"}, 403)
+            needed: Role = role or ("viewer" if request.method in _READS else "supervisor")
+            if not token.has_role(needed):
+                return json_response({"error": f"this needs the role {needed} or above; token {token.name!r} is "
+                                               f"{token.role}", "needed_role": needed}, 403)
+            request.state.token = token
+            response = await handler(request)
+            if audit is not None and request.method not in _READS and response.status_code < 400:
+                await audit(request, response, token)
+            return response
 
         return guarded
 
     return protected
+
+
+def bearer_guard(token: str) -> Protect:
+    """The guard admitting only ``token`` (as the admin token, nothing audited): for
+    tests and tools that serve routes with one secret."""
+    return token_guard(TokenRegistry(token, None).authenticate)
+
+
+def request_token(request: Request) -> ApiToken:
+    """The token ``token_guard`` put on the request (the admin token when unguarded)."""
+    token: ApiToken = getattr(request.state, "token", None) or ApiToken(ADMIN_NAME, ALL_TENANTS, "admin")
+    return token
 
 
 async def ids_or_all(request: Request) -> list[int] | None | Response:
@@ -93,4 +157,5 @@ def int_param(request: Request, name: str, default: int) -> int:
     return int(value) if value.isdigit() else default
 
 
-__all__ = ["Handler", "bearer_guard", "ids_or_all", "int_param", "json_response", "read_body"]
+__all__ = ["AuditHook", "Handler", "Protect", "bearer_guard", "ids_or_all", "int_param", "json_response", "read_body",
+           "request_token", "token_guard"]

@@ -24,13 +24,16 @@ class LocalGateway:
     Args:
         settings: the gateway's settings.
         timeout_s: per API request.
+        store_fallback: when the API does not answer, open the store (``False``: leave both
+            ``client`` and ``store`` ``None``, for commands that need no store, such as
+            ``gateway token``).
 
     Raises:
         GatewayError: the API does not answer and the store cannot be opened (locked by a
             gateway whose API is unreachable, or damaged).
     """
 
-    def __init__(self, settings: Settings, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: Settings, *, timeout_s: float = 10.0, store_fallback: bool = True) -> None:
         self.settings = settings
         http = settings.http
         host = f"[{http.host}]" if ":" in http.host else http.host
@@ -46,6 +49,8 @@ class LocalGateway:
                 return
             except httpx.HTTPError:
                 client.close()
+        if not store_fallback:
+            return
         try:
             self.store = open_store(store_settings(settings))
         except StoreError as exc:

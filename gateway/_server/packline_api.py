@@ -1,6 +1,8 @@
 """The pack line in the local API (bearer token): stations, sessions, labels, evidence, alerts.
 
-Routes::
+Routes (reads need the role ``viewer``, a label decision ``operator``; ``/api/v1/stations``
+shows sessions of every tenant, so it needs a token of tenant ``*``; another tenant's
+``{tenant}`` is the route's own 404)::
 
     GET  /api/v1/stations                                  each station: operator, open session,
                                                            label state, last verdict
@@ -15,13 +17,13 @@ Routes::
     GET  /api/v1/tenants/{tenant}/packline/{kind}          the watch lists: ``intercept``,
                                                            ``hold``, ``parcel``, ``alert``
 
-A decision needs ``by`` (the person, recorded in the audit trail with the token's use);
+A decision needs ``by`` (the person, recorded in the order's audit trail as ``api:<by>``; the
+token's name is in the gateway's audit chain, ``token:<name>``);
 without the pack line running (no ``[stations.*]``) the station routes answer 404.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from itertools import islice
 
 import orjson
@@ -31,14 +33,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway._errors import BackpressureError
-from gateway._server.http import Handler, int_param, json_response, read_body
+from gateway._server.http import Protect, int_param, json_response, read_body
 from gateway._server.services import Services
 
+#: The 404 of an order without evidence (and of another tenant's order).
+NO_EVIDENCE = "no evidence for this order (not packed at a station with a camera)"
 #: The watch lists ``GET .../packline/{kind}`` shows.
 WATCH_KINDS = ("intercept", "hold", "parcel", "alert", "plan")
 
 
-def packline_routes(services: Services, protected: Callable[[Handler], Handler]) -> list[Route]:
+def packline_routes(services: Services, protected: Protect) -> list[Route]:
     """The pack line's API routes bound to ``services``, each behind ``protected``."""
     store = services.store
 
@@ -98,8 +102,7 @@ def packline_routes(services: Services, protected: Callable[[Handler], Handler])
         pending = await trio.to_thread.run_sync(
             lambda: [r for _, _, r in store.iter_records("evidence_pending", tenant) if order_id in r["order_ids"]])
         if not found and not pending:
-            return json_response({"error": "no evidence for this order (not packed at a station with a camera)"},
-                                 404)
+            return json_response({"error": NO_EVIDENCE}, 404)
         return json_response({"order_id": order_id, "evidence": found, "pending": pending})
 
     async def watch(request: Request) -> Response:
@@ -113,13 +116,14 @@ def packline_routes(services: Services, protected: Callable[[Handler], Handler])
         return json_response({"kind": kind, "items": items})
 
     return [
-        Route("/api/v1/stations", protected(stations)),
-        Route("/api/v1/tenants/{tenant}/sessions/{session_id}", protected(session)),
-        Route("/api/v1/tenants/{tenant}/labels", protected(labels)),
-        Route("/api/v1/tenants/{tenant}/labels/{job_id:path}/decide", protected(decide), methods=["POST"]),
-        Route("/api/v1/tenants/{tenant}/evidence/{order_id:path}", protected(evidence)),
-        Route("/api/v1/tenants/{tenant}/packline/{kind}", protected(watch)),
+        Route("/api/v1/stations", protected(stations, "viewer")),
+        Route("/api/v1/tenants/{tenant}/sessions/{session_id}", protected(session, "viewer", missing="no such session")),
+        Route("/api/v1/tenants/{tenant}/labels", protected(labels, "viewer")),
+        Route("/api/v1/tenants/{tenant}/labels/{job_id:path}/decide",
+              protected(decide, "operator", missing="no such label job"), methods=["POST"]),
+        Route("/api/v1/tenants/{tenant}/evidence/{order_id:path}", protected(evidence, "viewer", missing=NO_EVIDENCE)),
+        Route("/api/v1/tenants/{tenant}/packline/{kind}", protected(watch, "viewer")),
     ]
 
 
-__all__ = ["WATCH_KINDS", "packline_routes"]
+__all__ = ["NO_EVIDENCE", "WATCH_KINDS", "packline_routes"]

@@ -1,4 +1,5 @@
-"""What the HTTP routes talk to (``Services``, built by the daemon) and the local API token."""
+"""What the HTTP routes talk to (``Services``, built by the daemon) and the local API's admin
+token (the scoped tokens are ``gateway._server.tokens``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gateway._metrics import Metrics
 from gateway._packline import DeviceRegistry, PackLine, StationDisplay
 from gateway._pipeline import Pipeline
 from gateway._rules import RuleHolder
+from gateway._server.tokens import TokenRegistry
 from gateway._settings import Settings
 from gateway._store import Store
 
@@ -22,7 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Services:
-    """Everything the HTTP layer talks to; built by the daemon."""
+    """Everything the HTTP layer talks to; built by the daemon.
+
+    ``api_token`` is the admin token's secret; ``tokens`` the registry of every token
+    (``build_app`` makes it from ``api_token`` and ``[api] tokens_file`` when not given).
+    """
 
     settings: Settings
     store: Store
@@ -37,6 +43,7 @@ class Services:
     devices: DeviceRegistry = field(default_factory=DeviceRegistry)  # the pack stations' devices
     display: StationDisplay = field(default_factory=StationDisplay)  # each station's live view
     packline: PackLine | None = None  # the stations' sessions, once the pack line runs
+    tokens: TokenRegistry | None = None  # who may call the local API (set by build_app when None)
 
     def outbox_report(self) -> dict[str, Any]:
         upstream = self.forwarder.settings.url if self.forwarder else self.settings.upstream.url
@@ -44,7 +51,7 @@ class Services:
 
 
 def load_or_create_token(path: Path) -> str:
-    """The API token in ``path``; a new random one (mode 0600) when the file is missing."""
+    """The admin API token in ``path``; a new random one (mode 0600) when the file is missing."""
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         if token:
