@@ -8,6 +8,7 @@ Benchmarks:
   app     the gateway's own CPU per webhook: its ASGI app in-process, no sockets
   devices scanner drivers (serial pty, TCP): scans/s and per-scan latency vs the raw round trip
   packline 32 pack stations on ptys under webhooks: scan-to-verdict latency vs the raw pty round trip
+  api     after-sales lookup on 1,000,000 orders vs a raw RocksDB read of the same keys; the OCI's cost
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "app": "benchmarks.app",
     "devices": "benchmarks.devices",
     "packline": "benchmarks.packline",
+    "api": "benchmarks.api",
 }
 
 

@@ -43,12 +43,13 @@ from gateway._demo import (
 from gateway._forward import open_forwarder
 from gateway._ingest import serve_pinduoduo_clients
 from gateway._metrics import Metrics
+from gateway._ops import BoardSettings, OpsMetrics, OpsState, serve_ops
 from gateway._packline import serve_pack_line
 from gateway._pipeline import Pipeline
 from gateway._rules import RuleHolder, watch_rules, watch_sighup
 from gateway._server import ServerSettings, Services, build_app, load_or_create_token, serve_http1
 from gateway._settings import Secret, Settings, UpstreamSection
-from gateway._store import open_store, store_settings
+from gateway._store import StepWrite, Store, open_store, store_settings
 
 log = logging.getLogger("gateway")
 
@@ -129,6 +130,18 @@ async def _serve_http(
         services.pipeline.close()
 
 
+def _ops_state(settings: Settings, store: Store, pipeline: Pipeline, holder: RuleHolder, metrics: Metrics) -> OpsState:
+    """The anomaly board and the OCI (``gateway._ops``): acknowledgements and trend records go
+    through the one committer; the gauges are on ``/metrics``."""
+
+    async def commit(write: StepWrite) -> object:
+        return await pipeline.submit([], "webhook", extra=write)
+
+    return OpsState(store, lambda: holder.current, settings.oci,
+                    BoardSettings(waybill_timeout_s=settings.packline.waybill_timeout_s), commit=commit,
+                    metrics=OpsMetrics(metrics.registry))
+
+
 async def serve_gateway(
     settings: Settings,
     shutdown: trio.Event | None = None,
@@ -185,6 +198,8 @@ async def serve_gateway(
                     lifespan.start_soon(partial(watch_rules, holder, settings.gateway.rules_poll_s))
                 if settings.demo.enabled and settings.demo.devices:
                     await lifespan.start(serve_demo_devices, settings)
+                services.ops = _ops_state(settings, store, pipeline, holder, metrics)
+                await lifespan.start(serve_ops, services.ops)
                 if settings.stations:
                     services.packline = await lifespan.start(
                         partial(serve_pack_line, settings, services.devices, store, pipeline, lambda: holder.current,

@@ -20,7 +20,7 @@ import pytest
 from tests._support import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-STAGES = ["_settings", "_rules", "_ingest", "_pipeline", "_store", "_forward", "_packline", "_server", "_demo"]
+STAGES = ["_settings", "_rules", "_ingest", "_pipeline", "_store", "_forward", "_packline", "_ops", "_ops_lookup", "_server", "_demo"]
 FOUNDATION = {"_model", "_errors", "_times", "_metrics", "_backoff", "_addresses", "_signing"}
 TOP = {"__init__", "__main__", "_daemon", "_ops_cli", "_devices_cli", "_devices_cli_format", "_catalog_cli", "_token_cli", "cli"}
 

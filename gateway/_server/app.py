@@ -7,6 +7,9 @@ Routes::
     /api/v1/...  (token)                           gateway._server.api
     /api/v1/tenants/{tenant}/catalog|stock (token) gateway._server.catalog_api
     /api/v1/stations, .../labels, .../evidence/{order} (token)  gateway._server.packline_api
+    /api/v1/tenants/{tenant}/buyers/lookup, .../orders/{id}/proof[.html|.png] (token)
+                                                   gateway._server.lookup_api (after-sales)
+    /api/v1/tenants/{tenant}/anomalies, .../oci (token)  gateway._server.ops_api
     POST /webhooks/erp/{tenant}/catalog             the ERP's product and stock updates (signed)
     GET  /stations, /stations/{name}[/events|/view] gateway._server.station_page (no token: the
                                                    pack line's screens)
@@ -37,6 +40,8 @@ from gateway._server.api import api_routes
 from gateway._server.catalog_api import catalog_routes
 from gateway._server.health import metrics_routes, probe_routes
 from gateway._server.http import AuditHook, json_response, token_guard
+from gateway._server.lookup_api import lookup_routes
+from gateway._server.ops_api import ops_routes
 from gateway._server.packline_api import packline_routes
 from gateway._server.services import Services
 from gateway._server.station_page import station_routes
@@ -56,9 +61,11 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
         *probe_routes(services),
         *webhook_routes(services),
         *metrics_routes(services, protected),
+        *lookup_routes(services, protected),  # before api_routes: its orders/{order_id:path} takes .../proof
         *api_routes(services, protected),
         *catalog_routes(services, protected),
         *packline_routes(services, protected),
+        *ops_routes(services, protected),
         *station_routes(services.display, lambda: list(services.settings.stations)),
         *extra_routes,
     ]

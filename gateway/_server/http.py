@@ -4,7 +4,7 @@ themselves are ``gateway._server.tokens``) and its query/body conventions."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -18,9 +18,33 @@ from gateway._settings import TENANT_NAME
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+#: The ``code`` an error answer carries when its route names none, by HTTP status.
+ERROR_CODES: dict[int, str] = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                               405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_type",
+                               422: "invalid", 429: "too_many_requests", 500: "internal", 501: "not_implemented",
+                               503: "unavailable"}
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """``data`` as an ``application/json`` response (orjson)."""
+    """``data`` as an ``application/json`` response (orjson).
+
+    Every error answer of the API has one shape: ``{"error": "<what is wrong, in English>",
+    "code": "<machine-readable code>", ...}``, optionally with ``message_zh`` (the same in
+    Chinese) and fields of its own (``needed_role``, ``errors``...). A body with ``"error"``
+    and no ``"code"`` gets the status's code (``ERROR_CODES``) here, so no route can answer
+    an error without one.
+    """
+    if status >= 400 and isinstance(data, dict) and "error" in data and "code" not in data:
+        data = {**data, "code": ERROR_CODES.get(status, "error")}
     return Response(orjson.dumps(data), status, headers, media_type="application/json")
+
+
+def error_response(status: int, code: str, message: str, message_zh: str = "",
+                   headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    """An error answer: ``{"error": message, "code": code, "message_zh"?: ..., **extra}``."""
+    body: dict[str, Any] = {"error": message, "code": code, **({"message_zh": message_zh} if message_zh else {}),
+                            **extra}
+    return json_response(body, status, headers)
 
 
 async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
@@ -57,7 +81,7 @@ class Protect(Protocol):
     guard a route module wraps each of its handlers in (see ``token_guard``)."""
 
     def __call__(self, handler: Handler, role: Role | None = None, *, any_tenant: bool = False,
-                 missing: str = "not found") -> Handler: ...
+                 missing: str | Mapping[str, str] = "not found") -> Handler: ...
 
 
 #: Called after a request that changed something (not GET/HEAD/OPTIONS, status < 400).
@@ -72,7 +96,8 @@ def token_guard(authenticate: Callable[[str], ApiToken | None], audit: AuditHook
 
     * 401 without ``Authorization: Bearer <secret>`` of a known token;
     * 400 for a malformed ``{tenant}`` path parameter;
-    * 404 ``{"error": missing}`` when the route has a ``{tenant}`` the token does not see:
+    * 404 ``{"error": missing, "code": "not_found"}`` (or ``missing`` itself, a whole body)
+      when the route has a ``{tenant}`` the token does not see:
       the very body the route answers for a resource that is not there, so a token of
       tenant A cannot tell B's data from nothing at all;
     * 403 on a route without ``{tenant}`` that shows every tenant (``any_tenant=False``,
@@ -92,7 +117,7 @@ def token_guard(authenticate: Callable[[str], ApiToken | None], audit: AuditHook
     """
 
     def protected(handler: Handler, role: Role | None = None, *, any_tenant: bool = False,
-                  missing: str = "not found") -> Handler:
+                  missing: str | Mapping[str, str] = "not found") -> Handler:
         if role is not None and role not in ROLES:
             raise ValueError(f"unknown role {role!r} for {handler.__name__}: one of {', '.join(ROLES)}")
 
@@ -106,7 +131,7 @@ def token_guard(authenticate: Callable[[str], ApiToken | None], audit: AuditHook
                 if not TENANT_NAME.match(tenant):
                     return json_response({"error": "bad tenant name"}, 400)
                 if not token.sees(tenant):
-                    return json_response({"error": missing}, 404)
+                    return json_response({"error": missing} if isinstance(missing, str) else dict(missing), 404)
             elif not any_tenant and token.tenant != ALL_TENANTS:
                 return json_response({"error": "this route shows every tenant: use a token of tenant '*'"}, 403)
             needed: Role = role or ("viewer" if request.method in _READS else "supervisor")

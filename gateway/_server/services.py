@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway._forward import Forwarder, outbox_report
 from gateway._metrics import Metrics
+from gateway._ops import OpsState
 from gateway._packline import DeviceRegistry, PackLine, StationDisplay
 from gateway._pipeline import Pipeline
 from gateway._rules import RuleHolder
@@ -43,6 +44,7 @@ class Services:
     devices: DeviceRegistry = field(default_factory=DeviceRegistry)  # the pack stations' devices
     display: StationDisplay = field(default_factory=StationDisplay)  # each station's live view
     packline: PackLine | None = None  # the stations' sessions, once the pack line runs
+    ops: OpsState | None = None  # the anomaly board and the OCI, once the daemon runs them
     tokens: TokenRegistry | None = None  # who may call the local API (set by build_app when None)
 
     def outbox_report(self) -> dict[str, Any]:

@@ -107,6 +107,8 @@ Reference (all keys, defaults in brackets)::
 
     [packline], [alerts]        # the pack stations' behaviour and their alerts to a WeCom
                                 # group robot: the reference is gateway/_settings/packline.py
+    [oci]                       # the Order Credibility Index's weights and schedule: the
+                                # reference is gateway/_settings/oci.py
 
     [demo]
     enabled = false             # post simulated ERP batches to ourselves [false]
@@ -148,6 +150,7 @@ from gateway._settings.model import (
     StoreSection,
     UpstreamSection,
 )
+from gateway._settings.oci import OciSettings
 from gateway._settings.packline import parse_alerts, parse_packline
 from gateway._settings.stations import parse_devices
 from gateway._settings.toml import KeyPath, TomlDocument, check_keys
@@ -275,7 +278,7 @@ def parse_settings(doc: TomlDocument) -> Settings:
         ConfigError: unknown key, wrong type, bad tenant name, unreadable secret.
     """
     data = doc.data
-    check_keys(doc, data, (), [*_SECTIONS, "upstream", "packline", "alerts", "tenants", "stations", "nvrs"])
+    check_keys(doc, data, (), [*_SECTIONS, "upstream", "packline", "alerts", "oci", "tenants", "stations", "nvrs"])
     http = data.get("http")
     if isinstance(http, dict) and http.get("server") == "hypercorn":
         raise doc.error(("http", "server"), "the hypercorn fallback was removed (one hostile request could stop "
@@ -302,6 +305,12 @@ def parse_settings(doc: TomlDocument) -> Settings:
     sections["packline"] = parse_packline(doc, data.get("packline", {}), tenants, packing=bool(stations))
     if "alerts" in data:
         sections["alerts"] = parse_alerts(doc, data["alerts"])
+    if "oci" in data:
+        try:  # types by section_of, ranges by OciSettings itself ("key: what is wrong")
+            sections["oci"] = section_of(doc, data["oci"], ("oci",), OciSettings)
+        except ValueError as exc:
+            key, _, message = str(exc).partition(": ")
+            raise doc.error(("oci", key), message) from None
     settings = Settings(**sections, tenants=tenants, stations=stations, nvrs=nvrs, path=doc.path.resolve())
     if settings.packline.stock_url and not settings.upstream.secret.reveal():
         raise doc.error(("packline", "stock_url"), "the stock read is signed with the [upstream] secret: "

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from gateway._settings.oci import OciSettings
+
 if TYPE_CHECKING:  # stations.py builds on Secret, defined here
     from gateway._settings.stations import NvrSection, StationSection
 
@@ -242,6 +244,7 @@ class Settings:
         nvrs: the NVRs the stations' cameras record to.
         packline: the pack stations' codes, close mode and waybill timeout.
         alerts: where pack-line alerts are sent (WeCom group robot).
+        oci: how the Order Credibility Index is computed (``gateway._settings.oci``).
     """
 
     gateway: GatewaySection = GatewaySection()
@@ -253,6 +256,7 @@ class Settings:
     upstream: UpstreamSection = UpstreamSection()
     packline: PackLineSection = PackLineSection()
     alerts: AlertsSection = AlertsSection()
+    oci: OciSettings = field(default_factory=OciSettings)
     tenants: Mapping[str, Mapping[str, SourceCredentials]] = field(default_factory=dict)
     stations: Mapping[str, StationSection] = field(default_factory=dict)
     nvrs: Mapping[str, NvrSection] = field(default_factory=dict)

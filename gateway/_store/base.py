@@ -19,6 +19,7 @@ Key layout
     dedup          T 0 be64(fingerprint)                      be64(event_seq)  (raw, not JSON)
     idx_buyer      T 0 be64(buyer_key) be64(time_ms) order_id  b""
     idx_waybill    T 0 waybill(utf-8)                         order_id (utf-8, raw)
+    idx_audit      T 0 order_id(utf-8) 0 be64(audit_seq)       b""  (an order's audit records)
     dead           be64(outbox_seq)                           {"outbox_seq", "event": outbox record,
                                                               "status", "response", "batch_id",
                                                               "at_ms"} (refused by the upstream)
@@ -28,6 +29,8 @@ Key layout
     meta           b"format"                                  b"1" (refused if different)
                    b"outbox_floor"                            be64(highest outbox seq deleted)
                    b"buyer_index_newest"                      be64(newest time_ms in idx_buyer)
+                   b"audit_index"                             b"1": idx_audit covers every audit
+                                                              record (built at open otherwise)
                    T 0 b"quarantine_floor"                    be64(highest q_seq released)
 
 Sequence numbers start at 1 and are assigned by ``commit``: ``event_seq``, ``audit_seq`` and
@@ -77,7 +80,7 @@ log = logging.getLogger("gateway._store.store")  # one logger for the whole stor
 
 FORMAT_VERSION = b"1"
 COLUMN_FAMILIES = ("orders", "events", "audit", "outbox", "dead", "quarantine", "dedup",
-                   "idx_buyer", "idx_waybill", "meta", "packline")
+                   "idx_buyer", "idx_waybill", "meta", "packline", "idx_audit")
 _POINT_LOOKUP = frozenset({"orders", "dedup", "idx_waybill", "meta", "packline"})  # get bloom filters
 _READ_ONCE = frozenset({"outbox"})  # scans that must not evict the hot blocks
 _BLOCK_CACHE_BYTES = 64 * 1024**2
@@ -92,6 +95,7 @@ _HASH_MARK = b',"hash":"'
 _CHUNK = 512
 _OUTBOX_FLOOR = b"outbox_floor"
 _BUYER_NEWEST = b"buyer_index_newest"
+_AUDIT_INDEXED = b"audit_index"
 _BUYER_GENERATION = 100_000  # buyers remembered per generation (two generations are kept)
 _QUARANTINE_FLOOR = b"quarantine_floor"
 

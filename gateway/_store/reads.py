@@ -128,10 +128,18 @@ class StoreReads(StoreBase):
     def iter_audit(self, tenant: str, order_id: str | None = None) -> Iterator[dict[str, Any]]:
         """A tenant's audit records in chain order, optionally only those of one order.
 
-        Filtering scans the tenant's whole chain (raw bytes are pre-filtered before decoding).
+        One order's records are found through ``idx_audit`` (a prefix scan and a get per
+        record), not by scanning the chain.
         """
         prefix = self._read_prefix(tenant)
         if prefix is None:
+            return
+        if order_id is not None and "\0" not in order_id:
+            start = prefix + order_id.encode() + b"\0"
+            for key, _ in self._scan("idx_audit", start, _upper(start)):
+                value = self._get("audit", prefix + key[-8:])
+                if value is not None:
+                    yield orjson.loads(value)
             return
         needle = b'"order_id":' + orjson.dumps(order_id) if order_id is not None else b""
         for _, value in self._scan("audit", prefix, _upper(prefix)):
@@ -161,6 +169,15 @@ class StoreReads(StoreBase):
         """Quarantined records held, for one tenant or all."""
         counts = self._quarantine_count
         return sum(counts.values()) if tenant is None else counts.get(tenant, 0)
+
+    def iter_raw_orders(self, tenant: str) -> Iterator[tuple[bytes, bytes]]:
+        """``(order_id bytes, stored value)`` of every order of ``tenant``, in key order,
+        undecoded (a full scan, in chunks: for the operators' periodic computations)."""
+        prefix = self._read_prefix(tenant)
+        if prefix is None:
+            return
+        for key, value in self._scan("orders", prefix, _upper(prefix)):
+            yield key[len(prefix):], value
 
     def get_record(self, tenant: str, kind: str, record_id: str) -> dict[str, Any] | None:
         """The pack-line record ``kind``/``record_id`` of ``tenant`` (``""``: of no tenant), or ``None``."""

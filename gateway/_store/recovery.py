@@ -27,10 +27,11 @@ import gc
 import logging
 
 import orjson
-from rocksdict import Rdict
+from rocksdict import Rdict, WriteBatch
 
 from gateway._errors import StoreError
 from gateway._store.base import (
+    _AUDIT_INDEXED,
     _BUYER_NEWEST,
     _OUTBOX_FLOOR,
     _QUARANTINE_FLOOR,
@@ -133,12 +134,35 @@ class StoreRecovery(StoreBase):
             # every entry written before this open is at or before buyer_index_newest (an
             # older store without that key but with entries: at or before now, the default)
             self._buyers_complete_after_ms = self._buyer_index_newest
+        if initial and self._guard(meta.get, _AUDIT_INDEXED) is None:
+            self._index_audit()
         self._outbox_seq = self._outbox_floor
         self._dead_count = sum(1 for _ in self._scan("dead", b"", None))
         for key, value in self._scan("outbox", b"", None):
             seq = _read64(key)[0]
             self._outbox.add(seq, [len(value)])
             self._outbox_seq = max(self._outbox_seq, seq)
+
+    def _index_audit(self) -> None:
+        """Build ``idx_audit`` for a store written before it existed (once: ``meta``
+        ``audit_index`` marks it done; every commit since keeps it)."""
+        handles = self._live(self._handles)
+        batch, count, written = WriteBatch(raw_mode=True), 0, 0
+        for key, value in self._scan("audit", b"", None):
+            if b'"order_id":"' not in value:
+                continue
+            order_id = orjson.loads(value).get("order_id")
+            if order_id and "\0" not in order_id:
+                batch.put(key[:-8] + order_id.encode() + b"\0" + key[-8:], b"", handles["idx_audit"])
+                count += 1
+            if count - written >= 10_000:
+                self._write(batch, "indexing the audit trail")
+                batch, written = WriteBatch(raw_mode=True), count
+                log.info("indexing the audit trail by order: %d records", count)
+        batch.put(_AUDIT_INDEXED, b"1", handles["meta"])
+        self._write(batch, "indexing the audit trail")
+        if count:
+            log.info("indexed the audit trail by order: %d records", count)
 
 
 __all__ = ["StoreRecovery"]

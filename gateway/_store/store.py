@@ -179,6 +179,7 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
             released: dict[str, list[int]] = {}
             event_seqs: list[int] = []
             audit_seqs: list[int] = []
+            order_audit: list[bytes] = []
             quarantine_seqs: list[int] = []
             outbox_sizes: list[int] = []
             try:
@@ -222,6 +223,13 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
                         put((known(tenant) or prefix_of(tenant)) + _be64(seq),
                             body[:-1] + _HASH_MARK + digest.encode() + b'"}')
                         audit_seqs.append(seq)
+                        if record.get("order_id"):
+                            order_audit.append((known(tenant) or prefix_of(tenant))
+                                               + record["order_id"].encode() + b"\0" + _be64(seq))
+                    if order_audit:
+                        select(handles["idx_audit"])
+                        for key in order_audit:
+                            put(key, b"")
                 outbox_seq = self._outbox_seq
                 if step.outbox:
                     select(handles["outbox"])

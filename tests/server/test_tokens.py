@@ -71,14 +71,14 @@ async def test_a_tenant_viewer_reads_its_tenant_and_learns_nothing_of_another(tm
         unknown_tenant = await client.get("/api/v1/tenants/t9/orders/douyin|DY00000002", headers=viewer)
         for reply in (foreign, unknown_tenant):  # B's order, a tenant that does not exist, a missing order: alike
             assert (reply.status_code, reply.content) == (missing.status_code, missing.content) == (
-                404, b'{"error":"no such order"}')
+                404, b'{"error":"no such order","code":"not_found"}')
             assert reply.headers["content-type"] == missing.headers["content-type"]
         assert (await client.get(T2_ORDER, headers=gw.auth)).status_code == 200  # the admin token sees B
 
         for path in ("/api/v1/tenants/t2/quarantine", "/api/v1/tenants/t2/events", "/api/v1/tenants/t2/stock",
                      "/api/v1/tenants/t2/audit/verify", "/api/v1/tenants/t2/labels"):
             reply = await client.get(path, headers=viewer)
-            assert (reply.status_code, reply.json()) == (404, {"error": "not found"}), path
+            assert (reply.status_code, reply.json()) == (404, {"error": "not found", "code": "not_found"}), path
         for path in ("/api/v1/outbox", "/metrics", "/api/v1/stations", "/api/v1/tokens"):
             reply = await client.get(path, headers=viewer)  # every tenant's figures: tenant "*" only
             assert reply.status_code == 403 and "'*'" in reply.json()["error"], path
