@@ -33,8 +33,10 @@ __all__ = [
     "canonical_text",
     "extract",
     "fingerprint",
+    "key_token",
     "normalise_identity",
     "process_batch",
+    "set_buyer_salt",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,10 @@ if TYPE_CHECKING:
         canonical_text,
         extract,
         fingerprint,
+        key_token,
         normalise_identity,
         process_batch,
+        set_buyer_salt,
     )
 else:
 
@@ -93,6 +97,8 @@ else:
     canonical_text = _implementation.canonical_text
     extract = _implementation.extract
     fingerprint = _implementation.fingerprint
+    key_token = _implementation.key_token
     normalise_identity = _implementation.normalise_identity
     process_batch = _implementation.process_batch
+    set_buyer_salt = _implementation.set_buyer_salt
     del _implementation, _load

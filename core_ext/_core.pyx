@@ -107,8 +107,10 @@ __all__ = [
     "canonical_text",
     "extract",
     "fingerprint",
+    "key_token",
     "normalise_identity",
     "process_batch",
+    "set_buyer_salt",
 ]
 
 cdef object _normalize = unicodedata.normalize
@@ -422,6 +424,33 @@ def normalise_identity(str kind, value):
         _buffer_free(&buf)
 
 
+cdef object _salt = None  # the buyer-key salt (a str) once set_buyer_salt gave one
+
+
+def set_buyer_salt(str salt not None):
+    """Salt every buyer key computed from now on in this process (``""``: no salt)."""
+    global _salt
+    _salt = salt if salt else None
+
+
+def key_token(key):
+    """The token that stands for buyer key ``key`` (``"#bk:"`` + 16 hex digits)."""
+    return f"#bk:{key:016x}"
+
+
+cdef object _token_key(object text):
+    """The key a token spells, 0 when ``text`` is not a token (see ``_core_py``)."""
+    cdef str t = <str>text
+    if len(t) == 20 and t.startswith("#bk:"):
+        digits = t[4:]
+        for c in digits:
+            if c not in "0123456789abcdef":
+                return _ZERO
+        key = int(digits, 16)
+        return key if key else _ONE
+    return _ZERO
+
+
 def buyer_key(str tenant, str kind, value):
     """The buyer-group key of a buyer identity; 0 when ``value`` names no buyer.
 
@@ -432,10 +461,16 @@ def buyer_key(str tenant, str kind, value):
     text = _canonical(<PyObject*>value)
     if text is None:
         return 0
+    if (<str>text).startswith("#"):
+        token = _token_key(text)
+        if token:
+            return token
     cdef char stack[_STACK_BYTES]
     cdef _Buffer buf
     _buffer_init(&buf, stack)
     try:
+        if _salt is not None:
+            _put_text(&buf, _salt)
         _put_text(&buf, tenant)
         _put_text(&buf, kind)
         if not _put_identity(&buf, code, kind, text):
@@ -933,6 +968,8 @@ def process_batch(SourceSpec spec not None, str tenant not None, events):
         _put_text(&fingerprint_buf, tenant)
         _put_text(&fingerprint_buf, spec.source)
         fingerprint_prefix = fingerprint_buf.length
+        if _salt is not None:
+            _put_text(&buyer_buf, _salt)
         _put_text(&buyer_buf, tenant)
         buyer_prefix = buyer_buf.length
         for i in range(n):
@@ -957,6 +994,10 @@ def process_batch(SourceSpec spec not None, str tenant not None, events):
                 text = _canonical(value)
                 if text is None:
                     continue
+                if (<str>text).startswith("#"):
+                    buyer = _token_key(text)
+                    if buyer:
+                        break
                 buyer_buf.length = buyer_prefix
                 kind = <object>PyTuple_GET_ITEM(buyer_kinds, j)
                 _put_text(&buyer_buf, kind)

@@ -80,8 +80,14 @@ of 4 GiB or more raises ``OverflowError``. The hash is XXH3-64 with seed 0
   ``event_id``, ``order_id`` and ``raw_status`` go through ``canonical_text`` first,
   ``tenant`` and ``source`` are used as given.
 * ``buyer_key(tenant, kind, value)`` hashes ``(tenant, kind, normalise_identity(kind,
-  value))``; an empty identity gives ``0`` ("no buyer"), and a hash that happens to be 0
-  becomes 1.
+  value))``, or ``(salt, tenant, kind, identity)`` once ``set_buyer_salt(salt)`` gave a
+  non-empty salt (a per-install secret: the keys of a copied store cannot be matched
+  against a list of phone numbers without it); an empty identity gives ``0`` ("no buyer"),
+  and a hash that happens to be 0 becomes 1.
+* A **key token** ``"#bk:"`` + 16 lowercase hex digits (``key_token``), for any kind, IS the
+  key it spells (0 spelled as 1): the event log stores a phone number or address as the
+  token of its key instead of the text (``gateway._rules.normalize``), and reading the
+  token back gives the very same key, so a recorded event replays into the same buyer.
 
 Status lookup
 =============
@@ -130,8 +136,10 @@ __all__ = [
     "canonical_text",
     "extract",
     "fingerprint",
+    "key_token",
     "normalise_identity",
     "process_batch",
+    "set_buyer_salt",
 ]
 
 IMPLEMENTATION: Final[str] = "python"
@@ -277,16 +285,48 @@ def fingerprint(tenant: str, source: str, event_id: object, order_id: object, ra
     return _hash64(_encode(fields))
 
 
+_salt_field = b""  # encode_field(salt) once set_buyer_salt gave one; b"": unsalted keys
+
+
+def set_buyer_salt(salt: str) -> None:
+    """Salt every buyer key computed from now on in this process (``""``: no salt). The
+    daemon sets it once at start, from the install's secret salt file."""
+    global _salt_field
+    _salt_field = _encode_field(salt) if salt else b""
+
+
+def key_token(key: int) -> str:
+    """The token that stands for buyer key ``key`` (``"#bk:"`` + 16 hex digits)."""
+    return f"#bk:{key:016x}"
+
+
+def _token_key(text: str) -> int:
+    """The key a token spells, 0 when ``text`` is not a token."""
+    if len(text) == 20 and text.startswith("#bk:"):
+        digits = text[4:]
+        if all(c in "0123456789abcdef" for c in digits):
+            return int(digits, 16) or 1
+    return 0
+
+
 def buyer_key(tenant: str, kind: str, value: object) -> int:
     """The buyer-group key of a buyer identity; 0 when ``value`` names no buyer.
 
     Raises:
         ValueError: ``kind`` is not one of the identity kinds.
     """
-    identity = normalise_identity(kind, value)
+    normalise = _normaliser(kind)
+    text = canonical_text(value)
+    if text is None:
+        return 0
+    if text.startswith("#"):
+        token = _token_key(text)
+        if token:
+            return token
+    identity = normalise(text)
     if not identity:
         return 0
-    return _hash64(_encode((tenant, kind, identity))) or 1
+    return _hash64(_salt_field + _encode((tenant, kind, identity))) or 1
 
 
 # --- paths ----------------------------------------------------------------------------
@@ -559,7 +599,8 @@ def process_batch(spec: SourceSpec, tenant: str, events: list[Any]) -> list[Row]
     order_id_paths = spec._order_id_paths
     status_paths = spec._status_paths
     prefix = encode_field(tenant) + encode_field(spec.source)
-    buyer_rules = [(encode_field(tenant) + encode_field(kind), normalise, path) for kind, normalise, path in spec._buyer_rules]
+    buyer_rules = [(_salt_field + encode_field(tenant) + encode_field(kind), normalise, path)
+                   for kind, normalise, path in spec._buyer_rules]
     not_an_object: Row | None = None
     rows: list[Row] = []
     append = rows.append
@@ -576,6 +617,11 @@ def process_batch(spec: SourceSpec, tenant: str, events: list[Any]) -> list[Row]
         for key_prefix, normalise, path in buyer_rules:
             text = canonical_text(_read(event, path))
             if text is not None:
+                if text.startswith("#"):
+                    token = _token_key(text)
+                    if token:
+                        buyer = token
+                        break
                 identity = normalise(text)
                 if identity:
                     buyer = hash64(key_prefix + encode_field(identity)) or 1

@@ -45,7 +45,7 @@ from gateway._ingest import serve_pinduoduo_clients
 from gateway._metrics import Metrics
 from gateway._ops import BoardSettings, OpsMetrics, OpsState, serve_ops
 from gateway._packline import serve_pack_line
-from gateway._pipeline import Pipeline
+from gateway._pipeline import Pipeline, apply_buyer_salt
 from gateway._rules import RuleHolder, watch_rules, watch_sighup
 from gateway._server import ServerSettings, Services, build_app, load_or_create_token, serve_http1
 from gateway._settings import Secret, Settings, UpstreamSection
@@ -168,6 +168,7 @@ async def serve_gateway(
     metrics.rules_version.info({"digest": holder.current.digest})
     store = open_store(store_settings(settings))
     try:
+        log.info("buyer keys: %s (%s)", apply_buyer_salt(settings, store), settings.buyer_salt_path)
         pipeline = Pipeline(store, settings.pipeline, metrics, rules=lambda: holder.current)
         services = Services(
             settings=settings, store=store, pipeline=pipeline, rules=holder, metrics=metrics,

@@ -4,12 +4,17 @@
 specification ``core_ext._core_py`` and the Cython ``core_ext._core``), so every core
 test runs against both. The Cython one is skipped when it is not built, unless
 ``GATEWAY_REQUIRE_EXTENSION=1`` (CI), where a missing extension fails the run.
+
+``unsalted`` (autouse): the buyer-key salt is process-wide (a gateway started by a test
+sets its install's salt); every test ends with none, in both implementations, so no test
+sees another's keys.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -23,6 +28,16 @@ def load_extension() -> ModuleType:
         if os.environ.get("GATEWAY_REQUIRE_EXTENSION") == "1":
             pytest.fail(f"GATEWAY_REQUIRE_EXTENSION=1 but core_ext._core is not importable: {exc}")
         pytest.skip(f"core_ext._core is not built ({exc}); `pip install -e . --no-build-isolation` builds it")
+
+
+@pytest.fixture(autouse=True)
+def unsalted() -> Iterator[None]:
+    yield
+    importlib.import_module("core_ext._core_py").set_buyer_salt("")
+    try:
+        importlib.import_module("core_ext._core").set_buyer_salt("")
+    except ImportError:
+        pass
 
 
 @pytest.fixture(scope="session", params=["python", "cython"])

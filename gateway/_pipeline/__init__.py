@@ -10,11 +10,14 @@ with nothing stored.
 Parts: ``grouping`` (cross-channel pack groups of one buyer), ``step`` (planning a step,
 pure: state machine, records, outbox entries), ``step_groups`` (the pack-group records of
 a step), ``quarantine`` (re-reading quarantined raw input under the live rules),
-``committer`` (``Pipeline``: group commit with commit delay, backpressure, healing).
+``committer`` (``Pipeline``: group commit with commit delay, backpressure, healing),
+``salt`` (the install's secret salt of buyer keys, set before any key is computed).
 """
 
 from gateway._pipeline.committer import Pipeline, now_ms
 from gateway._pipeline.quarantine import ReleasePlan, plan_release
+from gateway._pipeline.salt import apply_buyer_salt
 from gateway._pipeline.step import EventResult, Outcome, plan_step
 
-__all__ = ["EventResult", "Outcome", "Pipeline", "ReleasePlan", "now_ms", "plan_release", "plan_step"]
+__all__ = ["EventResult", "Outcome", "Pipeline", "ReleasePlan", "apply_buyer_salt", "now_ms", "plan_release",
+           "plan_step"]

@@ -21,6 +21,7 @@ import core_ext
 from gateway._errors import MalformedEventError
 from gateway._model import Event
 from gateway._rules.mapping import SourceRules, parse_occurred_at
+from gateway._rules.privacy import redact_identities, redacted_paths
 
 
 def get_path(obj: Any, parts: Sequence[str]) -> Any:
@@ -51,7 +52,9 @@ def normalise_batch(
 
     Returns:
         One ``Event`` per input, in order; each keeps its decoded input as ``raw`` so the
-        event log can replay it against other rules.
+        event log can replay it against other rules, with its phone numbers and addresses
+        replaced by their keys' tokens (``gateway._rules.privacy``: in place, in
+        ``raw_events`` too).
 
     Raises:
         MalformedEventError: some events lack an id or anything to attach to an order.
@@ -68,12 +71,15 @@ def normalise_batch(
     type_paths = rules.event_type
     # Most data paths are one top-level key: read those with one dict lookup each.
     flat_paths = rules.flat_data
+    private = redacted_paths(rules.spec.buyer)  # phone numbers and addresses: only as key tokens
     data_paths = rules.nested_data
     for index, (raw, row) in enumerate(zip(raw_events, rows, strict=True)):
         fingerprint, buyer, code, event_id, order_id, raw_status = row
         if not isinstance(raw, dict):
             problems.append(f"[{index}]: not a JSON object")
             continue
+        if private:
+            redact_identities(raw, tenant, private)
         waybill = (extract(raw, waybill_paths) if waybill_paths else None) or ""
         if event_id is None:
             problems.append(f"[{index}]: no event id ({'+'.join(rules.spec.event_id)})")

@@ -12,6 +12,10 @@ Reference (all keys, defaults in brackets)::
     rules_dir = "rules"         # mapping rule files; relative to THIS file ["rules"]
     rules_poll_s = 1.0          # how often rule files are checked for edits; 0 = only SIGHUP [1.0]
     log_level = "INFO"          # DEBUG | INFO | WARNING | ERROR ["INFO"]
+    buyer_salt_file = ""        # the install's secret salt of buyer keys (phone numbers and
+                                # addresses are stored only as salted keys); created at first
+                                # start, mode 0600; back it up with the store. Relative to THIS
+                                # file; "" = <data_dir>/buyer-salt [""]
 
     [http]
     host = "127.0.0.1"          # listen address; loopback by default ["127.0.0.1"]

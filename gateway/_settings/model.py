@@ -54,6 +54,7 @@ class GatewaySection:
     rules_dir: str = "rules"
     rules_poll_s: float = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    buyer_salt_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,14 @@ class Settings:
         if self.api.token_file:
             return (self.config_dir / self.api.token_file).resolve()
         return self.data_path / "api-token"
+
+    @property
+    def buyer_salt_path(self) -> Path:
+        """The install's buyer-key salt (``gateway._pipeline.salt``): ``[gateway]
+        buyer_salt_file``, by default ``<data_dir>/buyer-salt``."""
+        if self.gateway.buyer_salt_file:
+            return (self.config_dir / self.gateway.buyer_salt_file).resolve()
+        return self.data_path / "buyer-salt"
 
     @property
     def tokens_path(self) -> Path:

@@ -710,3 +710,65 @@ def test_a_one_component_index_reads_a_list_root(core: ModuleType) -> None:
     assert core.extract([False, "x"], ["1"]) == "x"
     assert core.extract([False], ["0"]) == "false"
     assert core.extract({"0": "key"}, ["0"]) == "key"
+
+
+# --- the install's salt and key tokens ---------------------------------------------------
+
+
+@pytest.fixture
+def salted(core: ModuleType) -> Any:
+    core.set_buyer_salt("install-secret")
+    yield core
+    core.set_buyer_salt("")
+
+
+def test_a_salt_changes_every_key_and_is_pinned(salted: ModuleType) -> None:
+    """The salt is a per-install secret: the same phone keys differently, and the salted
+    form is part of the stored format like the unsalted one."""
+    assert salted.buyer_key("t1", "phone", "+86 138-0013-8000") == 13319180999874536772
+    assert salted.buyer_key("t1", "phone", "+86 138-0013-8000") != 12993719179660062347
+    salted.set_buyer_salt("")
+    assert salted.buyer_key("t1", "phone", "+86 138-0013-8000") == 12993719179660062347
+
+
+@settings(max_examples=200, deadline=None)
+@given(kind=st.sampled_from(KINDS), value=texts, salt=st.sampled_from(["", "s", "另一个"]))
+def test_salted_keys_agree_with_the_specification(core: ModuleType, kind: str, value: str, salt: str) -> None:
+    try:
+        core.set_buyer_salt(salt)
+        spec_module.set_buyer_salt(salt)
+        assert core.buyer_key("t1", kind, value) == spec_module.buyer_key("t1", kind, value)
+    finally:
+        core.set_buyer_salt("")
+        spec_module.set_buyer_salt("")
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.integers(0, 2**64 - 1), kind=st.sampled_from(KINDS), salt=st.sampled_from(["", "s"]))
+def test_a_key_token_is_the_key_it_spells(core: ModuleType, key: int, kind: str, salt: str) -> None:
+    """The event log keeps a phone number as the token of its key: reading it back, with or
+    without the salt, gives the same key, so a recorded event replays into the same buyer."""
+    try:
+        core.set_buyer_salt(salt)
+        token = core.key_token(key)
+        assert token == spec_module.key_token(key) and len(token) == 20
+        assert core.buyer_key("t1", kind, token) == (key or 1)
+        spec = core.SourceSpec(source="x", event_id=("id",), order_id=("order",), status=("status",),
+                               buyer=((kind, "buyer"),), status_map=core.StatusMap({"PAID": 1}))
+        rows = core.process_batch(spec, "t1", [{"id": "1", "order": "o", "status": "PAID", "buyer": token}])
+        assert rows[0][1] == (key or 1)
+    finally:
+        core.set_buyer_salt("")
+
+
+@pytest.mark.parametrize("text", ["#bk:00000000000000FF", "#bk:0ff", "#bk:00000000000000fg", "#bk 00000000000000ff"])
+def test_only_an_exact_token_is_a_token(core: ModuleType, text: str) -> None:
+    assert core.buyer_key("t1", "buyer_id", text) == spec_module.buyer_key("t1", "buyer_id", text)
+    assert core.buyer_key("t1", "buyer_id", text) not in (0, 255)
+
+
+def test_process_batch_salts_like_buyer_key(salted: ModuleType) -> None:
+    spec = salted.SourceSpec(source="x", event_id=("id",), order_id=("order",), status=("status",),
+                             buyer=(("phone", "tel"),), status_map=salted.StatusMap({"PAID": 1}))
+    rows = salted.process_batch(spec, "t1", [{"id": "1", "order": "o", "status": "PAID", "tel": "138 0013 8000"}])
+    assert rows[0][1] == salted.buyer_key("t1", "phone", "13800138000")
