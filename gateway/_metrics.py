@@ -76,6 +76,8 @@ class Metrics:
                                        registry=r)
         self.device_events = Gauge("gateway_device_events", "Scans, labels or weights of a device since start",
                                    device_labels, registry=r)
+        self.verdicts = Counter("gateway_verdicts", "Pack-station verdicts shown, by station and verdict",
+                                ["station", "verdict"], registry=r)
         self.store_writable = Gauge("gateway_store_writable",
                                     "1 while the store accepts writes, 0 after a failed write until it heals",
                                     registry=r)

@@ -240,6 +240,8 @@ class PackLine(LineScans, LineWatches):
             if outcome is not None:
                 runner.last = outcome.view(now_ms())
                 self._publish(runner)
+                if self.metrics is not None:
+                    self.metrics.verdicts.labels(runner.name, outcome.verdict.value).inc()
 
 
 __all__ = ["PackLine", "StationRunner"]

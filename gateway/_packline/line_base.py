@@ -21,6 +21,7 @@ from devices.nvr import NvrClient
 from devices.printer import ZplPrinter
 from devices.scan import Scan
 from devices.supervisor import DeviceRegistry
+from gateway._metrics import Metrics
 from gateway._model import OrderState, Status
 from gateway._packline.bill import build_bill
 from gateway._packline.catalog import load_catalog, load_stock
@@ -133,8 +134,10 @@ class LineBase:
     def __init__(self, config: PackLineSection, stations: Mapping[str, tuple[str, int]], store: Store,
                  pipeline: Pipeline, rules: Callable[[], RuleSet], display: StationDisplay, registry: DeviceRegistry,
                  printers: Mapping[str, ZplPrinter | None], nvrs: Mapping[str, NvrClient], evidence_dir: Any,
-                 scales: Mapping[str, StationScale] | None = None, stock_reader: StockReader | None = None) -> None:
+                 scales: Mapping[str, StationScale] | None = None, stock_reader: StockReader | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics
         self.stock_reader = stock_reader
         self.scales: Mapping[str, StationScale] = scales or {}
         self.store = store

@@ -49,7 +49,7 @@ async def serve_pack_line(settings: Settings, registry: DeviceRegistry, store: S
     line = PackLine(settings.packline, {name: (config.nvr, config.nvr_channel)
                                         for name, config in settings.stations.items()},
                     store, pipeline, rules, display, registry, printers, nvrs, settings.data_path / "evidence",
-                    scales, stock_reader)
+                    scales, stock_reader, metrics)
     pipeline.add_listener(line.on_commit)
     wake = AlertWake()
     pipeline.add_listener(alert_listener(wake))

@@ -57,6 +57,11 @@ async def test_a_missing_gift_box_is_caught_at_close_and_the_label_prints_only_w
         assert {"label_printed", "evidence"} <= decisions
         stock = store.get_record("t1", "stock", "GIFTBOX-1")
         assert stock["quantity"] == 19  # the gift box left the shelf
+        metrics = (await line.client.get("/metrics", headers=line.auth)).text
+        # verdicts shown: the gift box's scan closed the parcel, so it showed CLOSED, not OK
+        for verdict, count in (("OK", 2), ("EXTRA", 1), ("MISSING", 1), ("CLOSED", 1), ("NOT_SIGNED_IN", 1)):
+            assert f'gateway_verdicts_total{{station="A1",verdict="{verdict}"}} {count}.0' in metrics, verdict
+        assert 'gateway_device_up{device="fixed-mount-1",kind="scanner",station="A1"} 1.0' in metrics
 
     await run_line(tmp_path, body)
 
