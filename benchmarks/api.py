@@ -18,8 +18,9 @@ sizes (the seed is deterministic).
 keyword ``礼盒``: the buyer's orders of the last 30 days with components, status words and
 evidence, exactly what ``GET /api/v1/tenants/{t}/buyers/lookup`` answers before JSON encoding.
 Baseline in the same run, for the same buyers: a **raw RocksDB read of the same keys**
-(rocksdict, no decoding): the buyer-index prefix scan, then a ``get`` of each order and of
-its parcel, plan, session and evidence keys -- what any code must read to answer.
+(rocksdict, no decoding): the buyer-index prefix scan, the stations' records, the products
+once, then a ``get`` of each order and of its parcel, plan, session and evidence keys --
+what any code must read to answer.
 
 **Packing proof**: ``proof_data`` of one order of a quarter of those buyers (its audit stamp
 comes from the per-order audit index).
@@ -166,6 +167,12 @@ def raw_read(store: Store, phone_key: int, since_ms: int) -> int:
     options.set_iterate_upper_bound(stop)
     order_ids = [key[len(prefix) + 16:] for key, _ in cfs["idx_buyer"].items(from_key=start, read_opt=options)]
     packline = cfs["packline"]
+    station = record_prefix("station", "")
+    stations = ReadOptions()
+    stations.set_iterate_upper_bound(station[:-1] + b"\x01")
+    total += sum(len(v) for _, v in packline.items(from_key=station, read_opt=stations))
+    for sku in PRODUCTS:  # each product once per lookup, as the lookup reads them
+        total += len(packline.get(record_prefix("product", TENANT) + sku.sku.encode()) or b"")
     for order_id in order_ids:
         total += len(cfs["orders"].get(prefix + order_id) or b"")
         for kind in ("parcel", "plan"):

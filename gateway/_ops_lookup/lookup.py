@@ -34,6 +34,7 @@ from gateway._ops_lookup.records import open_session_ids, read_pack_records
 from gateway._ops_lookup.texts import mask_phone, status_words
 from gateway._ops_lookup.values import BuyerLookup, MatchedBy, OrderView
 from gateway._packline.station import order_candidates
+from gateway._packline.values import Product
 from gateway._store import Store
 
 WINDOW_DAYS = 30
@@ -109,7 +110,9 @@ def find_buyer(store: Store, tenant: str, *, phone: str | None = None, order_id:
         notes.append((f"近 {window_days} 天没有该买家的订单", f"no orders of this buyer in the last {window_days} days"))
     newest = sorted(found.values(), key=lambda item: (item[0], item[1].order_id), reverse=True)[:MAX_ORDERS]
     open_sessions = open_session_ids(store, tenant) if newest else []
-    views = tuple(order_view(store, tenant, order, seen_ms, open_sessions, keyword) for seen_ms, order in newest)
+    products: dict[str, Product | None] = {}
+    views = tuple(order_view(store, tenant, order, seen_ms, open_sessions, keyword, products)
+                  for seen_ms, order in newest)
     shown = mask_phone(value) if matched_by == "phone" else value
     matched: MatchedBy = matched_by  # type: ignore[assignment]  # one of the four names above
     return BuyerLookup(tenant, matched, shown, tuple(str(k) for k in dict.fromkeys(keys)), since, now, views,
@@ -149,14 +152,15 @@ def _buyer_orders(store: Store, tenant: str, keys: list[int], since_ms: int
 
 
 def order_view(store: Store, tenant: str, order: OrderState, seen_ms: int, open_sessions: list[str],
-                keyword: str) -> OrderView:
+                keyword: str, products: dict[str, Product | None] | None = None) -> OrderView:
     """One order with its components and sessions (``seen_ms``: its buyer-index time).
 
     Args:
         open_sessions: ``records.open_session_ids`` of the tenant, read once per lookup.
         keyword: marks matching components (``""``: none).
+        products: products read so far in this lookup (``read_pack_records``).
     """
-    records = read_pack_records(store, tenant, order, open_sessions)
+    records = read_pack_records(store, tenant, order, open_sessions, products)
     components, sessions = order_components(order, records, keyword)
     channel, _, platform_id = order.order_id.partition("|")
     waybills = [order.waybill, str((records.parcel or {}).get("waybill") or ""),

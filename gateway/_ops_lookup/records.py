@@ -67,11 +67,14 @@ def open_session_ids(store: Store, tenant: str) -> list[str]:
             if record.get("tenant") == tenant and record.get("session_id")]
 
 
-def read_pack_records(store: Store, tenant: str, order: OrderState, open_sessions: Iterable[str] = ()) -> PackRecords:
+def read_pack_records(store: Store, tenant: str, order: OrderState, open_sessions: Iterable[str] = (),
+                      products: dict[str, Product | None] | None = None) -> PackRecords:
     """Everything the pack line stored about ``order`` (see the module docstring).
 
     Args:
         open_sessions: ids from ``open_session_ids`` (read once per lookup, not per order).
+        products: the products read so far in this lookup (a buyer's orders share their SKUs:
+            each is read once per lookup); updated.
     """
     order_id = order.order_id
     group_id = order.pack_group or order_id
@@ -91,11 +94,14 @@ def read_pack_records(store: Store, tenant: str, order: OrderState, open_session
                         and store.get_record(tenant, PENDING, session_id) is not None)
     ordered = tuple(sorted(sessions.values(), key=lambda s: (int(s.get("opened_at_ms", 0)), s["session_id"])))
     return PackRecords(group_id, ordered, parcel, plan, evidence, pending,
-                       read_products(store, tenant, _skus(order, ordered, plan)))
+                       read_products(store, tenant, _skus(order, ordered, plan), products))
 
 
-def read_products(store: Store, tenant: str, skus: Iterable[str]) -> dict[str, Product]:
-    """The catalog products of ``skus`` and, for kits, of their parts (point gets only)."""
+def read_products(store: Store, tenant: str, skus: Iterable[str],
+                  cache: dict[str, Product | None] | None = None) -> dict[str, Product]:
+    """The catalog products of ``skus`` and, for kits, of their parts (point gets only; each
+    SKU once per ``cache``, which remembers the misses too)."""
+    known: dict[str, Product | None] = {} if cache is None else cache
     found: dict[str, Product] = {}
     wanted = list(dict.fromkeys(skus))
     for _ in range(_KIT_DEPTH + 1):
@@ -103,9 +109,13 @@ def read_products(store: Store, tenant: str, skus: Iterable[str]) -> dict[str, P
         for sku in wanted:
             if sku in found or not sku:
                 continue
-            record = store.get_record(tenant, "product", sku)
-            if record is not None:
-                product = found[sku] = Product.from_dict(record)
+            if sku in known:
+                product = known[sku]
+            else:
+                record = store.get_record(tenant, "product", sku)
+                product = known[sku] = Product.from_dict(record) if record is not None else None
+            if product is not None:
+                found[sku] = product
                 parts.extend(part.sku for part in product.parts)
         if not parts:
             break
