@@ -113,6 +113,9 @@ class Event:
         detail: facts about the event that are not order fields (a pack scan's verdict,
             barcode, session): kept in the event log, the audit record and the upstream
             entry (``detail``), never merged into the order's ``data``.
+        buyer_aliases: keys of the event's OTHER identities of the kinds an agent searches
+            by (a Tmall nick beside the open uid, a phone beside a device id): indexed so
+            the after-sales lookup finds the order by them; never used for grouping.
 
     A value: nothing changes an ``Event`` once built (a release is a
     ``dataclasses.replace`` copy). It is not declared ``frozen`` only because a frozen
@@ -138,6 +141,7 @@ class Event:
     release_of: int = 0
     actor: str = ""
     detail: dict[str, Any] | None = None
+    buyer_aliases: tuple[int, ...] = ()
 
     @property
     def status(self) -> Status | None:

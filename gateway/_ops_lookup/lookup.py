@@ -7,7 +7,8 @@ an index read or a point get (``gateway._store.base`` names the keyspaces)::
     phone    buyer_key(T, "phone", phone) and buyer_key(T, "phone_hash", phone)
              (the pipeline's own keys: digits normalised, "+86"/"0086" dropped)   idx_buyer range
     nick     buyer_key(T, "buyer_id", nick): the Tmall rules map content.buyer_nick
-             (after buyer_open_uid) to the buyer_id kind                          idx_buyer range
+             (after buyer_open_uid) to the buyer_id kind; an identity that is not
+             the order's buyer key is indexed as an alias (Event.buyer_aliases)  idx_buyer range
     order_id the order (``channel|id``, or the bare platform id tried per channel) orders get
     waybill  idx_waybill -> the order                                             idx_waybill get
     then     the order's buyer key -> idx_buyer range of the last 30 days

@@ -294,6 +294,8 @@ def plan_step(
             order.buyer_key = event.buyer_key
             write.buyer_index.append((tenant, event.buyer_key, order.created_at_ms, order_id))
             buyers_here.setdefault((tenant, event.buyer_key), []).append((order.created_at_ms, order_id))
+        if event.buyer_aliases and (new_buyer or order.seq == 0):  # for the lookup only: never grouped
+            write.buyer_index.extend((tenant, alias, order.created_at_ms, order_id) for alias in event.buyer_aliases)
         if version is not None:
             applied = order.source_version.get(event.source)
             if applied is None or version > applied:

@@ -21,7 +21,7 @@ import core_ext
 from gateway._errors import MalformedEventError
 from gateway._model import Event
 from gateway._rules.mapping import SourceRules, parse_occurred_at
-from gateway._rules.privacy import redact_identities, redacted_paths
+from gateway._rules.privacy import alias_keys, alias_paths, redact_identities, redacted_paths
 
 
 def get_path(obj: Any, parts: Sequence[str]) -> Any:
@@ -72,6 +72,7 @@ def normalise_batch(
     # Most data paths are one top-level key: read those with one dict lookup each.
     flat_paths = rules.flat_data
     private = redacted_paths(rules.spec.buyer)  # phone numbers and addresses: only as key tokens
+    aliases = alias_paths(rules.spec.buyer)  # the other identities an agent may search by
     data_paths = rules.nested_data
     for index, (raw, row) in enumerate(zip(raw_events, rows, strict=True)):
         fingerprint, buyer, code, event_id, order_id, raw_status = row
@@ -116,6 +117,7 @@ def normalise_batch(
                 data=data,
                 rule=rules.rule_ref(raw_status),
                 raw=raw,
+                buyer_aliases=alias_keys(raw, tenant, aliases, buyer) if aliases else (),
             )
         )
     if problems:

@@ -26,6 +26,9 @@ import core_ext
 
 #: The identity kinds whose values never reach the event log in clear.
 REDACTED_KINDS = frozenset({"phone", "address"})
+#: The identity kinds an agent looks a buyer up by (``gateway._ops_lookup``): each one an
+#: event names is indexed, not only the first (``alias_keys``).
+SEARCHED_KINDS = frozenset({"phone", "buyer_id"})
 
 
 @functools.lru_cache(maxsize=256)
@@ -33,6 +36,26 @@ def redacted_paths(buyer: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple
     """``(kind, steps)`` of the buyer paths to redact (``SourceSpec.buyer``), parsed once."""
     return tuple((kind, tuple(path.removesuffix("?").split("."))) for kind, path in buyer
                  if kind in REDACTED_KINDS and not path.startswith("="))
+
+
+@functools.lru_cache(maxsize=256)
+def alias_paths(buyer: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``(kind, (path,))`` of the searched kinds, when the rules name more than one identity
+    (with one, the buyer key is the only key)."""
+    if len(buyer) < 2:
+        return ()
+    return tuple((kind, (path,)) for kind, path in buyer if kind in SEARCHED_KINDS and not path.startswith("="))
+
+
+def alias_keys(raw: Any, tenant: str, paths: Sequence[tuple[str, tuple[str, ...]]], buyer: int) -> tuple[int, ...]:
+    """The keys of ``raw``'s searched identities other than ``buyer`` (read after redaction:
+    a token reads as its own key)."""
+    keys: list[int] = []
+    for kind, path in paths:
+        key = core_ext.buyer_key(tenant, kind, core_ext.extract(raw, path))
+        if key and key != buyer and key not in keys:
+            keys.append(key)
+    return tuple(keys)
 
 
 def redact_identities(raw: Any, tenant: str, paths: Sequence[tuple[str, tuple[str, ...]]]) -> int:
@@ -71,4 +94,4 @@ def _set(node: Any, step: str, value: str) -> None:
         node[int(step)] = value
 
 
-__all__ = ["REDACTED_KINDS", "redact_identities", "redacted_paths"]
+__all__ = ["REDACTED_KINDS", "SEARCHED_KINDS", "alias_keys", "alias_paths", "redact_identities", "redacted_paths"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import core_ext
 from gateway._ops_lookup import LookupInputError, find_buyer
 from gateway._pipeline import plan_step
 from gateway._rules import load_rules, normalise_batch
@@ -57,10 +58,12 @@ def test_a_nick_finds_tmall_orders_through_the_buyer_id_identity(store, rules):
     found = find_buyer(store, "t1", nick=" 小明的店铺买家 ", now_ms=NOW)
     assert [o.order_id for o in found.orders] == ["tmall|5001", "tmall|5002"]
     assert found.orders[0].amounts == {"amount": 59.0} and found.matched_by == "nick"
-    # With buyer_open_uid the rules key the order by it (first identity present): the nick finds nothing.
+    # With buyer_open_uid the rules key the order by it (the first identity present); the nick is
+    # indexed too (an alias, for the lookup only), so the agent still finds it by the nick.
     feed(store, rules, "tmall", tmall(3, 5003, "另一个买家", open_uid="AAEx-open-uid"), NOW - DAY)
-    assert find_buyer(store, "t1", nick="另一个买家", now_ms=NOW).orders == ()
+    assert [o.order_id for o in find_buyer(store, "t1", nick="另一个买家", now_ms=NOW).orders] == ["tmall|5003"]
     assert [o.order_id for o in find_buyer(store, "t1", nick="AAEx-open-uid", now_ms=NOW).orders] == ["tmall|5003"]
+    assert store.get_order("t1", "tmall|5003").buyer_key == core_ext.buyer_key("t1", "buyer_id", "AAEx-open-uid")
 
 
 def test_one_hop_joins_orders_the_sources_keyed_by_another_identity(store, rules):
