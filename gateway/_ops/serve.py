@@ -133,6 +133,13 @@ class OpsState:
         known = self.reports.get(tenant)
         if known is not None and (self.serving or self.clock() - known.computed_at_ms < self.oci.interval_s * 1000):
             return known
+        lock = self._locks.setdefault(tenant, trio.Lock())
+        if lock.locked():  # a computation is under way (serve_ops's first round): its result is the answer
+            async with lock:
+                pass
+            known = self.reports.get(tenant)
+            if known is not None:
+                return known
         return await self.refresh(tenant)
 
     async def refresh(self, tenant: str) -> TenantReport:
@@ -148,12 +155,12 @@ class OpsState:
                 limiter=self.limiter)
             if not report.oci.orders:  # a tenant without orders (or a name a client made up): nothing to keep
                 return report
-            self.reports[tenant] = report
             ids = await trio.to_thread.run_sync(trend_ids, self.store, tenant)
             await self.commit(trend_write(report.oci, self.oci, ids))
             if self.metrics is not None:
                 acks = await trio.to_thread.run_sync(read_acks, self.store, tenant)
                 self.metrics.observe(report.oci, report.board, acks, report.cost_s)
+            self.reports[tenant] = report  # served only once its trend point is stored and its gauges set
             return report
 
     async def acknowledge(self, tenant: str, anomaly_id: str, by: str) -> tuple[Anomaly, dict[str, Any]] | None:
