@@ -186,6 +186,7 @@ async def serve_gateway(
                 binds = await serving.start(_serve_http, services, shutdown)
                 services.bound = list(binds)
                 log.info("listening on %s; API token in %s", ", ".join(binds), settings.token_path)
+                log.info("operators' dashboard: %s/dashboard (sign in with the API token)", binds[0])
                 upstream = _upstream_settings(settings, binds[0])
                 forwarder = open_forwarder(store, upstream, settings.gateway.id, metrics)
                 services.forwarder = forwarder

@@ -8,7 +8,7 @@ own 404)::
     POST /api/v1/rules/reload                       supervisor  reload rule files now (``*`` only:
                                                                 every tenant's rules)
     GET  /api/v1/tenants/{tenant}/orders/{order_id} viewer      order + its audit trail
-    GET  /api/v1/tenants/{tenant}/quarantine        viewer      quarantined events
+    GET  /api/v1/tenants/{tenant}/quarantine?cursor=C&limit=N   viewer   quarantined events
     POST /api/v1/tenants/{tenant}/quarantine/release  supervisor  {"ids": [...]} | {"all": true}:
                                                                 re-read under the live rules
     GET  /api/v1/tenants/{tenant}/events?after=N&limit=M   viewer   the event log
@@ -28,12 +28,19 @@ own 404)::
     GET  /api/v1/tokens                             admin, ``*``  the tokens (never a secret)
     POST /api/v1/tokens  {"name", "tenant", "role"} admin, ``*``  201 with the secret, shown once
     DELETE /api/v1/tokens/{name}                    admin, ``*``  revoke (refused within a second)
+
+Lists page by cursor (``gateway._ops.paging``): the quarantine, the event log and the dead
+letters answer ``next_cursor`` (``null`` on the last page), passed back as ``cursor``; one not
+handed out is a 400 ``bad_cursor``. The event log and the dead letters also answer
+``next_after`` for clients that page with ``after=N`` (the CLI). ``limit`` is clamped to
+1..10,000 (default 100).
 """
 
 from __future__ import annotations
 
 import logging
 from itertools import islice
+from typing import Any
 
 import orjson
 import trio
@@ -42,8 +49,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway._errors import BackpressureError, GatewayError, StoreError
+from gateway._ops.paging import encode_cursor
 from gateway._pipeline import now_ms, plan_release
-from gateway._server.http import Protect, ids_or_all, int_param, json_response, read_body, request_token
+from gateway._server.http import (
+    Protect,
+    cursor_param,
+    ids_or_all,
+    int_param,
+    json_response,
+    page_limit,
+    read_body,
+    request_token,
+)
 from gateway._server.services import Services
 from gateway._server.tokens import (
     ALL_TENANTS,
@@ -87,9 +104,14 @@ def api_routes(services: Services, protected: Protect) -> list[Route]:
 
     async def quarantine(request: Request) -> Response:
         tenant = request.path_params["tenant"]
-        limit = int_param(request, "limit", 100)
-        items = list(islice(services.store.iter_quarantine(tenant), limit))
-        return json_response({"count": services.store.quarantine_count(tenant), "items": items})
+        limit = page_limit(request, 100)
+        cursor = cursor_param(request, "quarantine", (int,))
+        if isinstance(cursor, Response):
+            return cursor
+        after = int(cursor[0]) if cursor else 0
+        items = list(islice((q for q in services.store.iter_quarantine(tenant) if q["seq"] > after), limit + 1))
+        return json_response({"count": services.store.quarantine_count(tenant), "items": items[:limit],
+                              "next_cursor": _next_cursor("quarantine", items, limit, "seq")})
 
     async def quarantine_release(request: Request) -> Response:
         tenant = request.path_params["tenant"]
@@ -113,9 +135,13 @@ def api_routes(services: Services, protected: Protect) -> list[Route]:
 
     async def events(request: Request) -> Response:
         tenant = request.path_params["tenant"]
-        after = int_param(request, "after", 0)
-        limit = int_param(request, "limit", 100)
-        return json_response({"items": list(islice(services.store.iter_events(tenant, after), limit))})
+        limit = page_limit(request, 100)
+        cursor = cursor_param(request, "events", (int,))
+        if isinstance(cursor, Response):
+            return cursor
+        after = int(cursor[0]) if cursor else int_param(request, "after", 0)
+        items = list(islice(services.store.iter_events(tenant, after), limit + 1))
+        return json_response({"items": items[:limit], **_next_page("events", items, limit, "seq")})
 
     async def audit_verify(request: Request) -> Response:
         result = services.store.verify_audit_chain(request.path_params["tenant"])
@@ -136,20 +162,27 @@ def api_routes(services: Services, protected: Protect) -> list[Route]:
         return json_response(services.outbox_report())
 
     async def outbox_dead(request: Request) -> Response:
-        after = int_param(request, "after", 0)
-        limit = int_param(request, "limit", 100)
+        limit = page_limit(request, 100)
+        cursor = cursor_param(request, "dead", (int,))
+        if isinstance(cursor, Response):
+            return cursor
+        after = int(cursor[0]) if cursor else int_param(request, "after", 0)
         token = request_token(request)
         tenant = request.query_params.get("tenant")
         if token.tenant != ALL_TENANTS:  # its own letters only, and their count
-            if tenant and tenant != token.tenant:
-                return json_response({"count": 0, "items": []})  # as for a tenant without dead letters
+            if tenant and tenant != token.tenant:  # as for a tenant without dead letters
+                return json_response({"count": 0, "items": [], "next_cursor": None, "next_after": None})
             mine = await trio.to_thread.run_sync(lambda: [
                 d for d in services.store.iter_dead() if d.get("event", {}).get("tenant") == token.tenant])
-            return json_response({"count": len(mine), "items": [d for d in mine if d["outbox_seq"] > after][:limit]})
+            page = [d for d in mine if d["outbox_seq"] > after][:limit + 1]
+            return json_response({"count": len(mine), "items": page[:limit],
+                                  **_next_page("dead", page, limit, "outbox_seq")})
         letters = services.store.iter_dead(after)
         if tenant:
             letters = (d for d in letters if d.get("event", {}).get("tenant") == tenant)
-        return json_response({"count": services.store.dead_count(), "items": list(islice(letters, limit))})
+        page = list(islice(letters, limit + 1))
+        return json_response({"count": services.store.dead_count(), "items": page[:limit],
+                              **_next_page("dead", page, limit, "outbox_seq")})
 
     async def outbox_requeue(request: Request) -> Response:
         ids = await ids_or_all(request)
@@ -235,6 +268,19 @@ def api_routes(services: Services, protected: Protect) -> list[Route]:
         Route("/api/v1/tokens", protected(token_create, "admin"), methods=["POST"]),
         Route("/api/v1/tokens/{name}", protected(token_revoke, "admin"), methods=["DELETE"]),
     ]
+
+
+def _next_cursor(kind: str, fetched: list[dict[str, Any]], limit: int, field: str) -> str | None:
+    """The cursor after the page ``fetched[:limit]`` (``fetched`` has one item more when
+    the list goes on), or ``None`` on the last page."""
+    return encode_cursor(kind, (fetched[limit - 1][field],)) if len(fetched) > limit else None
+
+
+def _next_page(kind: str, fetched: list[dict[str, Any]], limit: int, field: str) -> dict[str, Any]:
+    """``next_cursor`` and, for the clients that page with ``after=N``, ``next_after``."""
+    more = len(fetched) > limit
+    return {"next_cursor": _next_cursor(kind, fetched, limit, field),
+            "next_after": fetched[limit - 1][field] if more else None}
 
 
 __all__ = ["api_routes"]

@@ -13,6 +13,8 @@ Routes::
     POST /webhooks/erp/{tenant}/catalog             the ERP's product and stock updates (signed)
     GET  /stations, /stations/{name}[/events|/view] gateway._server.station_page (no token: the
                                                    pack line's screens)
+    GET  /dashboard, /dashboard/_static/{file}     gateway._server.dashboard (no token: the page;
+                                                   its data calls carry one)
     extra routes the daemon adds                   e.g. the demo's /demo/upstream
 
 The local API wants ``Authorization: Bearer <token>``: the admin token (``[api] token_file``,
@@ -31,6 +33,7 @@ import time
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -38,9 +41,11 @@ from starlette.routing import BaseRoute
 from gateway._errors import BackpressureError, StoreError
 from gateway._server.api import api_routes
 from gateway._server.catalog_api import catalog_routes
+from gateway._server.dashboard import dashboard_routes
 from gateway._server.health import metrics_routes, probe_routes
-from gateway._server.http import AuditHook, json_response, token_guard
+from gateway._server.http import AuditHook, http_error_json, json_response, token_guard
 from gateway._server.lookup_api import lookup_routes
+from gateway._server.openapi import openapi_routes
 from gateway._server.ops_api import ops_routes
 from gateway._server.packline_api import packline_routes
 from gateway._server.services import Services
@@ -67,6 +72,8 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
         *packline_routes(services, protected),
         *ops_routes(services, protected),
         *station_routes(services.display, lambda: list(services.settings.stations)),
+        *dashboard_routes(),
+        *openapi_routes(),
         *extra_routes,
     ]
 
@@ -74,7 +81,7 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
         log.warning("%s %s: store unavailable: %s", request.method, request.url.path, exc)
         return json_response({"error": f"store unavailable: {exc}"}, 503, {"Retry-After": "5"})
 
-    return Starlette(routes=routes, exception_handlers={StoreError: store_unavailable})
+    return Starlette(routes=routes, exception_handlers={StoreError: store_unavailable, HTTPException: http_error_json})
 
 
 def audit_to_store(services: Services) -> AuditHook:

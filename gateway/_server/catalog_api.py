@@ -7,8 +7,10 @@ Routes (an import needs the role ``supervisor``, a read ``viewer``; another tena
          body = the catalog file (CSV or JSON, ``gateway._packline.catalog``); 422 with every
          problem (``errors``: file, row, column, message, message_en) when it is refused;
          200 with counts when it is stored (or, with ``dry_run``, would be)
-    GET  /api/v1/tenants/{tenant}/catalog?sku=S | ?barcode=B | ?after=SKU&limit=N   (token)
-         one product (404 when none), or the products in SKU order, ``next`` to page on
+    GET  /api/v1/tenants/{tenant}/catalog?sku=S | ?barcode=B | ?cursor=C&limit=N   (token)
+         one product (404 when none), or the products in SKU order: ``next_cursor`` to
+         pass back as ``cursor`` (``null`` on the last page); the older ``after=SKU`` with
+         ``next`` (the last SKU) works too; ``limit`` 1..10,000 (1,000)
     GET  /api/v1/tenants/{tenant}/stock                                          (token)
          every gift stock level with ``age_s`` (how old the ERP's figure is)
     POST /webhooks/erp/{tenant}/catalog     signed like ``/webhooks/erp/{tenant}``
@@ -40,6 +42,7 @@ from starlette.routing import Route
 from gateway._addresses import parse_networks
 from gateway._errors import BackpressureError, IngestError, MalformedEventError, PayloadTooLargeError
 from gateway._ingest import ADAPTERS
+from gateway._ops.paging import encode_cursor
 from gateway._packline.catalog import (
     CatalogFormat,
     CatalogImportError,
@@ -58,7 +61,7 @@ from gateway._packline.catalog import (
 )
 from gateway._packline.values import Catalog, Product, StockLevel
 from gateway._pipeline import now_ms
-from gateway._server.http import Protect, int_param, json_response, read_body
+from gateway._server.http import Protect, cursor_param, json_response, page_limit, read_body
 from gateway._server.services import Services
 from gateway._server.webhooks import _headers, _raw_request
 from gateway._settings import TENANT_NAME
@@ -149,13 +152,17 @@ def catalog_routes(services: Services, protected: Protect) -> list[Route]:
             if product is None:
                 return json_response({"error": f"no product with barcode {barcode!r}"}, 404)
             return json_response({"product": product_to_json(product)})
-        after = request.query_params.get("after", "")
-        limit = max(1, min(int_param(request, "limit", 1000), 10_000))
+        cursor = cursor_param(request, "catalog", (str,))
+        if isinstance(cursor, Response):
+            return cursor
+        after = str(cursor[0]) if cursor else request.query_params.get("after", "")
+        limit = page_limit(request, 1000)
         page = sorted((p for p in catalog if p.sku > after), key=lambda p: p.sku)
         more = len(page) > limit
         page = page[:limit]
         return json_response({"count": len(catalog), "products": [product_to_json(p) for p in page],
-                              "next": page[-1].sku if more else None})
+                              "next": page[-1].sku if more else None,
+                              "next_cursor": encode_cursor("catalog", (page[-1].sku,)) if more else None})
 
     async def show_stock(request: Request) -> Response:
         levels = await trio.to_thread.run_sync(load_stock, store, request.path_params["tenant"])

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway._errors import MalformedEventError, PayloadTooLargeError
+from gateway._ops.paging import CursorError, Key, decode_cursor
 from gateway._server.tokens import ADMIN_NAME, ALL_TENANTS, ROLES, ApiToken, Role, TokenRegistry
 from gateway._settings import TENANT_NAME
 
@@ -45,6 +46,25 @@ def error_response(status: int, code: str, message: str, message_zh: str = "",
     body: dict[str, Any] = {"error": message, "code": code, **({"message_zh": message_zh} if message_zh else {}),
                             **extra}
     return json_response(body, status, headers)
+
+
+async def http_error_json(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (404: no route matches, 405: the path has no such method) in
+    the API's error shape instead of its plain-text ``Not Found``; ``Allow`` is kept.
+
+    For ``Starlette(exception_handlers={HTTPException: http_error_json})``."""
+    status = getattr(exc, "status_code", 500)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 404:
+        message = f"no route {request.url.path!r}: GET /api/v1/openapi.json lists every route"
+        zh = "没有这个地址；GET /api/v1/openapi.json 列出全部接口"
+    elif status == 405:
+        allowed = next((v for k, v in headers.items() if k.lower() == "allow"), "another method")
+        message = f"{request.method} is not allowed here: use {allowed}"
+        zh = f"此地址不支持 {request.method}"
+    else:
+        message, zh = str(getattr(exc, "detail", "") or "refused"), ""
+    return error_response(status, ERROR_CODES.get(status, "error"), message, zh, headers)
 
 
 async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
@@ -177,10 +197,33 @@ async def ids_or_all(request: Request) -> list[int] | None | Response:
 
 
 def int_param(request: Request, name: str, default: int) -> int:
-    """A non-negative integer query parameter, ``default`` when absent or not a number."""
+    """A non-negative integer query parameter, ``default`` when absent or not a number
+    (ASCII digits only, at most 18 of them: ``"²"`` or a 5,000-digit number is no number)."""
     value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() else default
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else default
 
 
-__all__ = ["AuditHook", "Handler", "Protect", "bearer_guard", "ids_or_all", "int_param", "json_response", "read_body",
-           "request_token", "token_guard"]
+#: The most items one page of a list may hold, whatever ``limit`` asks.
+MAX_PAGE_ITEMS = 10_000
+
+
+def page_limit(request: Request, default: int, high: int = MAX_PAGE_ITEMS) -> int:
+    """The ``limit`` query parameter clamped to ``1..high`` (``default`` when absent)."""
+    return max(1, min(int_param(request, "limit", default), high))
+
+
+def cursor_param(request: Request, kind: str, shape: tuple[type, ...]) -> Key | None | Response:
+    """The position the ``cursor`` query parameter names in the list ``kind``
+    (``gateway._ops.paging``), ``None`` without one, or the 400 ``bad_cursor`` answer."""
+    text = request.query_params.get("cursor") or None
+    if text is None:
+        return None
+    try:
+        return decode_cursor(text, kind, shape)
+    except CursorError as exc:
+        return error_response(400, "bad_cursor", f"{exc}: start again from the first page (no cursor)",
+                              "cursor 无效：请从第一页重新开始（不带 cursor）")
+
+
+__all__ = ["MAX_PAGE_ITEMS", "AuditHook", "Handler", "Protect", "bearer_guard", "cursor_param", "http_error_json",
+           "ids_or_all", "int_param", "json_response", "page_limit", "read_body", "request_token", "token_guard"]

@@ -60,7 +60,7 @@ def lookup_routes(services: Services, protected: Protect) -> list[Route]:
             return _error("bad_query", 400, f"参数过长（最多 {MAX_PARAM_CHARS} 个字符）",
                           f"a parameter is too long (at most {MAX_PARAM_CHARS} characters)")
         days_text = params["days"] or "30"
-        if not days_text.isdigit() or not 1 <= int(days_text) <= MAX_DAYS:
+        if not (days_text.isascii() and days_text.isdigit()) or not 1 <= int(days_text) <= MAX_DAYS:  # not "²"
             return _error("bad_query", 400, f"days 应为 1 到 {MAX_DAYS} 的整数",
                           f"days must be a whole number from 1 to {MAX_DAYS}")
         try:

@@ -7,15 +7,20 @@ shows sessions of every tenant, so it needs a token of tenant ``*``; another ten
     GET  /api/v1/stations                                  each station: operator, open session,
                                                            label state, last verdict
     GET  /api/v1/tenants/{tenant}/sessions/{session_id}    a session: bill, timeline, state
-    GET  /api/v1/tenants/{tenant}/labels?state=S           label jobs (``uncertain`` ones wait for
-                                                           a person), newest first
+    GET  /api/v1/tenants/{tenant}/labels?state=S&cursor=C&limit=N   label jobs (``uncertain``
+                                                           ones wait for a person), newest first
     POST /api/v1/tenants/{tenant}/labels/{job_id}/decide   {"decision": "printed" | "reprint" |
                                                            "cancel", "by": "<who>"}: audited
     GET  /api/v1/tenants/{tenant}/evidence/{order_id}      the clip reference of every
                                                            session that packed the order, with
                                                            each scan's offset into the clip
     GET  /api/v1/tenants/{tenant}/packline/{kind}          the watch lists: ``intercept``,
-                                                           ``hold``, ``parcel``, ``alert``
+                                                           ``hold``, ``parcel``, ``alert``,
+                                                           ``plan`` (``?cursor=C&limit=N``, 500)
+
+Lists page by cursor (``gateway._ops.paging``): ``next_cursor`` is ``null`` on the last page;
+pass it back as ``cursor``; one not handed out is a 400 ``bad_cursor``. ``limit`` is clamped
+to 1..10,000.
 
 A decision needs ``by`` (the person, recorded in the order's audit trail as ``api:<by>``; the
 token's name is in the gateway's audit chain, ``token:<name>``);
@@ -25,6 +30,7 @@ without the pack line running (no ``[stations.*]``) the station routes answer 40
 from __future__ import annotations
 
 from itertools import islice
+from typing import Any
 
 import orjson
 import trio
@@ -33,7 +39,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway._errors import BackpressureError
-from gateway._server.http import Protect, int_param, json_response, read_body
+from gateway._ops.paging import Key, Page, encode_cursor, page_of
+from gateway._server.http import Protect, cursor_param, json_response, page_limit, read_body
 from gateway._server.services import Services
 
 #: The 404 of an order without evidence (and of another tenant's order).
@@ -61,14 +68,20 @@ def packline_routes(services: Services, protected: Protect) -> list[Route]:
     async def labels(request: Request) -> Response:
         tenant = request.path_params["tenant"]
         wanted = request.query_params.get("state", "")
-        limit = int_param(request, "limit", 100)
+        limit = page_limit(request, 100)
+        after = cursor_param(request, "labels", (int, str))
+        if isinstance(after, Response):
+            return after
 
-        def read() -> list[dict[str, object]]:
-            jobs = [job for _, _, job in store.iter_records("print", tenant) if not wanted or job["state"] == wanted]
-            jobs.sort(key=lambda job: job.get("created_at_ms", 0), reverse=True)
-            return [{k: v for k, v in job.items() if k != "zpl"} for job in jobs[:limit]]
+        def read() -> Page[tuple[str, dict[str, Any]]]:
+            jobs = [(job_id, job) for _, job_id, job in store.iter_records("print", tenant)
+                    if not wanted or job.get("state") == wanted]
+            jobs.sort(key=_newest_first)
+            return page_of(jobs, _newest_first, "labels", after, limit)
 
-        return json_response({"labels": await trio.to_thread.run_sync(read)})
+        page = await trio.to_thread.run_sync(read)
+        return json_response({"labels": [{k: v for k, v in job.items() if k != "zpl"} for _, job in page.items],
+                              "next_cursor": page.next_cursor})
 
     async def decide(request: Request) -> Response:
         line = services.packline
@@ -109,11 +122,19 @@ def packline_routes(services: Services, protected: Protect) -> list[Route]:
         tenant, kind = request.path_params["tenant"], request.path_params["kind"]
         if kind not in WATCH_KINDS:
             return json_response({"error": f"kind must be one of {', '.join(WATCH_KINDS)}"}, 404)
-        limit = int_param(request, "limit", 500)
+        limit = page_limit(request, 500)
+        cursor = cursor_param(request, f"watch_{kind}", (str,))
+        if isinstance(cursor, Response):
+            return cursor
+        after = str(cursor[0]) if cursor else None
         items = await trio.to_thread.run_sync(
             lambda: [{"id": record_id, **value} for _, record_id, value in
-                     islice(store.iter_records(kind, tenant), limit)])
-        return json_response({"kind": kind, "items": items})
+                     islice((r for r in store.iter_records(kind, tenant) if after is None or r[1] > after),
+                            limit + 1)])
+        more = len(items) > limit
+        return json_response({"kind": kind, "items": items[:limit],
+                              "next_cursor": encode_cursor(f"watch_{kind}", (items[limit - 1]["id"],)) if more
+                              else None})
 
     return [
         Route("/api/v1/stations", protected(stations, "viewer")),
@@ -124,6 +145,13 @@ def packline_routes(services: Services, protected: Protect) -> list[Route]:
         Route("/api/v1/tenants/{tenant}/evidence/{order_id:path}", protected(evidence, "viewer", missing=NO_EVIDENCE)),
         Route("/api/v1/tenants/{tenant}/packline/{kind}", protected(watch, "viewer")),
     ]
+
+
+def _newest_first(item: tuple[str, dict[str, Any]]) -> Key:
+    """The label list's order: newest first, then by job id."""
+    job_id, job = item
+    created = job.get("created_at_ms", 0)
+    return (-created if isinstance(created, int) else 0, job_id)
 
 
 __all__ = ["NO_EVIDENCE", "WATCH_KINDS", "packline_routes"]

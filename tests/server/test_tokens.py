@@ -83,7 +83,7 @@ async def test_a_tenant_viewer_reads_its_tenant_and_learns_nothing_of_another(tm
             reply = await client.get(path, headers=viewer)  # every tenant's figures: tenant "*" only
             assert reply.status_code == 403 and "'*'" in reply.json()["error"], path
         dead = await client.get("/api/v1/outbox/dead", params={"tenant": "t2"}, headers=viewer)
-        assert dead.json() == {"count": 0, "items": []}
+        assert dead.json() == {"count": 0, "items": [], "next_cursor": None, "next_after": None}
         assert (await client.get("/api/v1/rules", headers=viewer)).status_code == 200
         assert (await client.get("/metrics", headers=gw.auth)).status_code == 200
         assert (await client.get(T1_ORDER, headers=bearer(secret + "x"))).status_code == 401
