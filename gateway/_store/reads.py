@@ -129,12 +129,13 @@ class StoreReads(StoreBase):
         """A tenant's audit records in chain order, optionally only those of one order.
 
         One order's records are found through ``idx_audit`` (a prefix scan and a get per
-        record), not by scanning the chain.
+        record), not by scanning the chain; ``order_id=""`` (records of no order: catalog
+        updates, station notes) scans the chain.
         """
         prefix = self._read_prefix(tenant)
         if prefix is None:
             return
-        if order_id is not None and "\0" not in order_id:
+        if order_id and "\0" not in order_id:  # "" (records of no order) are not indexed: scanned
             start = prefix + order_id.encode() + b"\0"
             for key, _ in self._scan("idx_audit", start, _upper(start)):
                 value = self._get("audit", prefix + key[-8:])

@@ -293,6 +293,8 @@ def test_an_orders_audit_records_come_from_its_index_and_an_older_store_is_index
         assert list(store.iter_audit("t1", "o1")) == expected
         assert [r["note"] for r in store.iter_audit("t2", "o1")] == ["t2"]
         assert list(store.iter_audit("t1", "nothing")) == []
+        store.commit(StepWrite(audit=[audit("t1", "", note="no order: a catalog import")]))
+        assert [r["note"] for r in store.iter_audit("t1", "")] == ["no order: a catalog import"]
     _drop_audit_index(path)  # as an older gateway left it: no index, no marker
     with open_at(path) as store:
         assert list(store.iter_audit("t1", "o1")) == expected
