@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint bench bench-store bench-forward bench-ingest bench-app soak-forward check-config clean help
+.PHONY: venv run test test-fast lint bench bench-store bench-forward bench-ingest bench-app soak-forward check-config dist check-dist clean help
 
 help:
 	@echo "make run          start the gateway on the embedded default config (demo ERP, 127.0.0.1:8780)"
@@ -15,6 +15,8 @@ help:
 	@echo "make bench        python -m benchmarks core   (bench-store, bench-forward, bench-ingest, bench-app: the others)"
 	@echo "make soak-forward SIGKILL soak of store-and-forward (KILLS=1000)"
 	@echo "make check-config validate config/ (gateway.toml + rules)"
+	@echo "make dist         offline install archive: dist/edge-gateway-<version>-py<XY>-<platform>.tar.gz"
+	@echo "make check-dist   make dist, then install it into a fresh venv with no network (what CI runs)"
 
 $(VENV)/.installed: pyproject.toml setup.py core_ext/_core.pyx
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +67,15 @@ soak-forward: $(VENV)/.installed
 
 check-config: $(VENV)/.installed
 	$(VENV)/bin/gateway check-config config/
+
+# The offline install archive for this machine's architecture and this venv's Python
+# (tools/build-dist says what it holds; install-README: how to build one for an ARM box).
+dist: $(VENV)/.installed
+	PY=$(PY) tools/build-dist
+
+# Unpack the newest archive, install it into a fresh venv without network, run it.
+check-dist: dist
+	tools/check-offline-install
 
 clean:
 	rm -rf build *.egg-info core_ext/_core.c core_ext/*.so .pytest_cache .mypy_cache .ruff_cache

@@ -49,7 +49,7 @@ from gateway._pipeline import Pipeline, apply_buyer_salt
 from gateway._rules import RuleHolder, watch_rules, watch_sighup
 from gateway._server import ServerSettings, Services, build_app, load_or_create_token, serve_http1
 from gateway._settings import Secret, Settings, UpstreamSection
-from gateway._store import StepWrite, Store, open_store, store_settings
+from gateway._store import StepWrite, Store, check_at_start, open_store, store_settings
 
 log = logging.getLogger("gateway")
 
@@ -142,10 +142,27 @@ def _ops_state(settings: Settings, store: Store, pipeline: Pipeline, holder: Rul
                     metrics=OpsMetrics(metrics.registry))
 
 
+def _open_checked_store(settings: Settings, accept_damaged: bool) -> Store:
+    """The store, opened and checked before anything is served (``gateway._store.check``)."""
+    store = open_store(store_settings(settings), accept_damage=accept_damaged)
+    try:
+        problems = check_at_start(store)
+    except BaseException:
+        store.close()
+        raise
+    for problem in problems:
+        log.error("%s%s", "ACCEPTED by --accept-damaged-store: " if accept_damaged else "", problem)
+    if problems and not accept_damaged:
+        store.close()
+        raise problems[0]
+    return store
+
+
 async def serve_gateway(
     settings: Settings,
     shutdown: trio.Event | None = None,
     *,
+    accept_damaged_store: bool = False,
     task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until ``shutdown`` is set.
@@ -153,11 +170,15 @@ async def serve_gateway(
     Args:
         settings: the validated settings.
         shutdown: set it to stop gracefully (``run_gateway`` sets it on SIGINT/SIGTERM).
+        accept_damaged_store: serve even though the store failed its checks (``gateway run
+            --accept-damaged-store``); each problem is logged as an error.
         task_status: receives the ``Services`` (with ``services.bound`` addresses) once the
             HTTP server listens.
 
     Raises:
         ConfigError: the rule files are invalid.
+        StoreDamagedError: the store failed its checks (``gateway._store.check``) and
+            ``accept_damaged_store`` is not set: nothing is served.
         StoreError: the store cannot be opened (e.g. locked by another process).
     """
     if shutdown is None:
@@ -166,7 +187,7 @@ async def serve_gateway(
     metrics = Metrics()
     metrics.core.labels(core_ext.IMPLEMENTATION).set(1)
     metrics.rules_version.info({"digest": holder.current.digest})
-    store = open_store(store_settings(settings))
+    store = _open_checked_store(settings, accept_damaged_store)
     try:
         log.info("buyer keys: %s (%s)", apply_buyer_salt(settings, store), settings.buyer_salt_path)
         pipeline = Pipeline(store, settings.pipeline, metrics, rules=lambda: holder.current)
@@ -224,7 +245,7 @@ async def serve_gateway(
         log.info("store closed; gateway stopped")
 
 
-async def run_gateway(settings: Settings) -> None:
+async def run_gateway(settings: Settings, *, accept_damaged_store: bool = False) -> None:
     """``serve_gateway`` with SIGINT/SIGTERM -> graceful shutdown and SIGHUP -> rule reload.
 
     A second SIGINT during the graceful shutdown stops at once (the default handler is
@@ -244,6 +265,7 @@ async def run_gateway(settings: Settings) -> None:
     async with trio.open_nursery() as helpers:
         helpers.start_soon(on_signals)
         async with trio.open_nursery() as main:
-            services: Services = await main.start(serve_gateway, settings, shutdown)
+            services: Services = await main.start(partial(serve_gateway, settings, shutdown,
+                                                          accept_damaged_store=accept_damaged_store))
             helpers.start_soon(watch_sighup, services.rules)
         helpers.cancel_scope.cancel()

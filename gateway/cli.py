@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway._appliance.logs import QUIET_LOGGERS as QUIET_LOGGERS  # re-exported: the tests import it here
+from gateway._appliance.logs import configure_logging
 from gateway._errors import ConfigError, GatewayError, StoreError, StoreLockedError
 from gateway._rules import RuleErrors
 from gateway._settings import Settings, TomlDocument, default_config_path, load_settings, with_overrides
@@ -57,30 +59,22 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return with_overrides(settings, **overrides) if overrides else settings
 
 
-#: Libraries whose INFO lines are noise at a warehouse (httpx logs every batch POST):
-#: WARNING and above unless ``--log-level DEBUG``.
-QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "trio-websocket", "trio_websocket", "asyncio", "urllib3")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+def _setup_logging(level: str, settings: Settings | None = None) -> None:
+    """The log as ``[logging]`` says (text on stderr by default): ``gateway._appliance.logs``."""
+    configure_logging(level, settings.logging if settings is not None else None, settings=settings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from functools import partial
+
     import trio
 
     from gateway._daemon import run_gateway
 
     settings = _settings_from(args)
-    _setup_logging(args.log_level or settings.gateway.log_level)
+    _setup_logging(args.log_level or settings.gateway.log_level, settings)
     log.info("config: %s", settings.path)
-    trio.run(run_gateway, settings)
+    trio.run(partial(run_gateway, settings, accept_damaged_store=args.accept_damaged_store))
     return 0
 
 
@@ -172,6 +166,24 @@ def cmd_token(args: argparse.Namespace) -> int:
     return run_token_command(args, _settings_from(args))
 
 
+def cmd_install(args: argparse.Namespace) -> int:
+    from gateway._install_cli import run_install_command
+
+    return run_install_command(args)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from gateway._doctor_cli import run_doctor_command
+
+    return run_doctor_command(args, lambda: _settings_from(args))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from gateway._backup_cli import run_backup_command
+
+    return run_backup_command(args, _settings_from(args))
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import core_ext
     from gateway import __version__
@@ -202,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="override [http] host")
     run.add_argument("--port", type=int, help="override [http] port (0 = any free port)")
     run.add_argument("--no-demo", action="store_true", help="do not start the simulated ERP feeder")
+    run.add_argument("--accept-damaged-store", action="store_true",
+                     help="serve even though the store failed its start-up check (logged as an error; "
+                     "`gateway store repair` is the way out)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="override [gateway] log_level")
     run.set_defaults(func=cmd_run)
@@ -241,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_token_parser(sub, config_options).set_defaults(func=cmd_token)
 
+    # -- the appliance (issue 15): install / doctor / backup each register below ------------
+    from gateway._install_cli import add_install_parsers
+
+    for install_parser in add_install_parsers(sub):
+        install_parser.set_defaults(func=cmd_install)
+    from gateway._doctor_cli import add_doctor_parser
+
+    add_doctor_parser(sub, config_options).set_defaults(func=cmd_doctor)
+    from gateway._backup_cli import add_backup_commands  # backup, restore, store repair|verify
+
+    for backup_parser in add_backup_commands(sub, config_options):
+        backup_parser.set_defaults(func=cmd_backup)
+
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)
     return parser
@@ -269,6 +297,10 @@ def _advice(error: GatewayError) -> tuple[int, str]:
     if isinstance(error, StoreLockedError):
         return EXIT_STORE, ("another gateway (or a `gateway` command) has this data directory open: stop "
                             "it first, or give this one its own --data-dir")
+    from gateway._store import StoreDamagedError, StoreFormatError
+
+    if isinstance(error, (StoreDamagedError, StoreFormatError)):
+        return EXIT_STORE, ""  # their message names the file and says what to do
     if isinstance(error, StoreError):
         return EXIT_STORE, ("check that the data directory exists, is writable by this user and has free "
                             "space; `gateway audit-verify` checks a store that opens")

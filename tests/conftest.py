@@ -13,6 +13,7 @@ sees another's keys.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Iterator
 from types import ModuleType
@@ -28,6 +29,19 @@ def load_extension() -> ModuleType:
         if os.environ.get("GATEWAY_REQUIRE_EXTENSION") == "1":
             pytest.fail(f"GATEWAY_REQUIRE_EXTENSION=1 but core_ext._core is not importable: {exc}")
         pytest.skip(f"core_ext._core is not built ({exc}); `pip install -e . --no-build-isolation` builds it")
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A command run in a test configures the root logger (``gateway._appliance.logs``): undo
+    it, so the next test's output is its own."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

@@ -20,9 +20,11 @@ import pytest
 from tests._support import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-STAGES = ["_settings", "_rules", "_ingest", "_pipeline", "_store", "_forward", "_packline", "_ops", "_ops_lookup", "_server", "_demo"]
+STAGES = ["_settings", "_rules", "_ingest", "_pipeline", "_store", "_forward", "_packline", "_ops", "_ops_lookup", "_server",
+          "_demo", "_appliance"]
 FOUNDATION = {"_model", "_errors", "_times", "_metrics", "_backoff", "_addresses", "_signing"}
-TOP = {"__init__", "__main__", "_daemon", "_ops_cli", "_devices_cli", "_devices_cli_format", "_catalog_cli", "_token_cli", "cli"}
+TOP = {"__init__", "__main__", "_daemon", "_ops_cli", "_devices_cli", "_devices_cli_format", "_catalog_cli", "_token_cli",
+       "_install_cli", "_doctor_cli", "_backup_cli", "cli"}
 
 
 def lint(root: Path) -> subprocess.CompletedProcess[str]:
@@ -85,4 +87,17 @@ def test_tests_mirror_the_tree():
     """Every stage with tests keeps them in tests/<stage>/ (shared helpers live in tests/_support)."""
     flat = sorted(path.name for path in (ROOT / "tests").glob("test_*.py"))
     assert set(flat) <= {"test_addresses.py", "test_backoff.py", "test_cli.py", "test_daemon.py", "test_layout.py",
-                         "test_ops_cli.py", "test_devices_cli.py", "test_catalog_cli.py", "test_token_cli.py"}, flat
+                         "test_ops_cli.py", "test_devices_cli.py", "test_catalog_cli.py", "test_token_cli.py",
+                         "test_install_cli.py", "test_doctor_cli.py", "test_backup_cli.py"}, flat
+
+
+def test_the_wheel_lists_every_package():
+    """pyproject lists the packages by hand (``gateway.default_config`` is a mapped folder that
+    ``packages.find`` misses): a new package missing from the list would be missing from the
+    wheel an installer gets."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(path.parent.relative_to(ROOT).parts) for top in ("gateway", "core_ext", "devices")
+             for path in (ROOT / top).rglob("__init__.py")}
+    assert listed == found | {"gateway.default_config"}

@@ -25,7 +25,8 @@ def demo_upstream_endpoint() -> Any:
 
     It checks the batch signature exactly as an ERP should (HMAC-SHA256 over timestamp +
     "." + body, constant-time), de-duplicates by ``event_id`` and logs what arrived, so
-    ``make run`` shows events leaving the outbox. Mounted only with ``[demo] enabled``.
+    ``make run`` shows events leaving the outbox. It answers ``gateway doctor``'s probe (a
+    signed batch ``{"events": [], "probe": true}``) with 200. Mounted only with ``[demo] enabled``.
     """
     from starlette.requests import Request
     from starlette.responses import Response
@@ -39,6 +40,12 @@ def demo_upstream_endpoint() -> Any:
         if not hmac.compare_digest(expected, request.headers.get("x-gateway-signature", "")):
             return Response(b'{"ok":false,"error":"bad signature"}', 401, media_type="application/json")
         batch = orjson.loads(body)
+        if batch.get("probe") is True and not batch["events"]:
+            # `gateway doctor`'s signed probe (gateway._appliance.doctor_net): a batch without
+            # events that an ERP following the contract accepts as a no-op.
+            log.info("demo upstream ERP <- signed probe %s from gateway %s: signature OK", batch.get("batch_id"),
+                     batch.get("gateway_id"))
+            return Response(b'{"ok":true,"probe":true}', 200, media_type="application/json")
         fresh = [e for e in batch["events"] if e["event_id"] not in seen]
         seen.update(e["event_id"] for e in fresh)
         if len(seen) > 100_000:

@@ -10,6 +10,7 @@ Routes::
     /api/v1/tenants/{tenant}/buyers/lookup, .../orders/{id}/proof[.html|.png] (token)
                                                    gateway._server.lookup_api (after-sales)
     /api/v1/tenants/{tenant}/anomalies, .../oci (token)  gateway._server.ops_api
+    POST /api/v1/admin/backup (admin, tenant *)    gateway._server.admin_api
     POST /webhooks/erp/{tenant}/catalog             the ERP's product and stock updates (signed)
     GET  /stations, /stations/{name}[/events|/view] gateway._server.station_page (no token: the
                                                    pack line's screens)
@@ -39,6 +40,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from gateway._errors import BackpressureError, StoreError
+from gateway._server.admin_api import admin_routes
 from gateway._server.api import api_routes
 from gateway._server.catalog_api import catalog_routes
 from gateway._server.dashboard import dashboard_routes
@@ -71,6 +73,7 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
         *catalog_routes(services, protected),
         *packline_routes(services, protected),
         *ops_routes(services, protected),
+        *admin_routes(services, protected),
         *station_routes(services.display, lambda: list(services.settings.stations)),
         *dashboard_routes(),
         *openapi_routes(),

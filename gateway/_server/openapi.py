@@ -204,6 +204,12 @@ OPERATIONS: tuple[Operation, ...] = (
               responses={201: _ok(_obj("token", "secret"), "created"), 409: _err("a token of that name exists")}),
     Operation("DELETE", "/api/v1/tokens/{name}", "token_revoke", "api", "revoke a token", "admin",
               responses={200: _ok(_obj("revoked")), 404: _err("no such token"), 400: _err("cannot be revoked")}),
+    # administration
+    Operation("POST", "/api/v1/admin/backup", "admin_backup", "api",
+              "a consistent backup of the live store into a new or empty directory (writes on the box)", "admin",
+              body={"application/json": _obj("dir", dir=_STRING)},
+              responses={200: _ok(_obj("dir", "file_count", "bytes")), 409: _err("a backup is already running"),
+                         503: _err("the backup failed")}),
     # catalog
     Operation("POST", _TENANT_API + "/catalog", "catalog_import", "catalog", "import a catalog file (CSV or JSON)",
               "supervisor", params=(Param("format", {"type": "string", "enum": ["csv", "json"]}),

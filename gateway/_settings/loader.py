@@ -58,6 +58,16 @@ Reference (all keys, defaults in brackets)::
     outbox_reserve_bytes = 67108864  # webhooks get 503 at max - reserve, stations at max;
                                      # capped at half the bound [100000 events, 64 MiB]
 
+    [logging]                   # where the log goes (gateway._appliance.logs)
+    format = "text"             # text: one readable line per record (time, level, logger,
+                                # message), for the journal; json: one JSON object per line
+                                # (time, level, logger, message, exception), for log shipping ["text"]
+    file = ""                   # also write to this file, rotated, for boxes without journald
+                                # (e.g. "/var/log/edge-gateway/gateway.log"; relative to THIS
+                                # file); "" = stderr only (the journal under systemd) [""]
+    max_bytes = 10485760        # rotate the file when it would grow past this (>= 1024) [10 MiB]
+    backups = 5                 # rotated files kept: gateway.log.1 ... gateway.log.5 (>= 1) [5]
+
     [pipeline]
     max_group_events = 20000    # most events committed in one write batch [20000]
     queue_batches = 256         # submitted batches waiting for the committer before
@@ -145,6 +155,7 @@ from gateway._settings.model import (
     DemoSection,
     GatewaySection,
     HttpSection,
+    LoggingSection,
     PackLineSection,
     PipelineSection,
     Secret,
@@ -164,6 +175,7 @@ _SECTIONS: dict[str, type] = {
     "http": HttpSection,
     "api": ApiSection,
     "store": StoreSection,
+    "logging": LoggingSection,
     "pipeline": PipelineSection,
     "demo": DemoSection,
 }
@@ -327,7 +339,19 @@ def parse_settings(doc: TomlDocument) -> Settings:
         if not getattr(settings.http, name):
             raise doc.error(("http", name), "must be greater than 0")
     _check_networks(doc, ("http", "trusted_proxies"), settings.http.trusted_proxies)
+    _check_logging(doc, settings.logging)
     return settings
+
+
+def _check_logging(doc: TomlDocument, section: LoggingSection) -> None:
+    """``[logging]``: a rotated file needs a size to rotate at and a backup to rotate to."""
+    if section.max_bytes < 1024:
+        raise doc.error(("logging", "max_bytes"), "must be at least 1024 (the file is rotated at this size)")
+    if section.backups < 1:
+        raise doc.error(("logging", "backups"), "must be at least 1 (with 0 the file would never be rotated)")
+    if section.file.endswith("/"):
+        raise doc.error(("logging", "file"), "must name a file, not a directory (e.g. "
+                                             "\"/var/log/edge-gateway/gateway.log\")")
 
 
 def load_settings(path: str | Path) -> Settings:

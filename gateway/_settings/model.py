@@ -102,6 +102,29 @@ class StoreSection:
     outbox_reserve_bytes: int = 64 * 1024**2
 
 
+LogFormat = Literal["text", "json"]
+
+
+@dataclass(frozen=True)
+class LoggingSection:
+    """``[logging]``: where the log goes and in what shape (``gateway._appliance.logs``).
+
+    Attributes:
+        format: ``text`` (one readable line: time, level, logger, message; for the journal
+            and people) or ``json`` (one JSON object per line: time, level, logger, message,
+            exception; for log shipping).
+        file: also write to this file, rotated (for boxes without journald); relative to
+            the config file; "" = stderr only (the journal under systemd).
+        max_bytes: the file is rotated when it would grow past this.
+        backups: rotated files kept (``gateway.log.1`` ... ``.N``); at least 1.
+    """
+
+    format: LogFormat = "text"
+    file: str = ""
+    max_bytes: int = 10 * 1024**2
+    backups: int = 5
+
+
 @dataclass(frozen=True)
 class PipelineSection:
     max_group_events: int = 20_000
@@ -252,6 +275,7 @@ class Settings:
     http: HttpSection = HttpSection()
     api: ApiSection = ApiSection()
     store: StoreSection = StoreSection()
+    logging: LoggingSection = LoggingSection()
     pipeline: PipelineSection = PipelineSection()
     demo: DemoSection = DemoSection()
     upstream: UpstreamSection = UpstreamSection()
@@ -304,6 +328,6 @@ class Settings:
 
 
 __all__ = ["APP_KEY_REQUIRED", "DEFAULT_SIGNATURE_HEADER", "SOURCE_NAME", "TENANT_NAME", "AlertFormat", "AlertsSection",
-           "ApiSection", "CloseMode", "DemoSection", "GatewaySection", "HttpSection", "PackLineSection",
+           "ApiSection", "CloseMode", "DemoSection", "GatewaySection", "HttpSection", "LogFormat", "LoggingSection", "PackLineSection",
            "PipelineSection", "Secret", "Settings", "SignMethod", "SourceCredentials", "StoreSection",
            "UpstreamSection"]

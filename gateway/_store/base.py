@@ -74,6 +74,7 @@ from rocksdict import (
 
 from gateway._errors import StoreError, StoreLockedError
 from gateway._model import OrderState
+from gateway._store.mark import DurableMark
 from gateway._store.values import OutboxLedger, StoreSettings
 
 log = logging.getLogger("gateway._store.store")  # one logger for the whole store
@@ -136,6 +137,7 @@ class StoreBase:
     _recent: dict[str, set[int]]
     _recent_old: dict[str, set[int]]
     _recent_size: int
+    _mark: DurableMark | None
 
     def _tenant_tails(self, name: str) -> list[tuple[str, bytes, bytes]]:
         """(tenant, last key, last value) per tenant of a ``T 0 ...`` keyspace: two seeks each."""
@@ -204,6 +206,19 @@ class StoreBase:
                 self._db.flush_wal(True)
             except Exception as exc:
                 raise StoreError(f"{what} failed: the WAL fsync failed, nothing acknowledged: {exc}") from exc
+            if self._mark is not None:  # what a damaged WAL must still give back: gateway._store.mark
+                self._note_durable()
+
+    def _note_durable(self) -> None:
+        """Record RocksDB's latest sequence number (durable now) in the durable mark."""
+        if self._db is None or self._mark is None:
+            return
+        try:
+            seq = self._db.latest_sequence_number()
+        except Exception as exc:  # rocksdict raises bare Exception
+            log.warning("cannot read the latest sequence number: %s", exc)
+            return
+        self._mark.write(seq)
 
     def _live_db(self) -> Rdict:
         if self._db is None:
@@ -291,6 +306,7 @@ def _open_db(settings: StoreSettings) -> Rdict:
     options.create_missing_column_families(True)
     options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
     options.set_keep_log_file_num(5)
+    options.set_paranoid_checks(True)  # RocksDB's default, stated: damage found is an error, never skipped
     try:
         existing = Rdict.list_cf(str(path), Options(raw_mode=True)) if (path / "CURRENT").exists() else []
         families = {name: _options(cache, name in _POINT_LOOKUP, _OUTBOX_MEMTABLE_BYTES if name == "outbox" else 0)

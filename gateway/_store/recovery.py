@@ -14,7 +14,9 @@ Recovery rules (``open_store``)
   (in the same batch) and recovery takes the maximum: seqs are never reused.
 * Outbox count and bytes, and the dead-letter count, come from one scan at open, then are
   kept in memory.
-* A database of another ``format`` is refused. A held ``LOCK`` (another process, or a
+* The ``format``: a newer (or unknown) one is refused, an older one is migrated after an
+  automatic backup (``gateway._store.migrate``). Damage is looked for before this open
+  (``gateway._store.check``, called by ``open_store``). A held ``LOCK`` (another process, or a
   second open in this one) raises ``StoreError("store is locked ...")``.
 * ``reopen`` (after a failed write: RocksDB refuses writes until reopened) closes the
   database, opens it again with the same recovery, and rebuilds the counters; the caches
@@ -42,6 +44,7 @@ from gateway._store.base import (
     _open_db,
     _read64,
 )
+from gateway._store.migrate import migrate, refuse_newer
 from gateway._store.values import OutboxLedger
 
 log = logging.getLogger("gateway._store.store")
@@ -99,8 +102,12 @@ class StoreRecovery(StoreBase):
             self._guard(meta.put, b"format", FORMAT_VERSION, self._write_options)
             if self._sync_wal:
                 self._guard(self._live_db().flush_wal, True)
-        elif stored_format != FORMAT_VERSION:
-            raise StoreError(f"store format {stored_format!r} is not {FORMAT_VERSION!r}: {self.settings.path}")
+        else:
+            older = refuse_newer(self.settings.path, stored_format)
+            if older is not None:
+                if not initial:
+                    raise StoreError(f"store format {older} found at reopen: {self.settings.path}")
+                migrate(self, older)
         for tenant, key, _ in self._tenant_tails("events"):
             self._event_seq[tenant] = _read64(key, len(tenant) + 1)[0]
         for tenant, key, value in self._tenant_tails("audit"):

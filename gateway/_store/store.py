@@ -82,6 +82,9 @@ from gateway._store.base import (
     _open_db,
     record_prefix,
 )
+from gateway._store.check import probe_store, wal_loss
+from gateway._store.mark import DurableMark, read_mark
+from gateway._store.migrate import refuse_newer
 from gateway._store.outbox import StoreOutbox
 from gateway._store.reads import StoreReads
 from gateway._store.recovery import StoreRecovery
@@ -143,6 +146,7 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
         self._recent: dict[str, set[int]] = {}
         self._recent_old: dict[str, set[int]] = {}
         self._recent_size = 0
+        self._mark: DurableMark | None = None  # set by open_store: gateway._store.mark
 
     def __repr__(self) -> str:
         state = "open" if self._db is not None else "closed"
@@ -379,22 +383,56 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
             with self._memory_lock:
                 self._orders.clear()
                 self._recent, self._recent_old = {}, {}
+            mark, self._mark = self._mark, None
+            if db is not None and mark is not None:
+                try:  # a clean close leaves the newest write as the durable mark, in both sync policies
+                    db.flush_wal(True)
+                    mark.write(db.latest_sequence_number())
+                except Exception as exc:  # a failed database: the last mark written stays
+                    log.info("closing: the durable mark stays at the last commit: %s", exc)
+            if mark is not None:
+                mark.close(fsync=True)
             if db is not None:
                 self._guard(db.close)
 
-def open_store(settings: StoreSettings) -> Store:
+def open_store(settings: StoreSettings, *, accept_damage: bool = False) -> Store:
     """Open (creating if needed) the store at ``settings.path`` and recover its counters.
 
+    First a read-only probe looks for damage while nothing has been changed yet
+    (``gateway._store.check``): damaged files, acknowledged writes the WAL no longer holds
+    (the durable mark, ``gateway._store.mark``), a newer format. An older format is
+    migrated after an automatic backup (``gateway._store.migrate``).
+
+    Args:
+        settings: where and how.
+        accept_damage: open even though acknowledged writes are missing from the WAL (the
+            operator said so: ``gateway run --accept-damaged-store``, ``gateway store
+            repair``); the loss is logged as an error and the durable mark starts again
+            from what is there. Damaged files still refuse: RocksDB cannot open them.
+
     Raises:
-        StoreError: the directory cannot be created, the database is locked by another
-            process (or already open in this one), damaged, or of another format.
+        StoreDamagedError: a file is damaged or acknowledged writes are missing.
+        StoreFormatError: the store's format is newer than this gateway's (or unknown).
+        StoreError: the directory cannot be created, or the database is locked by another
+            process (or already open in this one).
     """
+    mark = read_mark(settings.path)  # before the probe: a running writer only ever moves it up
+    probe = probe_store(settings.path)
+    if probe is not None and probe.format is not None:
+        refuse_newer(settings.path, probe.format)
+    lost = wal_loss(settings.path, mark, probe)
+    if lost is not None and not accept_damage:
+        raise lost
     store = Store(_open_db(settings), settings)
     try:
         store._recover()
+        store._mark = DurableMark(settings.path)
+        store._note_durable()
     except BaseException:
         store.close()
         raise
+    if lost is not None:
+        log.error("store opened although damaged (accepted by the operator): %s", lost.detail)
     log.info("store open: %s (sync=%s, %d outbox records)", settings.path, settings.sync, store._outbox.count)
     return store
 
