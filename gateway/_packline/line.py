@@ -198,6 +198,7 @@ class PackLine(LineScans, LineWatches):
             if found is None:
                 continue
             runner = found
+            runner.stored = dict(record)
             runner.operator = record.get("operator", "")
             runner.tenant = record.get("tenant", "")
             session_id = record.get("session_id", "")

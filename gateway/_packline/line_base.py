@@ -76,6 +76,7 @@ class StationRunner:
     last_job: PrintJob | None = None
     reprints: int = 0
     seq: int = 0
+    stored: dict[str, Any] | None = None  # the station record as last made durable (not rewritten unchanged)
     inbox_send: trio.MemorySendChannel[Scan | _Interrupt] = field(init=False)
     inbox: trio.MemoryReceiveChannel[Scan | _Interrupt] = field(init=False)
 

@@ -75,8 +75,11 @@ class LineScans(LineBase):
         if kind == "badge":
             runner.operator = text
             outcome = Outcome(Verdict.SIGNED_IN, f"操作员 {text} 已登录", f"Operator {text} signed in", code=text)
-            outcome.extra.records.append(("", "station", runner.name, {**runner.record(), "operator": text}))
-            return await self._note(runner, outcome, at)
+            record = {**runner.record(), "operator": text}
+            outcome.extra.records.append(("", "station", runner.name, record))
+            noted = await self._note(runner, outcome, at)
+            runner.stored = record
+            return noted
         if kind == "supervisor":
             runner.override_by, runner.override_until_ms = text, at + round(OVERRIDE_S * 1000)
             outcome = Outcome(Verdict.SIGNED_IN, f"主管 {text}：{int(OVERRIDE_S)} 秒内扫结束码可强制结箱",
@@ -155,11 +158,12 @@ class LineScans(LineBase):
     async def _commit_outcome(self, runner: StationRunner, session: PackSession, outcome: Outcome) -> None:
         """Make the session's change durable with its events; only then is it live."""
         outcome.extra.records.append((session.tenant, "session", session.session_id, session.to_dict()))
-        outcome.extra.records.append(("", "station", runner.name, {
-            "operator": runner.operator, "tenant": session.tenant,
-            "session_id": session.session_id if session.state != "closed" else ""}))
+        station = {"operator": runner.operator, "tenant": session.tenant,
+                   "session_id": session.session_id if session.state != "closed" else ""}
+        if station != runner.stored:  # an item scan leaves it as it is: not rewritten at every scan
+            outcome.extra.records.append(("", "station", runner.name, station))
         await self.pipeline.submit(outcome.events, "station", extra=outcome.extra)
-        runner.session, runner.tenant = session, session.tenant
+        runner.session, runner.tenant, runner.stored = session, session.tenant, station
         self._track(runner)
         for action in outcome.after:
             action()
