@@ -35,13 +35,18 @@ def load_extension() -> ModuleType:
 def logging_as_it_was() -> Iterator[None]:
     """A command run in a test configures the root logger (``gateway._appliance.logs``): undo
     it, so the next test's output is its own."""
+    from gateway._appliance.logs import QUIET_LOGGERS
+
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     yield
     for handler in [h for h in root.handlers if h not in handlers]:
         root.removeHandler(handler)
         handler.close()
     root.setLevel(level)
+    for name, was in quiet.items():  # the third-party loggers it quietened
+        logging.getLogger(name).setLevel(was)
 
 
 @pytest.fixture(autouse=True)
