@@ -143,7 +143,9 @@ class TcpScannerServer:
     """A fixed-mount scanner that listens; the gateway connects to it (client mode).
 
     Start it with ``await nursery.start(scanner.serve)``, which returns the port.
-    ``send`` pushes bytes to every connected gateway.
+    ``send`` pushes bytes to every connected gateway; a gateway that went away (closed, or
+    killed) is dropped from ``connections`` as soon as its end is seen, so ``wait_connected``
+    after a restart waits for the new connection.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -166,8 +168,10 @@ class TcpScannerServer:
     async def _hold(self, stream: trio.SocketStream) -> None:
         self.connections.append(stream)
         self._connected.set()
-        try:
-            await trio.sleep_forever()
+        try:  # a gateway sends nothing: reading only notices it leave (EOF, or a reset when it was killed)
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                while await stream.receive_some(4096):
+                    pass
         finally:
             if stream in self.connections:
                 self.connections.remove(stream)
