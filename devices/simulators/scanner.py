@@ -142,11 +142,9 @@ class PtyScanner:
 class TcpScannerServer:
     """A fixed-mount scanner that listens; the gateway connects to it (client mode).
 
-    Start it with ``await nursery.start(scanner.serve)``, which returns the port.
-    ``send`` pushes bytes to every connected gateway; a gateway that went away (closed, or
-    killed) is dropped from ``connections`` as soon as its end is seen, so ``wait_connected``
-    after a restart waits for the new connection.
-    """
+    Start it with ``await nursery.start(scanner.serve)`` (returns the port). ``send`` pushes
+    bytes to every connected gateway; one that went away (even killed) leaves ``connections``
+    at once, so ``wait_connected`` after a restart waits for the new connection."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
