@@ -9,6 +9,7 @@ Benchmarks:
   devices scanner drivers (serial pty, TCP): scans/s and per-scan latency vs the raw round trip
   packline 32 pack stations on ptys under webhooks: scan-to-verdict latency vs the raw pty round trip
   api     after-sales lookup on 1,000,000 orders vs a raw RocksDB read of the same keys; the OCI's cost
+  year    a year of a 5,000-order/day shop in the store: durable ingest and lookup vs an empty store
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "devices": "benchmarks.devices",
     "packline": "benchmarks.packline",
     "api": "benchmarks.api",
+    "year": "benchmarks.year",
 }
 
 

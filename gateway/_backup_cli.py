@@ -12,6 +12,10 @@
         tenant what is left and what was lost
     gateway store verify
         (gateway stopped) every check there is: every table block, every audit chain
+    gateway store retention [--dry-run] [--days N] [--json]
+        (gateway stopped) one retention pass now (the running gateway does one daily): delete
+        finished orders unchanged for [store] retention_days (or N) days; --dry-run only says
+        what would go and what holds the audit chain's start
 
 Logic: ``gateway._appliance.backup`` and ``gateway._appliance.repair``. Progress goes to
 stderr, results to stdout. Exit status: 0 done (``verify``: sound), 1 refused or failed
@@ -69,6 +73,16 @@ def add_backup_commands(subparsers: Any, config_options: Callable[[argparse.Argu
     repair.add_argument("--json", action="store_true")
     verify = commands.add_parser("verify", help="read every block and verify every audit chain")
     config_options(verify)
+    retention = commands.add_parser(
+        "retention", help="delete finished orders older than [store] retention_days now (or say what would go)",
+        description="One retention pass now (the running gateway runs one daily): finished orders (delivered, "
+        "refunded, cancelled) unchanged for retention_days are deleted with their events, indexes and pack-line "
+        "records. Never deleted: open disputes, held or unshipped orders, the outbox, dead letters, waiting "
+        "quarantine. See gateway/_store/retention.py.")
+    config_options(retention)
+    retention.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
+    retention.add_argument("--days", type=int, default=None, help="use N days instead of [store] retention_days")
+    retention.add_argument("--json", action="store_true")
     return [backup, restore, store]
 
 
@@ -122,6 +136,20 @@ def run_backup_command(args: argparse.Namespace, settings: Settings) -> int:
                 print(orjson.dumps(report).decode())
             else:
                 _print_repair(report)
+            return 0
+        if args.store_command == "retention":
+            from gateway._appliance.retention import retention_command
+
+            if args.days is not None and args.days < 1:
+                print("error: --days must be at least 1", file=sys.stderr)
+                return 1
+            reports = retention_command(settings, dry_run=args.dry_run, days=args.days, progress=_progress)
+            if args.json:
+                print(orjson.dumps(reports).decode())
+            elif not reports:
+                print("retention is off ([store] retention_days = 0) or the store has no tenant: nothing to do")
+            for report in reports if not args.json else []:
+                print(report["line"])
             return 0
         problems = verify_store(settings, _progress)
         for problem in problems:

@@ -33,6 +33,7 @@ import trio
 from starlette.routing import Route
 
 import core_ext
+from gateway._appliance.retention import serve_retention
 from gateway._demo import (
     DEMO_UPSTREAM_PATH,
     DEMO_UPSTREAM_SECRET,
@@ -217,6 +218,7 @@ async def serve_gateway(
                     lifespan.start_soon(forwarder.serve)
                 else:
                     log.warning("no [upstream] url: forwarding is off, the outbox fills up to its bound")
+                lifespan.start_soon(serve_retention, store, settings.store.retention_days)
                 if settings.gateway.rules_poll_s > 0:
                     lifespan.start_soon(partial(watch_rules, holder, settings.gateway.rules_poll_s))
                 if settings.demo.enabled and settings.demo.devices:

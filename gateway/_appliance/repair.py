@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-def _refuse_if_running(settings: Settings) -> None:
+def refuse_if_running(settings: Settings) -> None:
     from gateway._appliance.backup import gateway_running
 
     running = gateway_running(settings)
@@ -68,7 +68,7 @@ def repair_store(settings: Settings, progress: Progress) -> dict[str, Any]:
     Raises:
         GatewayError: the gateway runs, there is no store, or RocksDB cannot repair it.
     """
-    _refuse_if_running(settings)
+    refuse_if_running(settings)
     path = store_settings(settings).path
     if not (path / "CURRENT").exists() and not any(path.glob("*.sst")):
         raise GatewayError(f"there is no store at {path} to repair")
@@ -107,7 +107,7 @@ def repair_store(settings: Settings, progress: Progress) -> dict[str, Any]:
 
 def verify_store(settings: Settings, progress: Progress) -> list[str]:
     """Every check there is on the stopped store; the problems found (empty: sound)."""
-    _refuse_if_running(settings)
+    refuse_if_running(settings)
     problems: list[str] = []
     try:
         with open_store(store_settings(settings)) as store:
@@ -124,4 +124,4 @@ def verify_store(settings: Settings, progress: Progress) -> list[str]:
     return problems
 
 
-__all__ = ["repair_store", "verify_store"]
+__all__ = ["refuse_if_running", "repair_store", "verify_store"]

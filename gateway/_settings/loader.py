@@ -57,6 +57,11 @@ Reference (all keys, defaults in brackets)::
     outbox_reserve_events = 100000   # the last part of the bound kept for pack-line scans:
     outbox_reserve_bytes = 67108864  # webhooks get 503 at max - reserve, stations at max;
                                      # capped at half the bound [100000 events, 64 MiB]
+    retention_days = 1095       # finished orders (delivered, refunded, cancelled) unchanged
+                                # this long are deleted daily with their events, indexes and
+                                # pack-line records; never open disputes, held or unshipped
+                                # orders (gateway/_store/retention.py); 0 = keep all, else
+                                # >= 60 [1095: three years]
 
     [logging]                   # where the log goes (gateway._appliance.logs)
     format = "text"             # text: one readable line per record (time, level, logger,
@@ -340,6 +345,9 @@ def parse_settings(doc: TomlDocument) -> Settings:
             raise doc.error(("http", name), "must be greater than 0")
     _check_networks(doc, ("http", "trusted_proxies"), settings.http.trusted_proxies)
     _check_logging(doc, settings.logging)
+    if settings.store.retention_days < 0 or 0 < settings.store.retention_days < 60:
+        raise doc.error(("store", "retention_days"), "must be 0 (keep everything) or at least 60: after-sales "
+                                                     "lookups and refunds reach back weeks after delivery")
     return settings
 
 

@@ -91,6 +91,9 @@ class StoreSection:
             ``Store.outbox_stats()``.
         outbox_reserve_events / outbox_reserve_bytes: the last part of each bound, kept for
             pack-line scans (webhooks are refused at ``max - reserve``).
+        retention_days: finished orders (delivered, refunded, cancelled) unchanged for this
+            many days are deleted with their events, indexes and pack-line records, daily
+            (``gateway._store.retention``: what it never deletes); 0 keeps everything.
     """
 
     sync: Literal["group", "os"] = "group"
@@ -100,6 +103,7 @@ class StoreSection:
     outbox_max_bytes: int = 2 * 1024**3
     outbox_reserve_events: int = 100_000
     outbox_reserve_bytes: int = 64 * 1024**2
+    retention_days: int = 1095
 
 
 LogFormat = Literal["text", "json"]

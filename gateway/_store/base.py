@@ -32,6 +32,12 @@ Key layout
                    b"audit_index"                             b"1": idx_audit covers every audit
                                                               record (built at open otherwise)
                    T 0 b"quarantine_floor"                    be64(highest q_seq released)
+                   T 0 b"audit_floor"                         {"floor", "prev", "at_seq"}: the chain
+                                                              starts at seq "floor" whose prev is
+                                                              "prev" (retention pruned the records
+                                                              before it; "at_seq" is the audit record
+                                                              of the tenant's chain that says so:
+                                                              ``gateway._store.retention``)
 
 Sequence numbers start at 1 and are assigned by ``commit``: ``event_seq``, ``audit_seq`` and
 ``q_seq`` per tenant, ``outbox_seq`` globally (one FIFO, so the forwarder reads in commit
@@ -99,6 +105,7 @@ _BUYER_NEWEST = b"buyer_index_newest"
 _AUDIT_INDEXED = b"audit_index"
 _BUYER_GENERATION = 100_000  # buyers remembered per generation (two generations are kept)
 _QUARANTINE_FLOOR = b"quarantine_floor"
+_AUDIT_FLOOR = b"audit_floor"
 
 
 class StoreBase:
@@ -244,6 +251,15 @@ class StoreBase:
             raise ValueError(f"invalid tenant name: {tenant!r}")
         prefix = self._prefixes[tenant] = tenant.encode() + b"\0"
         return prefix
+
+    def audit_anchor(self, tenant: str) -> tuple[int, str, int]:
+        """``(floor, prev, at_seq)``: where a tenant's audit chain starts now. ``(1, "", 0)``
+        unless retention pruned its start (``gateway._store.retention``)."""
+        value = self._get("meta", tenant.encode() + b"\0" + _AUDIT_FLOOR)
+        if value is None:
+            return 1, "", 0
+        anchor = orjson.loads(value)
+        return int(anchor["floor"]), str(anchor["prev"]), int(anchor["at_seq"])
 
     def _read_prefix(self, tenant: str) -> bytes | None:
         """``T 0`` for reads; ``None`` for a name no tenant can have."""

@@ -174,10 +174,10 @@ def verify_files(store: StoreBase) -> list[StoreDamagedError]:
 def verify_audit_tail(store: StoreBase, tenant: str, records: int = TAIL_RECORDS) -> AuditVerification:
     """Verify the last ``records`` records of a tenant's audit chain (links and hashes)."""
     last = store._audit_seq.get(tenant, 0)
-    first = max(1, last - records + 1)
+    floor, prev, _ = store.audit_anchor(tenant)
+    first = max(floor, last - records + 1)
     prefix = tenant.encode() + b"\0"
-    prev = ""
-    if first > 1:
+    if first > floor:
         value = store._get("audit", prefix + _be64(first - 1))
         if value is None:
             return AuditVerification(False, 0, first - 1, f"record {first - 1} is missing")

@@ -152,14 +152,17 @@ class StoreReads(StoreBase):
     def verify_audit_chain(self, tenant: str) -> AuditVerification:
         """Recompute a tenant's audit chain and report the first bad or missing record."""
         prefix = self._read_prefix(tenant)
-        prev, checked, expected = "", 0, 1
+        floor, prev, at_seq = self.audit_anchor(tenant)
+        checked, expected = 0, floor
         if prefix is not None:
-            for key, value in self._scan("audit", prefix, _upper(prefix)):
+            for key, value in self._scan("audit", prefix + _be64(floor), _upper(prefix)):
                 seq = _read64(key, len(prefix))[0]
-                reason = _audit_problem(seq, expected, prev, value)
+                reason = _audit_problem(seq, expected, prev, value) or _anchor_problem(seq, at_seq, floor, value)
                 if reason:
                     return AuditVerification(False, checked, min(seq, expected), reason)
                 prev, checked, expected = value[-66:-2].decode(), checked + 1, seq + 1
+            if at_seq and expected <= at_seq:
+                return AuditVerification(False, checked, at_seq, f"the retention record {at_seq} is missing")
         written = self._audit_seq.get(tenant, 0)
         if expected - 1 < written:
             return AuditVerification(False, checked, expected,
@@ -206,6 +209,17 @@ class StoreReads(StoreBase):
         return [tenant for tenant, _, _ in self._tenant_tails("orders")]
 
 
+
+
+def _anchor_problem(seq: int, at_seq: int, floor: int, value: bytes) -> str:
+    """Why the chain's start (``audit_anchor``) is not the one its retention record declared, or
+    ``""``: the anchor lives outside the chain, so the record at ``at_seq`` vouches for it."""
+    if seq != at_seq:
+        return ""
+    data = orjson.loads(value).get("data") or {}
+    if data.get("floor") != floor:
+        return f"the chain starts at {floor} but retention record {at_seq} says {data.get('floor')!r}"
+    return ""
 
 
 def _audit_problem(seq: int, expected: int, prev: str, value: bytes) -> str:

@@ -57,6 +57,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -70,6 +71,7 @@ from rocksdict import (
 from gateway._model import OrderState
 from gateway._settings import Settings
 from gateway._store.base import (
+    _AUDIT_FLOOR,
     _BUYER_GENERATION,
     _BUYER_NEWEST,
     _HASH_MARK,
@@ -172,119 +174,140 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
             ValueError: a record cannot be encoded (bad tenant, fingerprint, JSON); a bug.
         """
         with self._write_lock:
-            handles = self._live(self._handles)
-            batch = WriteBatch(raw_mode=True)
-            put, select = batch.put, batch.set_default_column_family
-            known, prefix_of, dumps = self._prefixes.get, self._prefix, orjson.dumps
-            event_next: dict[str, int] = {}
-            audit_next: dict[str, int] = {}
-            head_next: dict[str, str] = {}
-            quarantine_next: dict[str, int] = {}
-            released: dict[str, list[int]] = {}
-            event_seqs: list[int] = []
-            audit_seqs: list[int] = []
-            order_audit: list[bytes] = []
-            quarantine_seqs: list[int] = []
-            outbox_sizes: list[int] = []
-            try:
-                if step.orders:
-                    select(handles["orders"])
-                    for order in step.orders:
-                        tenant = order.tenant
-                        put((known(tenant) or prefix_of(tenant)) + order.order_id.encode(),
-                            dumps(order.to_dict()))
-                if step.events:
-                    select(handles["events"])
-                    counters = self._event_seq
-                    dedup: list[tuple[bytes, bytes]] = []
-                    for event in step.events:
-                        tenant = event["tenant"]
-                        seq = (event_next.get(tenant) or counters.get(tenant, 0)) + 1
-                        event_next[tenant] = seq
-                        prefix = known(tenant) or prefix_of(tenant)
-                        packed = _be64(seq)
-                        put(prefix + packed, dumps(event))
-                        dedup.append((prefix + _be64(event["fingerprint"]), packed))
-                        event_seqs.append(seq)
-                    select(handles["dedup"])
-                    for key, value in dedup:
-                        put(key, value)
-                if step.audit:
-                    select(handles["audit"])
-                    counters, heads, sha256 = self._audit_seq, self._audit_head, hashlib.sha256
-                    for record in step.audit:
-                        tenant = record["tenant"]
-                        seq = (audit_next.get(tenant) or counters.get(tenant, 0)) + 1
-                        prev = head_next.get(tenant)
-                        if prev is None:
-                            prev = heads.get(tenant, "")
-                        entry = {**record, "seq": seq, "prev": prev}
-                        entry.pop("hash", None)
-                        body = dumps(entry, option=_SORTED)
-                        digest = sha256(prev.encode() + body).hexdigest()
-                        audit_next[tenant] = seq
-                        head_next[tenant] = digest
-                        put((known(tenant) or prefix_of(tenant)) + _be64(seq),
-                            body[:-1] + _HASH_MARK + digest.encode() + b'"}')
-                        audit_seqs.append(seq)
-                        if record.get("order_id"):
-                            order_audit.append((known(tenant) or prefix_of(tenant))
-                                               + record["order_id"].encode() + b"\0" + _be64(seq))
-                    if order_audit:
-                        select(handles["idx_audit"])
-                        for key in order_audit:
-                            put(key, b"")
-                outbox_seq = self._outbox_seq
-                if step.outbox:
-                    select(handles["outbox"])
-                    stamp = b',"queued_at_ms":%d}' % (time.time_ns() // 1_000_000)  # records are non-empty dicts
-                    for record in step.outbox:
-                        outbox_seq += 1
-                        value = dumps(record)[:-1] + stamp
-                        put(_be64(outbox_seq), value)
-                        outbox_sizes.append(len(value))
-                if step.quarantine:
-                    select(handles["quarantine"])
-                    counters = self._quarantine_seq
-                    for record in step.quarantine:
-                        tenant = record["tenant"]
-                        seq = (quarantine_next.get(tenant) or counters.get(tenant, 0)) + 1
-                        quarantine_next[tenant] = seq
-                        put((known(tenant) or prefix_of(tenant)) + _be64(seq), dumps(record))
-                        quarantine_seqs.append(seq)
-                if step.quarantine_release:
-                    self._release_quarantine(batch, handles, step.quarantine_release, released)
-                if step.buyer_index:
-                    select(handles["idx_buyer"])
-                    newest = self._buyer_index_newest
-                    for tenant, buyer_key, time_ms, order_id in step.buyer_index:
-                        put((known(tenant) or prefix_of(tenant)) + _be64x2(buyer_key, time_ms)
-                            + order_id.encode(), b"")
-                        newest = max(newest, time_ms)
-                    put(_BUYER_NEWEST, _be64(newest), handles["meta"])
-                if step.waybill_index:
-                    select(handles["idx_waybill"])
-                    for tenant, waybill, order_id in step.waybill_index:
-                        put((known(tenant) or prefix_of(tenant)) + waybill.encode(), order_id.encode())
-                if step.records:
-                    select(handles["packline"])
-                    for tenant, kind, record_id, stored in step.records:
-                        key = record_prefix(kind, tenant) + record_id.encode()
-                        if stored is None:
-                            batch.delete(key)
-                        else:
-                            put(key, dumps(stored))
-            except (struct.error, KeyError, TypeError, orjson.JSONEncodeError) as exc:
-                raise ValueError(f"step cannot be encoded: {exc!r}") from exc
-            if len(batch):
-                self._write(batch, "commit")
-            self._apply(step, event_next, audit_next, head_next, quarantine_next, released,
-                        outbox_seq, outbox_sizes)
-            if step.quarantine or released:
-                self._note_waiting(step.quarantine, quarantine_seqs, released)
-            first_outbox = outbox_seq - len(outbox_sizes) + 1
-            return CommitResult(event_seqs, audit_seqs, list(range(first_outbox, outbox_seq + 1)),
-                                quarantine_seqs)
+            return self._commit(step)
+
+    def commit_if(self, step: StepWrite, precondition: Callable[[], bool]) -> CommitResult | None:
+        """``commit``, but only if ``precondition()`` (called under the write lock, so no other
+        commit runs between the check and the write) is true; ``None`` when it was not."""
+        with self._write_lock:
+            return self._commit(step) if precondition() else None
+
+    def _commit(self, step: StepWrite) -> CommitResult:
+        handles = self._live(self._handles)
+        batch = WriteBatch(raw_mode=True)
+        put, select = batch.put, batch.set_default_column_family
+        known, prefix_of, dumps = self._prefixes.get, self._prefix, orjson.dumps
+        event_next: dict[str, int] = {}
+        audit_next: dict[str, int] = {}
+        head_next: dict[str, str] = {}
+        quarantine_next: dict[str, int] = {}
+        released: dict[str, list[int]] = {}
+        event_seqs: list[int] = []
+        audit_seqs: list[int] = []
+        order_audit: list[bytes] = []
+        quarantine_seqs: list[int] = []
+        outbox_sizes: list[int] = []
+        try:
+            if step.orders:
+                select(handles["orders"])
+                for order in step.orders:
+                    tenant = order.tenant
+                    put((known(tenant) or prefix_of(tenant)) + order.order_id.encode(),
+                        dumps(order.to_dict()))
+            if step.events:
+                select(handles["events"])
+                counters = self._event_seq
+                dedup: list[tuple[bytes, bytes]] = []
+                for event in step.events:
+                    tenant = event["tenant"]
+                    seq = (event_next.get(tenant) or counters.get(tenant, 0)) + 1
+                    event_next[tenant] = seq
+                    prefix = known(tenant) or prefix_of(tenant)
+                    packed = _be64(seq)
+                    put(prefix + packed, dumps(event))
+                    dedup.append((prefix + _be64(event["fingerprint"]), packed))
+                    event_seqs.append(seq)
+                select(handles["dedup"])
+                for key, value in dedup:
+                    put(key, value)
+            if step.audit:
+                select(handles["audit"])
+                counters, heads, sha256 = self._audit_seq, self._audit_head, hashlib.sha256
+                for record in step.audit:
+                    tenant = record["tenant"]
+                    seq = (audit_next.get(tenant) or counters.get(tenant, 0)) + 1
+                    prev = head_next.get(tenant)
+                    if prev is None:
+                        prev = heads.get(tenant, "")
+                    entry = {**record, "seq": seq, "prev": prev}
+                    entry.pop("hash", None)
+                    body = dumps(entry, option=_SORTED)
+                    digest = sha256(prev.encode() + body).hexdigest()
+                    audit_next[tenant] = seq
+                    head_next[tenant] = digest
+                    put((known(tenant) or prefix_of(tenant)) + _be64(seq),
+                        body[:-1] + _HASH_MARK + digest.encode() + b'"}')
+                    audit_seqs.append(seq)
+                    if record.get("order_id"):
+                        order_audit.append((known(tenant) or prefix_of(tenant))
+                                           + record["order_id"].encode() + b"\0" + _be64(seq))
+                if order_audit:
+                    select(handles["idx_audit"])
+                    for key in order_audit:
+                        put(key, b"")
+                for tenant, floor, prev in step.audit_floor:  # retention's anchor: the record that says so
+                    at_seq = next(seq for record, seq in zip(step.audit, audit_seqs, strict=True)
+                                  if record["tenant"] == tenant and record["decision"] == "retention")
+                    put(tenant.encode() + b"\0" + _AUDIT_FLOOR,
+                        dumps({"floor": floor, "prev": prev, "at_seq": at_seq}), handles["meta"])
+            outbox_seq = self._outbox_seq
+            if step.outbox:
+                select(handles["outbox"])
+                stamp = b',"queued_at_ms":%d}' % (time.time_ns() // 1_000_000)  # records are non-empty dicts
+                for record in step.outbox:
+                    outbox_seq += 1
+                    value = dumps(record)[:-1] + stamp
+                    put(_be64(outbox_seq), value)
+                    outbox_sizes.append(len(value))
+            if step.quarantine:
+                select(handles["quarantine"])
+                counters = self._quarantine_seq
+                for record in step.quarantine:
+                    tenant = record["tenant"]
+                    seq = (quarantine_next.get(tenant) or counters.get(tenant, 0)) + 1
+                    quarantine_next[tenant] = seq
+                    put((known(tenant) or prefix_of(tenant)) + _be64(seq), dumps(record))
+                    quarantine_seqs.append(seq)
+            if step.quarantine_release:
+                self._release_quarantine(batch, handles, step.quarantine_release, released)
+            if step.buyer_index:
+                select(handles["idx_buyer"])
+                newest = self._buyer_index_newest
+                for tenant, buyer_key, time_ms, order_id in step.buyer_index:
+                    put((known(tenant) or prefix_of(tenant)) + _be64x2(buyer_key, time_ms)
+                        + order_id.encode(), b"")
+                    newest = max(newest, time_ms)
+                put(_BUYER_NEWEST, _be64(newest), handles["meta"])
+            if step.waybill_index:
+                select(handles["idx_waybill"])
+                for tenant, waybill, order_id in step.waybill_index:
+                    put((known(tenant) or prefix_of(tenant)) + waybill.encode(), order_id.encode())
+            if step.records:
+                select(handles["packline"])
+                for tenant, kind, record_id, stored in step.records:
+                    key = record_prefix(kind, tenant) + record_id.encode()
+                    if stored is None:
+                        batch.delete(key)
+                    else:
+                        put(key, dumps(stored))
+            for name, key, raw in step.raw:
+                if raw is None:
+                    batch.delete(key, handles[name])
+                else:
+                    put(key, raw, handles[name])
+            for name, start, end in step.raw_ranges:
+                batch.delete_range(start, end, handles[name])
+        except (struct.error, KeyError, TypeError, orjson.JSONEncodeError) as exc:
+            raise ValueError(f"step cannot be encoded: {exc!r}") from exc
+        if len(batch):
+            self._write(batch, "commit")
+        self._apply(step, event_next, audit_next, head_next, quarantine_next, released,
+                    outbox_seq, outbox_sizes)
+        if step.quarantine or released:
+            self._note_waiting(step.quarantine, quarantine_seqs, released)
+        first_outbox = outbox_seq - len(outbox_sizes) + 1
+        return CommitResult(event_seqs, audit_seqs, list(range(first_outbox, outbox_seq + 1)),
+                            quarantine_seqs)
 
     def _release_quarantine(self, batch: WriteBatch, handles: dict[str, Any],
                             releases: list[tuple[str, int]], released: dict[str, list[int]]) -> None:
@@ -338,6 +361,10 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
                 cache.move_to_end(key)
             while len(cache) > limit:
                 cache.popitem(last=False)
+            for name, raw_key, raw in step.raw:  # retention deleted these orders
+                if name == "orders" and raw is None:
+                    tenant_bytes, _, id_bytes = raw_key.partition(b"\0")
+                    cache.pop((tenant_bytes.decode(), id_bytes.decode()), None)
             if outbox_sizes:
                 self._outbox.add(first_outbox, outbox_sizes)
             counts = self._quarantine_count

@@ -54,6 +54,14 @@ class StepWrite:
     waybill_index: list[tuple[str, str, str]] = field(default_factory=list)
     quarantine_release: list[tuple[str, int]] = field(default_factory=list)
     records: list[tuple[str, str, str, dict[str, Any] | None]] = field(default_factory=list)
+    raw: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+    """Raw puts and deletes ``(column family, full key, value or None to delete)``, written last:
+    for maintenance (retention, ``gateway._store.retention``), never for the pipeline."""
+    raw_ranges: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    """Range deletes ``(column family, first key, end key excluded)``, written last."""
+    audit_floor: list[tuple[str, int, str]] = field(default_factory=list)
+    """``(tenant, floor, prev)``: the tenant's audit chain now starts at ``floor`` (retention
+    pruned the records before it); the step must hold that tenant's ``retention`` audit record."""
 
     def merge(self, other: StepWrite) -> None:
         """Append everything of ``other`` (written after this step's own records, in order)."""
@@ -66,6 +74,9 @@ class StepWrite:
         self.waybill_index.extend(other.waybill_index)
         self.quarantine_release.extend(other.quarantine_release)
         self.records.extend(other.records)
+        self.raw.extend(other.raw)
+        self.raw_ranges.extend(other.raw_ranges)
+        self.audit_floor.extend(other.audit_floor)
 
 
 
