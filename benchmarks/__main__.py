@@ -10,6 +10,7 @@ Benchmarks:
   packline 32 pack stations on ptys under webhooks: scan-to-verdict latency vs the raw pty round trip
   api     after-sales lookup on 1,000,000 orders vs a raw RocksDB read of the same keys; the OCI's cost
   year    a year of a 5,000-order/day shop in the store: durable ingest and lookup vs an empty store
+  soak    a day of traffic, upstream down, outbox full: the gateway's RSS and disk vs idle and the requests
 
 Each prints figures beside a baseline measured in the same run, shows progress on stderr,
 and with ``--json`` prints one JSON object as the last line of stdout.
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "packline": "benchmarks.packline",
     "api": "benchmarks.api",
     "year": "benchmarks.year",
+    "soak": "benchmarks.soak",
 }
 
 
