@@ -259,10 +259,12 @@ async def import_demo_catalog(client: httpx.AsyncClient, settings: Settings, ten
         reply = await client.post(f"/api/v1/tenants/{tenant}/catalog?format=csv", content=demo_catalog_csv().encode(),
                                   headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"})
     except httpx.HTTPError as exc:
-        log.error("demo catalog import failed: %s", exc)
+        log.error("demo catalog import failed: %s; the demo stations answer UNKNOWN_BARCODE until it is imported: "
+                  "restart the demo (make run)", exc)
         return False
     if reply.status_code != 200:
-        log.error("demo catalog import refused: HTTP %s %s", reply.status_code, reply.text[:500])
+        log.error("demo catalog import refused: HTTP %s %s; the demo stations answer UNKNOWN_BARCODE until it is "
+                  "imported: restart the demo (make run)", reply.status_code, reply.text[:500])
         return False
     log.info("demo catalog imported for tenant %s: %s", tenant, reply.text[:200])
     return True

@@ -148,7 +148,8 @@ class Forwarder:
                     try:
                         self.store.delete_outbox(undeleted)
                     except StoreError as exc:  # they are re-sent after the restart; upstream de-duplicates
-                        log.error("cannot delete %d acknowledged records at stop: %s", len(undeleted), exc)
+                        log.error("cannot delete %d acknowledged records at stop: %s; they are sent again at the next start "
+                                  "(the upstream de-duplicates by event_id)", len(undeleted), exc)
                 await self.sink.aclose()
             self.stopped.set()
 
@@ -292,12 +293,13 @@ class Forwarder:
             except StoreError as exc:
                 reason = str(exc)  # text only: a kept traceback would keep the failed database open
             self._note_error(f"store: cannot {what}: {reason}")
-            log.error("cannot %s (attempt %d): %s", what, backoff.failures + 1, reason)
+            log.error("cannot %s (attempt %d): %s; retried with backoff (check free disk space: gateway doctor)", what,
+                      backoff.failures + 1, reason)
             await trio.sleep(backoff.next_delay())
             try:  # RocksDB refuses writes after a failed one until it is reopened (Store.reopen)
                 await trio.to_thread.run_sync(self.store.reopen, limiter=self._limiter)
             except StoreError as exc:
-                log.error("cannot reopen the store: %s", str(exc))
+                log.error("cannot reopen the store: %s; tried again with backoff (gateway doctor says why)", str(exc))
 
     def _backlog(self) -> Backlog:
         stats = self.store.outbox_stats()

@@ -280,7 +280,8 @@ class PinduoduoClient:
             except (trio_websocket.HandshakeError, OSError, trio.BrokenResourceError, _PeerSilentError) as exc:
                 reason = _describe(exc)
             except Exception as exc:  # supervisor: a bug in one tenant's client must not stop the daemon
-                log.exception("pinduoduo client %s for tenant %s failed unexpectedly", self.where, self.tenant)
+                log.exception("pinduoduo client %s for tenant %s failed unexpectedly; it reconnects with backoff (a bug: "
+                              "report it with this traceback)", self.where, self.tenant)
                 reason = f"unexpected {type(exc).__name__}"
             was_connected = self.stats.state == "connected"
             if was_connected:

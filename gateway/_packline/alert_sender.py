@@ -273,7 +273,7 @@ class AlertSender:
         try:
             await trio.to_thread.run_sync(self.store.commit, write, limiter=self._limiter)
         except StoreError as exc:
-            log.error("alert queue not updated (%s); retried later", exc)
+            log.error("alert queue not updated (%s); retried later (if this repeats: gateway doctor)", exc)
             self.status.last_error = f"store: {exc}"
             return False
         return True
@@ -289,7 +289,7 @@ class AlertSender:
         try:
             queue = await trio.to_thread.run_sync(queued_alerts, self.store, limiter=self._limiter)
         except StoreError as exc:
-            log.error("alert queue unreadable (%s); retried later", exc)
+            log.error("alert queue unreadable (%s); retried later (if this repeats: gateway doctor)", exc)
             return
         sent = {alert_id for write in self._undeleted for _, _, alert_id, _ in write.records}
         queue = [a for a in queue if a.alert_id not in sent]
@@ -318,7 +318,7 @@ class AlertSender:
         try:
             old = await trio.to_thread.run_sync(old_marks, limiter=self._limiter)
         except StoreError as exc:
-            log.error("delivered alert marks unreadable (%s); retried later", exc)
+            log.error("delivered alert marks unreadable (%s); retried later (if this repeats: gateway doctor)", exc)
             return
         if old:
             await self._commit(StepWrite(records=[(tenant, SENT_KIND, alert_id, None) for tenant, alert_id in old]))

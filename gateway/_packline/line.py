@@ -88,8 +88,8 @@ class PackLine(LineScans, LineWatches):
                 try:
                     runner.inbox_send.send_nowait(_Interrupt(order))
                 except trio.WouldBlock:
-                    log.error("station %s: inbox full; the refund of %s is seen at the next scan", station,
-                              order.order_id)
+                    log.error("station %s: inbox full; the refund of %s is seen at the next scan (check the station's "
+                              "scanner for a flood of reads: gateway devices monitor)", station, order.order_id)
             if order.status in WITHDRAWN or order.waybill or order.status is Status.READY_TO_PACK:
                 self._queue_followup(order)
 
@@ -235,7 +235,8 @@ class PackLine(LineScans, LineWatches):
             except (BackpressureError, StoreError) as exc:
                 runner.last = Outcome(Verdict.UNKNOWN_BARCODE, f"未保存，请重扫（{exc}）",
                                       f"Not saved, scan again ({exc})").view(now_ms())
-                log.error("station %s: not saved: %s", runner.name, exc)
+                log.error("station %s: not saved: %s; the packer was told to scan again (if this repeats: gateway doctor, "
+                          "free disk space or the outbox backlog)", runner.name, exc)
                 self._publish(runner)
                 continue
             if outcome is not None:

@@ -256,7 +256,8 @@ class Pipeline:
             # Only text is kept (log args, store_error, the submissions' error): the exception's
             # traceback frames would keep the failed database alive, and RocksDB frees its LOCK
             # (needed by Store.reopen) only with the last reference.
-            log.error("commit of %d events failed, nothing acknowledged: %s", count, str(exc))
+            log.error("commit of %d events failed, nothing acknowledged (senders get 503 and retry): %s; check free "
+                      "disk space and the store with gateway doctor", count, str(exc))
             failure = StoreError(str(exc))
             del exc
             self.store_error = failure
@@ -267,7 +268,8 @@ class Pipeline:
                 submission.done.set()
             return
         except Exception as exc:  # a bug must not leave webhook handlers waiting forever
-            log.exception("processing step failed")
+            log.exception("processing step failed; its senders got an error and retry (a bug: report it with this "
+                          "traceback)")
             for submission in group:
                 submission.error = StoreError(f"processing failed: {exc!r}")
                 submission.done.set()

@@ -364,12 +364,13 @@ class Connection:
         if self.disconnected:
             log.debug("%s after client %s left", what, self.client, exc_info=exc_info)
         elif request.state >= STREAMING:
-            log.error("%s after its response started; connection closed", what, exc_info=exc_info)
+            log.error("%s after its response started; connection closed (a bug: report it with this traceback)", what,
+                      exc_info=exc_info)
         elif request.body_broken:  # the request body was malformed: the app saw a disconnect
             request.status = self.error_status
             await self.write(self.error_response(self.error_status))
         else:
-            log.error("%s; replying 500", what, exc_info=exc_info)
+            log.error("%s; replying 500 (a bug: report it with this traceback)", what, exc_info=exc_info)
             request.status = 500
             await self.write(self.error_response(500))
 
