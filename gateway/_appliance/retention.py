@@ -67,7 +67,7 @@ def describe(report: RetentionReport) -> str:
     """One line for the log and the CLI."""
     verb = "would delete" if report.dry_run else "deleted"
     kept = ", ".join(f"{count} {status}" for status, count in sorted(report.kept_old.items())) or "none"
-    held = f"; its start is held by {report.audit_held_by}" if report.audit_held_by else ""
+    held = f", {report.audit_kept:,} records of kept orders before it" if report.audit_kept else ""
     return (f"tenant {report.tenant}: {verb} {report.orders_deleted:,} orders, {report.events_deleted:,} events, "
             f"{report.records_deleted:,} pack-line records, {report.files_deleted:,} snapshot files, "
             f"{report.audit_deleted:,} audit records (the chain now starts at {report.audit_floor:,}{held}); "

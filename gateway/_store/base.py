@@ -32,12 +32,12 @@ Key layout
                    b"audit_index"                             b"1": idx_audit covers every audit
                                                               record (built at open otherwise)
                    T 0 b"quarantine_floor"                    be64(highest q_seq released)
-                   T 0 b"audit_floor"                         {"floor", "prev", "at_seq"}: the chain
-                                                              starts at seq "floor" whose prev is
-                                                              "prev" (retention pruned the records
-                                                              before it; "at_seq" is the audit record
-                                                              of the tenant's chain that says so:
-                                                              ``gateway._store.retention``)
+                   T 0 b"audit_floor"                         ``AuditAnchor``: the linked chain starts
+                                                              at "floor" (retention pruned the records
+                                                              before it but "kept" ones, vouched for
+                                                              by "kept_digest"); "at_seq" is the audit
+                                                              record that says so
+                                                              (``gateway._store.retention``)
 
 Sequence numbers start at 1 and are assigned by ``commit``: ``event_seq``, ``audit_seq`` and
 ``q_seq`` per tenant, ``outbox_seq`` globally (one FIFO, so the forwarder reads in commit
@@ -56,6 +56,7 @@ OPT_SORT_KEYS)).hexdigest()``. The stored value is exactly those sorted bytes wi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import struct
@@ -63,7 +64,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from rocksdict import (
@@ -106,6 +107,27 @@ _AUDIT_INDEXED = b"audit_index"
 _BUYER_GENERATION = 100_000  # buyers remembered per generation (two generations are kept)
 _QUARANTINE_FLOOR = b"quarantine_floor"
 _AUDIT_FLOOR = b"audit_floor"
+
+
+NO_KEPT = hashlib.sha256(b"").hexdigest()
+
+
+class AuditAnchor(NamedTuple):
+    """Where a tenant's audit chain starts (``meta`` ``T 0 audit_floor``).
+
+    Attributes:
+        floor: the first seq of the linked chain; records before it were pruned by retention,
+            except ``kept`` records of orders retention keeps (verified one by one, and as a set
+            by ``kept_digest``: sha256 over ``"<seq>:<hash>\\n"`` of each, in seq order).
+        prev: the hash the record at ``floor`` links to (a pruned record's).
+        at_seq: the ``retention`` audit record that declared this anchor (it vouches for it).
+    """
+
+    floor: int = 1
+    prev: str = ""
+    at_seq: int = 0
+    kept: int = 0
+    kept_digest: str = NO_KEPT
 
 
 class StoreBase:
@@ -252,14 +274,15 @@ class StoreBase:
         prefix = self._prefixes[tenant] = tenant.encode() + b"\0"
         return prefix
 
-    def audit_anchor(self, tenant: str) -> tuple[int, str, int]:
-        """``(floor, prev, at_seq)``: where a tenant's audit chain starts now. ``(1, "", 0)``
-        unless retention pruned its start (``gateway._store.retention``)."""
+    def audit_anchor(self, tenant: str) -> AuditAnchor:
+        """Where a tenant's audit chain starts now, and what retention kept before that start
+        (``gateway._store.retention``); ``AuditAnchor()`` when nothing was ever pruned."""
         value = self._get("meta", tenant.encode() + b"\0" + _AUDIT_FLOOR)
         if value is None:
-            return 1, "", 0
+            return AuditAnchor()
         anchor = orjson.loads(value)
-        return int(anchor["floor"]), str(anchor["prev"]), int(anchor["at_seq"])
+        return AuditAnchor(int(anchor["floor"]), str(anchor["prev"]), int(anchor["at_seq"]),
+                           int(anchor.get("kept", 0)), str(anchor.get("kept_digest", NO_KEPT)))
 
     def _read_prefix(self, tenant: str) -> bytes | None:
         """``T 0`` for reads; ``None`` for a name no tenant can have."""

@@ -174,7 +174,7 @@ def verify_files(store: StoreBase) -> list[StoreDamagedError]:
 def verify_audit_tail(store: StoreBase, tenant: str, records: int = TAIL_RECORDS) -> AuditVerification:
     """Verify the last ``records`` records of a tenant's audit chain (links and hashes)."""
     last = store._audit_seq.get(tenant, 0)
-    floor, prev, _ = store.audit_anchor(tenant)
+    floor, prev = store.audit_anchor(tenant)[:2]
     first = max(floor, last - records + 1)
     prefix = tenant.encode() + b"\0"
     if first > floor:

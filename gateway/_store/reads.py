@@ -16,6 +16,8 @@ import orjson
 from gateway._model import OrderState
 from gateway._store.base import (
     _SORTED,
+    NO_KEPT,
+    AuditAnchor,
     StoreBase,
     _be64,
     _be64x2,
@@ -150,24 +152,51 @@ class StoreReads(StoreBase):
                     yield record
 
     def verify_audit_chain(self, tenant: str) -> AuditVerification:
-        """Recompute a tenant's audit chain and report the first bad or missing record."""
+        """Recompute a tenant's audit chain and report the first bad or missing record.
+
+        Where retention pruned the chain's start (``audit_anchor``), the records it kept before
+        the floor are checked one by one and, as a set, against the anchor's digest; the chain
+        is linked from the floor on, and the anchor must be the one its retention record says."""
         prefix = self._read_prefix(tenant)
-        floor, prev, at_seq = self.audit_anchor(tenant)
-        checked, expected = 0, floor
+        anchor = self.audit_anchor(tenant)
+        prev, checked, expected = anchor.prev, 0, anchor.floor
         if prefix is not None:
-            for key, value in self._scan("audit", prefix + _be64(floor), _upper(prefix)):
+            problem = self._kept_problem(prefix, anchor)
+            if problem is not None:
+                return problem
+            for key, value in self._scan("audit", prefix + _be64(anchor.floor), _upper(prefix)):
                 seq = _read64(key, len(prefix))[0]
-                reason = _audit_problem(seq, expected, prev, value) or _anchor_problem(seq, at_seq, floor, value)
+                reason = _audit_problem(seq, expected, prev, value) or _anchor_problem(seq, anchor, value)
                 if reason:
                     return AuditVerification(False, checked, min(seq, expected), reason)
                 prev, checked, expected = value[-66:-2].decode(), checked + 1, seq + 1
-            if at_seq and expected <= at_seq:
-                return AuditVerification(False, checked, at_seq, f"the retention record {at_seq} is missing")
+            if anchor.at_seq and expected <= anchor.at_seq:
+                return AuditVerification(False, checked, anchor.at_seq,
+                                         f"the retention record {anchor.at_seq} is missing")
         written = self._audit_seq.get(tenant, 0)
         if expected - 1 < written:
             return AuditVerification(False, checked, expected,
                                      f"chain ends at seq {expected - 1} but {written} records were written")
         return AuditVerification(True, checked, None, "")
+
+    def _kept_problem(self, prefix: bytes, anchor: AuditAnchor) -> AuditVerification | None:
+        """The records retention kept before the floor: each one's own hash, and the set's digest."""
+        digest, kept = hashlib.sha256(), 0
+        for key, value in self._scan("audit", prefix, prefix + _be64(anchor.floor)):
+            seq = _read64(key, len(prefix))[0]
+            try:
+                own_prev = orjson.loads(value).get("prev", "")
+            except orjson.JSONDecodeError:
+                own_prev = ""
+            reason = _audit_problem(seq, seq, own_prev, value)
+            if reason:
+                return AuditVerification(False, kept, seq, f"kept record before the chain's start: {reason}")
+            digest.update(b"%d:%s\n" % (seq, value[-66:-2]))
+            kept += 1
+        if (kept, digest.hexdigest()) != (anchor.kept, anchor.kept_digest):
+            return AuditVerification(False, kept, anchor.floor, f"the {kept} records kept before the chain's start "
+                                     f"are not the {anchor.kept} retention recorded")
+        return None
 
     def quarantine_count(self, tenant: str | None = None) -> int:
         """Quarantined records held, for one tenant or all."""
@@ -211,14 +240,16 @@ class StoreReads(StoreBase):
 
 
 
-def _anchor_problem(seq: int, at_seq: int, floor: int, value: bytes) -> str:
+def _anchor_problem(seq: int, anchor: AuditAnchor, value: bytes) -> str:
     """Why the chain's start (``audit_anchor``) is not the one its retention record declared, or
-    ``""``: the anchor lives outside the chain, so the record at ``at_seq`` vouches for it."""
-    if seq != at_seq:
+    ``""``: the anchor lives outside the chain, so the record at ``anchor.at_seq`` vouches for it."""
+    if seq != anchor.at_seq:
         return ""
     data = orjson.loads(value).get("data") or {}
-    if data.get("floor") != floor:
-        return f"the chain starts at {floor} but retention record {at_seq} says {data.get('floor')!r}"
+    said = (data.get("floor"), data.get("kept", 0), data.get("kept_digest", NO_KEPT))
+    if said != (anchor.floor, anchor.kept, anchor.kept_digest):
+        return f"the chain's start ({anchor.floor}, {anchor.kept} kept before it) is not what retention record " \
+               f"{anchor.at_seq} says ({said[0]!r}, {said[1]!r})"
     return ""
 
 

@@ -23,14 +23,16 @@ snapshot files they name, the packing session, its print jobs and pending eviden
 * the product catalog, stock and stations' records;
 * the newest event-log record of a tenant (its seq is the counter new events continue from).
 
-**The audit chain** is tamper-evident (``gateway._store.base``): records are pruned only from
-its start, up to the first record that is newer than the cutoff or belongs to an order that is
-kept. Each pruning appends a ``retention`` audit record to the tenant's chain saying where the
-chain now starts (``data.floor``) and what was deleted, and the store's anchor (``meta``
-``T 0 audit_floor``: floor, the pruned record's hash the floor links to, and that record's seq)
-points at it; ``verify_audit_chain`` starts at the floor and checks the anchor against the
-record. So an open dispute keeps the audit records written after its first one until it is
-resolved; ``gateway store retention --dry-run`` says which order holds the chain's start.
+**The audit chain** is tamper-evident (``gateway._store.base``). Retention deletes the records of a
+tenant's chain from its start up to the cutoff (the first record newer than it), except the
+records of orders it keeps (an open dispute's whole history stays). The chain's start moves to
+the cutoff: the **floor**. Each pruning appends a ``retention`` audit record to the tenant's chain
+saying where the linked chain now starts and which records were kept before it (their count and
+a digest of their seqs and hashes), and the store's anchor (``meta`` ``T 0 audit_floor``,
+``AuditAnchor``) repeats it and points at that record. ``verify_audit_chain`` checks every kept
+record's own hash and the set against the digest, links the chain from the floor, and checks the
+anchor against its record: a kept record changed or removed, or a start moved to hide records,
+is detected.
 
 De-duplication: once an event's entry is deleted, a platform re-sending that very event (more
 than ``retention_days`` later) would be taken as new. Platforms do not re-send that late.
@@ -42,6 +44,7 @@ never waits long behind it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -79,7 +82,8 @@ class RetentionReport:
     files_deleted: int = 0
     audit_deleted: int = 0
     audit_floor: int = 1
-    audit_held_by: str = ""
+    audit_kept: int = 0
+    audit_stopped_by: str = ""
     kept_old: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +91,7 @@ class RetentionReport:
                 "orders_deleted": self.orders_deleted, "events_deleted": self.events_deleted,
                 "records_deleted": self.records_deleted, "files_deleted": self.files_deleted,
                 "audit_deleted": self.audit_deleted, "audit_floor": self.audit_floor,
-                "audit_held_by": self.audit_held_by, "kept_old": dict(sorted(self.kept_old.items()))}
+                "audit_kept": self.audit_kept, "audit_stopped_by": self.audit_stopped_by, "kept_old": dict(sorted(self.kept_old.items()))}
 
 
 def prune_tenant(store: Store, tenant: str, cutoff_ms: int, now_ms: int, *, dry_run: bool = False,
@@ -227,53 +231,74 @@ def _alias_keys(stored: bytes) -> Iterator[int]:
 
 def _prune_audit(store: Store, tenant: str, cutoff_ms: int, report: RetentionReport, deleted: set[str],
                  progress: Progress | None) -> None:
-    """Delete the audit chain's start up to the first record that must stay (module docstring)."""
+    """Delete the audit records before the cutoff but those of kept orders (module docstring)."""
     prefix = tenant.encode() + b"\0"
-    floor, prev, _ = store.audit_anchor(tenant)
+    anchor = store.audit_anchor(tenant)
+    floor, prev = anchor.floor, anchor.prev
     last = store._audit_seq.get(tenant, 0)
     gone: dict[str, bool] = {}
-    start, count, held_by = floor, 0, ""
+
+    def is_gone(order_id: str) -> bool:
+        if order_id not in gone:
+            if len(gone) > 100_000:  # an order's records lie within days of each other
+                gone.clear()
+            gone[order_id] = order_id in deleted or store.get_order(tenant, order_id) is None
+        return gone[order_id]
+
+    kept: list[tuple[int, bytes]] = []
+    drops: list[int] = []  # kept by an earlier pass, their order deleted since
+    for key, value in store._scan("audit", prefix, prefix + _be64(floor)):  # range deletes: skipped fast
+        seq = _read64(key, len(prefix))[0]
+        if is_gone(orjson.loads(value).get("order_id") or ""):
+            drops.append(seq)
+        else:
+            kept.append((seq, value[-66:-2]))
+    ranges: list[tuple[int, int]] = []
+    run, walked, stopped_by = floor, 0, ""
     for key, value in store._scan("audit", prefix + _be64(floor), _upper(prefix)):
         seq = _read64(key, len(prefix))[0]
         record = orjson.loads(value)
-        order_id = record.get("order_id") or ""
         if seq >= last or record.get("at_ms", 0) >= cutoff_ms:
-            held_by = "" if seq >= last else "newer than the cutoff"
+            stopped_by = "the newest record" if seq >= last else "newer than the cutoff"
             break
-        if order_id:
-            if order_id not in gone:
-                if len(gone) > 100_000:  # an order's records lie within days of each other
-                    gone.clear()
-                gone[order_id] = order_id in deleted or store.get_order(tenant, order_id) is None
-            if not gone[order_id]:
-                held_by = order_id
-                break
-        floor, prev, count = seq + 1, value[-66:-2].decode(), count + 1
-        if count % BATCH_AUDIT == 0:
-            _commit_floor(store, tenant, start, floor, prev, report)
-            start = floor
+        order_id = record.get("order_id") or ""
+        if order_id and not is_gone(order_id):  # an order that stays keeps its records
+            kept.append((seq, value[-66:-2]))
+            if seq > run:
+                ranges.append((run, seq))
+            run = seq + 1
+        floor, prev, walked = seq + 1, value[-66:-2].decode(), walked + 1
+        if walked % BATCH_AUDIT == 0:
+            _commit_floor(store, tenant, [*ranges, (run, floor)], drops, floor, prev, kept, report)
+            ranges, run, drops = [], floor, []
             if progress is not None:
-                progress("audit", count)
-    if floor > start:
-        _commit_floor(store, tenant, start, floor, prev, report)
+                progress("audit", walked)
+    if drops or (floor > anchor.floor and (ranges or floor > run)):
+        _commit_floor(store, tenant, [*ranges, (run, floor)], drops, floor, prev, kept, report)
     report.audit_floor = floor
-    report.audit_held_by = held_by
+    report.audit_kept = len(kept)
+    report.audit_stopped_by = stopped_by
 
 
-def _commit_floor(store: Store, tenant: str, start: int, floor: int, prev: str, report: RetentionReport) -> None:
-    """Delete audit records ``[start, floor)`` and record the new start in the chain itself."""
-    report.audit_deleted += floor - start
+def _commit_floor(store: Store, tenant: str, ranges: list[tuple[int, int]], drops: list[int], floor: int, prev: str,
+                  kept: list[tuple[int, bytes]], report: RetentionReport) -> None:
+    """Delete the audit records in ``ranges`` (``[start, end)``) and ``drops``, and record the
+    chain's new start and the records kept before it in the chain itself (``AuditAnchor``)."""
+    ranges = [(start, end) for start, end in ranges if end > start]
+    report.audit_deleted += sum(end - start for start, end in ranges) + len(drops)
     if report.dry_run:
         return
     prefix = tenant.encode() + b"\0"
+    digest = hashlib.sha256(b"".join(b"%d:%s\n" % (seq, digest) for seq, digest in kept)).hexdigest()
     write = StepWrite(audit=[{
         "tenant": tenant, "order_id": "", "event_id": "", "rule": "", "source": "gateway", "actor": "retention",
         "decision": "retention", "changes": [], "at_ms": report.now_ms,
-        "note": f"retention: audit records {start}..{floor - 1} deleted, the chain starts at {floor}",
-        "data": {"floor": floor, "deleted_from": start, "cutoff_ms": report.cutoff_ms,
+        "note": f"retention: audit records before {floor} deleted but {len(kept)} of orders kept",
+        "data": {"floor": floor, "kept": len(kept), "kept_digest": digest, "cutoff_ms": report.cutoff_ms,
                  "orders_deleted": report.orders_deleted, "events_deleted": report.events_deleted}}],
-        raw_ranges=[("audit", prefix + _be64(start), prefix + _be64(floor))],
-        audit_floor=[(tenant, floor, prev)])
+        raw_ranges=[("audit", prefix + _be64(start), prefix + _be64(end)) for start, end in ranges],
+        raw=[("audit", prefix + _be64(seq), None) for seq in drops],
+        audit_floor=[(tenant, floor, prev, len(kept), digest)])
     store.commit(write)
 
 

@@ -72,10 +72,8 @@ from gateway._model import OrderState
 from gateway._settings import Settings
 from gateway._store.base import (
     _AUDIT_FLOOR,
-    _BUYER_GENERATION,
     _BUYER_NEWEST,
     _HASH_MARK,
-    _QUARANTINE_FLOOR,
     _SORTED,
     COLUMN_FAMILIES,
     FORMAT_VERSION,
@@ -245,11 +243,12 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
                     select(handles["idx_audit"])
                     for key in order_audit:
                         put(key, b"")
-                for tenant, floor, prev in step.audit_floor:  # retention's anchor: the record that says so
+                for tenant, floor, prev, kept, digest in step.audit_floor:  # retention's anchor
                     at_seq = next(seq for record, seq in zip(step.audit, audit_seqs, strict=True)
                                   if record["tenant"] == tenant and record["decision"] == "retention")
-                    put(tenant.encode() + b"\0" + _AUDIT_FLOOR,
-                        dumps({"floor": floor, "prev": prev, "at_seq": at_seq}), handles["meta"])
+                    put(tenant.encode() + b"\0" + _AUDIT_FLOOR, dumps({"floor": floor, "prev": prev, "at_seq": at_seq,
+                                                                     "kept": kept, "kept_digest": digest}),
+                        handles["meta"])
             outbox_seq = self._outbox_seq
             if step.outbox:
                 select(handles["outbox"])
@@ -308,97 +307,6 @@ class Store(StoreReads, StoreOutbox, StoreRecovery):
         first_outbox = outbox_seq - len(outbox_sizes) + 1
         return CommitResult(event_seqs, audit_seqs, list(range(first_outbox, outbox_seq + 1)),
                             quarantine_seqs)
-
-    def _release_quarantine(self, batch: WriteBatch, handles: dict[str, Any],
-                            releases: list[tuple[str, int]], released: dict[str, list[int]]) -> None:
-        """Add deletes (and the seq floor) for quarantine records that exist."""
-        column = self._live(self._cfs)["quarantine"]
-        batch.set_default_column_family(handles["quarantine"])
-        for tenant, seq in sorted(set(releases)):
-            key = self._prefix(tenant) + _be64(seq)
-            if self._guard(column.get, key) is not None:
-                batch.delete(key)
-                released.setdefault(tenant, []).append(seq)
-        batch.set_default_column_family(handles["meta"])
-        for tenant, seqs in released.items():
-            batch.put(self._prefix(tenant) + _QUARANTINE_FLOOR, _be64(max(seqs)))
-
-    def _note_waiting(self, records: list[dict[str, Any]], seqs: list[int],
-                      released: dict[str, list[int]]) -> None:
-        """Track quarantined events that wait for their waybill (``unknown_waybill``)."""
-        with self._memory_lock:
-            for record, seq in zip(records, seqs, strict=True):
-                if record.get("reason") == "unknown_waybill" and record.get("waybill"):
-                    tenant, waybill = record["tenant"], record["waybill"]
-                    self._waiting.setdefault((tenant, waybill), []).append(seq)
-                    self._waiting_of[(tenant, seq)] = waybill
-            for tenant, done in released.items():
-                for seq in done:
-                    waybill = self._waiting_of.pop((tenant, seq), None)
-                    if waybill is not None:
-                        left = [s for s in self._waiting.get((tenant, waybill), []) if s != seq]
-                        if left:
-                            self._waiting[(tenant, waybill)] = left
-                        else:
-                            self._waiting.pop((tenant, waybill), None)
-
-    def _apply(self, step: StepWrite, event_next: dict[str, int], audit_next: dict[str, int],
-               head_next: dict[str, str], quarantine_next: dict[str, int],
-               released: dict[str, list[int]], outbox_seq: int, outbox_sizes: list[int]) -> None:
-        """Publish a written step to the counters and caches."""
-        self._event_seq.update(event_next)
-        self._audit_seq.update(audit_next)
-        self._audit_head.update(head_next)
-        self._quarantine_seq.update(quarantine_next)
-        first_outbox = self._outbox_seq + 1
-        self._outbox_seq = outbox_seq
-        with self._memory_lock:
-            self._order_writes += 1
-            cache, limit = self._orders, self.settings.cache_orders
-            for order in step.orders:
-                key = (order.tenant, order.order_id)
-                cache[key] = order
-                cache.move_to_end(key)
-            while len(cache) > limit:
-                cache.popitem(last=False)
-            for name, raw_key, raw in step.raw:  # retention deleted these orders
-                if name == "orders" and raw is None:
-                    tenant_bytes, _, id_bytes = raw_key.partition(b"\0")
-                    cache.pop((tenant_bytes.decode(), id_bytes.decode()), None)
-            if outbox_sizes:
-                self._outbox.add(first_outbox, outbox_sizes)
-            counts = self._quarantine_count
-            for record in step.quarantine:
-                counts[record["tenant"]] = counts.get(record["tenant"], 0) + 1
-            for tenant, seqs in released.items():
-                counts[tenant] -= len(seqs)
-        if step.buyer_index:
-            self._remember_buyers(step.buyer_index)
-        if self.settings.recent_fingerprints and step.events:
-            recent, half = self._recent, max(1, self.settings.recent_fingerprints // 2)
-            for event in step.events:
-                tenant = event["tenant"]
-                seen = recent.get(tenant)
-                if seen is None:
-                    seen = recent[tenant] = set()
-                seen.add(event["fingerprint"])
-            self._recent_size += len(step.events)
-            if self._recent_size >= half:  # rotate generations: memory stays bounded
-                self._recent_old, self._recent, self._recent_size = recent, {}, 0
-
-    def _remember_buyers(self, entries: list[tuple[str, int, int, str]]) -> None:
-        """Note indexed buyers in memory; two generations bound the memory.
-
-        Dropping a generation makes ``_buyers_complete_after_ms`` the start of the one kept:
-        an entry written before that has a time no later than its write.
-        """
-        for tenant, buyer_key, time_ms, _ in entries:
-            self._buyers.add((tenant, buyer_key))
-            self._buyer_index_newest = max(self._buyer_index_newest, time_ms)
-        if len(self._buyers) >= _BUYER_GENERATION:
-            now = time.time_ns() // 1_000_000
-            self._buyers_complete_after_ms = max(self._buyers_complete_after_ms, self._buyers_since_ms)
-            self._buyers_old, self._buyers, self._buyers_since_ms = self._buyers, set(), now
 
     # -- open and close --------------------------------------------------------------
 

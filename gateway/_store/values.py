@@ -59,9 +59,10 @@ class StepWrite:
     for maintenance (retention, ``gateway._store.retention``), never for the pipeline."""
     raw_ranges: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     """Range deletes ``(column family, first key, end key excluded)``, written last."""
-    audit_floor: list[tuple[str, int, str]] = field(default_factory=list)
-    """``(tenant, floor, prev)``: the tenant's audit chain now starts at ``floor`` (retention
-    pruned the records before it); the step must hold that tenant's ``retention`` audit record."""
+    audit_floor: list[tuple[str, int, str, int, str]] = field(default_factory=list)
+    """``(tenant, floor, prev, kept, kept_digest)``: the tenant's audit chain now starts at
+    ``floor`` (``gateway._store.base.AuditAnchor``); the step must hold that tenant's ``retention``
+    audit record."""
 
     def merge(self, other: StepWrite) -> None:
         """Append everything of ``other`` (written after this step's own records, in order)."""

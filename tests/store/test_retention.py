@@ -92,9 +92,9 @@ def test_old_finished_orders_go_with_their_events_indexes_and_records(store: Sto
     assert store.get_order(T, "douyin|R0005") is not None
     assert report.kept_old == {"REFUND_INITIATED": 1}
     assert len(list(store.iter_audit(T, "douyin|R0004"))) == 5
-    # the chain's start was pruned up to the open refund's first record, and still verifies
-    assert report.audit_held_by == "douyin|R0004"
-    assert report.audit_deleted > 0
+    # the chain's start was pruned up to the cutoff but for the open refund's records; it verifies
+    assert report.audit_kept == 5 and report.audit_stopped_by == "newer than the cutoff"
+    assert report.audit_deleted > 0 and store.audit_anchor(T).kept == 5
     assert store.verify_audit_chain(T).ok
     assert verify_audit_tail(store, T, 3).ok and verify_audit_tail(store, T, 10_000).ok
 
@@ -121,8 +121,9 @@ def test_a_resolved_dispute_is_deleted_later_and_the_chain_moves_on(tmp_path: Pa
         assert store.verify_audit_chain(T).ok
         second = prune_tenant(store, T, T0 + 200 * DAY, T0 + 400 * DAY)
         assert second.orders_deleted == 1 and store.get_order(T, "douyin|R0004") is None
-        assert second.audit_floor > first.audit_floor
-        assert second.audit_held_by == "newer than the cutoff"  # order 5, delivered recently
+        assert second.audit_floor == first.audit_floor  # order 5, delivered recently, is after the cutoff
+        assert first.audit_kept == 5 and second.audit_kept == 0  # order 4's records went with it
+        assert list(store.iter_audit(T, "douyin|R0004")) == []
         assert store.verify_audit_chain(T).ok
         ingest(store, _events(7, ["PAID"], T0 + 401 * DAY), T0 + 401 * DAY)  # writing goes on
         assert store.verify_audit_chain(T).ok
@@ -131,14 +132,28 @@ def test_a_resolved_dispute_is_deleted_later_and_the_chain_moves_on(tmp_path: Pa
 def test_tampering_with_the_anchor_or_the_retention_record_is_detected(store: Store, tmp_path: Path) -> None:
     seed(store, tmp_path)
     prune_tenant(store, T, T0 + 200 * DAY, T0 + 400 * DAY)
-    floor, prev, at_seq = store.audit_anchor(T)
+    anchor = store.audit_anchor(T)
     cfs = store._cfs
     assert cfs is not None
     anchor_key = T.encode() + b"\0audit_floor"
-    cfs["meta"][anchor_key] = orjson.dumps({"floor": floor + 1, "prev": prev, "at_seq": at_seq})
+    stored = cfs["meta"][anchor_key]
+    cfs["meta"][anchor_key] = orjson.dumps({**anchor._asdict(), "floor": anchor.floor + 1})
     assert not store.verify_audit_chain(T).ok  # records hidden by raising the floor
     del cfs["meta"][anchor_key]
     assert not store.verify_audit_chain(T).ok  # the pruned start without its anchor
+    cfs["meta"][anchor_key] = stored
+    assert store.verify_audit_chain(T).ok
+    kept_seq = int(next(iter(store.iter_audit(T, "douyin|R0004")))["seq"])
+    key = T.encode() + b"\0" + kept_seq.to_bytes(8, "big")
+    original = cfs["audit"][key]
+    del cfs["audit"][key]
+    assert not store.verify_audit_chain(T).ok  # a kept record before the start removed
+    changed = original.replace(b'"douyin|R0004"', b'"douyin|R0005"', 1)
+    assert changed != original
+    cfs["audit"][key] = changed
+    assert not store.verify_audit_chain(T).ok  # ... or changed
+    cfs["audit"][key] = original
+    assert store.verify_audit_chain(T).ok
 
 
 def test_commit_if_refuses_when_the_precondition_fails(store: Store) -> None:
@@ -151,7 +166,7 @@ def test_nothing_old_means_nothing_deleted(store: Store, tmp_path: Path) -> None
     seed(store, tmp_path)
     report = prune_tenant(store, T, T0 - DAY, T0 + 400 * DAY)
     assert (report.orders_deleted, report.events_deleted, report.audit_deleted) == (0, 0, 0)
-    assert store.audit_anchor(T) == (1, "", 0)
+    assert store.audit_anchor(T).floor == 1 and store.audit_anchor(T).kept == 0
     assert store.verify_audit_chain(T).ok
 
 

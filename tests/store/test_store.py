@@ -605,9 +605,9 @@ def test_buyer_lookups_from_memory_agree_with_the_index_across_reopen_and_forget
     import random
     import time as clock
 
-    import gateway._store.store as store_module
+    import gateway._store.recovery as recovery_module
 
-    monkeypatch.setattr(store_module, "_BUYER_GENERATION", 7)  # forget generations often
+    monkeypatch.setattr(recovery_module, "_BUYER_GENERATION", 7)  # forget generations often
     rnd = random.Random(5)
     now = clock.time_ns() // 1_000_000
     order = 0
