@@ -4,10 +4,12 @@ Benchmarks:
   core    the accelerated core: Cython batch vs pure-Python fallback vs the floor
   store   durable ingest (decode -> core -> one synced write batch) vs raw rocksdict batches
   forward backlog drain to a loopback upstream vs a plain httpx client posting the same batches
+          (--sink nats: into a 3-node NATS JetStream cluster vs a plain nats-py publisher)
   ingest  the real gateway over HTTP: signed webhooks, batched ERP pushes, the no-op ceiling
   app     the gateway's own CPU per webhook: its ASGI app in-process, no sockets
   devices scanner drivers (serial pty, TCP): scans/s and per-scan latency vs the raw round trip
   packline 32 pack stations on ptys under webhooks: scan-to-verdict latency vs the raw pty round trip
+  replay  the rule sandbox: 1,000,000 recorded events replayed under two rule sets vs durable ingest
   api     after-sales lookup on 1,000,000 orders vs a raw RocksDB read of the same keys; the OCI's cost
   year    a year of a 5,000-order/day shop in the store: durable ingest and lookup vs an empty store
   soak    a day of traffic, upstream down, outbox full: the gateway's RSS and disk vs idle and the requests
@@ -30,6 +32,7 @@ BENCHMARKS = {
     "devices": "benchmarks.devices",
     "packline": "benchmarks.packline",
     "api": "benchmarks.api",
+    "replay": "benchmarks.replay",
     "year": "benchmarks.year",
     "soak": "benchmarks.soak",
 }

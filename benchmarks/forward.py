@@ -1,6 +1,7 @@
 """Backlog drain: the forwarder emptying a big outbox to a loopback upstream.
 
 ``python -m benchmarks forward [--events N] [--batch B] [--baseline-events M] [--json]``
+(``--sink nats``: the same drain into a NATS JetStream cluster, ``benchmarks/forward_nats.py``)
 
 1. Builds a backlog of N outbox records (default 1,000,000; ~300-byte records shaped like
    the ones ``plan_step`` writes) in a real RocksDB store.
@@ -142,7 +143,16 @@ async def drain(store: Store, base: str, batch: int, events: int) -> dict[str, A
 
 
 def main(argv: list[str]) -> int:
+    if "--sink" in argv and argv.index("--sink") + 1 < len(argv):  # --sink nats: benchmarks/forward_nats.py
+        at = argv.index("--sink")
+        if argv[at + 1] == "nats":
+            from benchmarks.forward_nats import main as nats_main
+
+            return nats_main(argv[:at] + argv[at + 2:])
+        argv = argv[:at] + argv[at + 2:]
     p = parser("forward", __doc__.splitlines()[0])
+    p.add_argument("--sink", choices=["http", "nats"], default="http",
+                   help="http: this benchmark; nats: a 3-node JetStream cluster (benchmarks/forward_nats.py)")
     p.add_argument("--events", type=int, default=1_000_000, help="backlog size [1,000,000]")
     p.add_argument("--batch", type=int, default=500, help="events per POST, both runs [500]")
     p.add_argument("--baseline-events", type=int, default=200_000, help="events the plain client sends [200,000]")

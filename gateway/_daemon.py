@@ -27,6 +27,7 @@ import dataclasses
 import gc
 import logging
 import signal
+import time
 from functools import partial
 
 import trio
@@ -34,6 +35,7 @@ from starlette.routing import Route
 
 import core_ext
 from gateway._appliance.retention import serve_retention
+from gateway._customs import load_customs
 from gateway._demo import (
     DEMO_UPSTREAM_PATH,
     DEMO_UPSTREAM_SECRET,
@@ -41,7 +43,7 @@ from gateway._demo import (
     serve_demo_devices,
     serve_demo_feeder,
 )
-from gateway._forward import open_forwarder
+from gateway._forward import Forwarder, open_forwarder
 from gateway._ingest import serve_pinduoduo_clients
 from gateway._metrics import Metrics
 from gateway._ops import BoardSettings, OpsMetrics, OpsState, serve_ops
@@ -104,7 +106,7 @@ def raise_open_files_limit(max_connections: int) -> int:
 def _upstream_settings(settings: Settings, bound: str) -> UpstreamSection:
     """``[upstream]``, or the demo's own upstream route when the demo runs without one."""
     upstream = settings.upstream
-    if upstream.url or not settings.demo.enabled:
+    if upstream.kind == "nats" or upstream.url or not settings.demo.enabled:
         return upstream
     base = bound if "://" in bound else f"http://{bound}"
     return dataclasses.replace(upstream, url=base + DEMO_UPSTREAM_PATH, secret=Secret(DEMO_UPSTREAM_SECRET))
@@ -159,6 +161,28 @@ def _open_checked_store(settings: Settings, accept_damaged: bool) -> Store:
     return store
 
 
+def _start_fleet_heartbeat(nursery: trio.Nursery, services: Services, forwarder: Forwarder) -> None:
+    """With the NATS sink: this box's heartbeat into the fleet's bucket (``gateway._fleet``)."""
+    from gateway import __version__
+    from gateway._fleet import Heartbeat, HeartbeatPublisher, heartbeat_of, serve_heartbeat
+    from gateway._forward.nats_sink import NatsSink  # nats-py loads only for the fleet
+
+    upstream = services.settings.upstream
+    if upstream.kind != "nats" or not upstream.nats.heartbeat_bucket or not isinstance(forwarder.sink, NatsSink):
+        return
+
+    interval_s = upstream.nats.heartbeat_interval_s
+
+    def snapshot() -> Heartbeat:
+        ops = services.ops
+        oci = {tenant: report.oci.score for tenant, report in ops.reports.items()} if ops and ops.reports else None
+        return heartbeat_of(services.settings.gateway.id, interval_s, services.outbox_report(),
+                            services.devices.report(), oci, __version__, time.time())
+
+    log.info("fleet heartbeat every %g s into bucket %s", interval_s, upstream.nats.heartbeat_bucket)
+    nursery.start_soon(serve_heartbeat, HeartbeatPublisher(forwarder.sink, upstream.nats), snapshot, interval_s)
+
+
 async def serve_gateway(
     settings: Settings,
     shutdown: trio.Event | None = None,
@@ -177,7 +201,7 @@ async def serve_gateway(
             HTTP server listens.
 
     Raises:
-        ConfigError: the rule files are invalid.
+        ConfigError: the rule files or the customs files are invalid.
         StoreDamagedError: the store failed its checks (``gateway._store.check``) and
             ``accept_damaged_store`` is not set: nothing is served.
         StoreError: the store cannot be opened (e.g. locked by another process).
@@ -185,6 +209,7 @@ async def serve_gateway(
     if shutdown is None:
         shutdown = trio.Event()
     holder = RuleHolder(settings.rules_path)
+    customs = load_customs(settings.customs_path)  # a broken file stops the start: file:line: key
     metrics = Metrics()
     metrics.core.labels(core_ext.IMPLEMENTATION).set(1)
     metrics.rules_version.info({"digest": holder.current.digest})
@@ -194,7 +219,7 @@ async def serve_gateway(
         pipeline = Pipeline(store, settings.pipeline, metrics, rules=lambda: holder.current)
         services = Services(
             settings=settings, store=store, pipeline=pipeline, rules=holder, metrics=metrics,
-            api_token=load_or_create_token(settings.token_path),
+            api_token=load_or_create_token(settings.token_path), customs=customs,
         )
         log.info("core implementation: %s", core_ext.IMPLEMENTATION)
         log.info("rules: %s sources from %s (digest %s)", len(holder.current.sources),
@@ -213,9 +238,10 @@ async def serve_gateway(
                 forwarder = open_forwarder(store, upstream, settings.gateway.id, metrics)
                 services.forwarder = forwarder
                 if forwarder is not None:
-                    log.info("forwarding the outbox to %s (%d events waiting)", upstream.url,
+                    log.info("forwarding the outbox to %s (%d events waiting)", forwarder.where,
                              store.outbox_stats().count)
                     lifespan.start_soon(forwarder.serve)
+                    _start_fleet_heartbeat(lifespan, services, forwarder)
                 else:
                     log.warning("no [upstream] url: forwarding is off, the outbox fills up to its bound")
                 lifespan.start_soon(serve_retention, store, settings.store.retention_days)
@@ -228,7 +254,7 @@ async def serve_gateway(
                 if settings.stations:
                     services.packline = await lifespan.start(
                         partial(serve_pack_line, settings, services.devices, store, pipeline, lambda: holder.current,
-                                services.display, metrics))
+                                services.display, metrics, customs=customs))
                 if settings.demo.enabled:
                     lifespan.start_soon(serve_demo_feeder, settings, binds[0])
                 task_status.started(services)

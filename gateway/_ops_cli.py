@@ -49,7 +49,11 @@ class _Target(LocalGateway):
         from gateway._forward import outbox_report
 
         upstream = self.settings.upstream.url
-        if not upstream and self.settings.demo.enabled:
+        if self.settings.upstream.kind == "nats":
+            from gateway._settings.nats import describe_nats
+
+            upstream = describe_nats(self.settings.upstream.nats)
+        elif not upstream and self.settings.demo.enabled:
             upstream = "(the demo's own /demo/upstream)"
         report = outbox_report(self.store, None, upstream)
         report["state"] = "stopped"

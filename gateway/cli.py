@@ -8,7 +8,10 @@
     gateway devices list|monitor|test-print|nvr-check [--config FILE] ...   (see _devices_cli)
     gateway catalog import|show --tenant T ...   products, barcodes, kits (see _catalog_cli)
     gateway stock --tenant T [--json]            gift stock levels with their age
+    gateway customs import|board|attributes ...  customs declarations of cross-border orders (see _customs_cli)
     gateway token create|list|revoke ...         scoped API tokens (see _token_cli)
+    gateway fleet status|tail [--config FILE] ... the boxes of a NATS fleet (see _fleet_cli)
+    gateway export|replay ...                    recorded inputs; replay under candidate rules (see _sandbox_cli)
     gateway version
 
 Exit status (documented in the README):
@@ -108,8 +111,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             http = settings.http
             tenants = ", ".join(f"{t}[{','.join(sorted(s))}]" for t, s in sorted(settings.tenants.items()))
             upstream = settings.upstream.url or ("the demo's /demo/upstream" if settings.demo.enabled else "off")
+            if settings.upstream.kind == "nats":
+                from gateway._settings.nats import describe_nats
+
+                upstream = describe_nats(settings.upstream.nats)
             print(f"{config}: OK  gateway {settings.gateway.id!r}, http {http.host}:{http.port}, "
                   f"store sync={settings.store.sync}, upstream {upstream}, tenants: {tenants or 'none'}")
+            from gateway._customs import load_customs
+
+            customs = load_customs(settings.customs_path)  # ConfigError: file:line: key
+            print(f"customs: {len(customs.attributes)} declaration attributes, {len(customs.rules)} fill rules"
+                  if customs.enabled else "customs: declaration check off (no attributes.toml)")
     except RuleErrors as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
@@ -160,6 +172,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return run_catalog_command(args, _settings_from(args))
 
 
+def cmd_customs(args: argparse.Namespace) -> int:
+    from gateway._customs_cli import run_customs_command
+
+    return run_customs_command(args, _settings_from(args))
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from gateway._token_cli import run_token_command
 
@@ -182,6 +200,18 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from gateway._backup_cli import run_backup_command
 
     return run_backup_command(args, _settings_from(args))
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from gateway._sandbox_cli import run_sandbox_command
+
+    return run_sandbox_command(args)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from gateway._fleet_cli import run_fleet_command
+
+    return run_fleet_command(args, _settings_from(args))
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -252,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     for catalog_parser in add_catalog_commands(sub, config_options):
         catalog_parser.set_defaults(func=cmd_catalog)
 
+    from gateway._customs_cli import add_customs_parser
+
+    add_customs_parser(sub, config_options).set_defaults(func=cmd_customs)
+
     from gateway._token_cli import add_token_parser
 
     add_token_parser(sub, config_options).set_defaults(func=cmd_token)
@@ -268,6 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     for backup_parser in add_backup_commands(sub, config_options):
         backup_parser.set_defaults(func=cmd_backup)
+
+    from gateway._sandbox_cli import add_sandbox_commands  # export, replay (the rule sandbox)
+
+    for sandbox_parser in add_sandbox_commands(sub, config_options):
+        sandbox_parser.set_defaults(func=cmd_sandbox)
+
+    from gateway._fleet_cli import add_fleet_parser  # gateway fleet status|tail (NATS JetStream)
+
+    add_fleet_parser(sub, config_options).set_defaults(func=cmd_fleet)
 
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)

@@ -21,10 +21,10 @@ from tests._support import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 STAGES = ["_settings", "_rules", "_ingest", "_pipeline", "_store", "_forward", "_packline", "_ops", "_ops_lookup", "_server",
-          "_demo", "_appliance"]
+          "_demo", "_appliance", "_fleet", "_customs", "_sandbox"]
 FOUNDATION = {"_model", "_errors", "_times", "_metrics", "_backoff", "_addresses", "_signing"}
 TOP = {"__init__", "__main__", "_daemon", "_ops_cli", "_devices_cli", "_devices_cli_format", "_catalog_cli", "_token_cli",
-       "_install_cli", "_doctor_cli", "_backup_cli", "cli"}
+       "_install_cli", "_doctor_cli", "_backup_cli", "_customs_cli", "_sandbox_cli", "_fleet_cli", "cli"}
 
 
 def lint(root: Path) -> subprocess.CompletedProcess[str]:

@@ -105,7 +105,9 @@ class Forwarder:
         self._backoff_scope: trio.CancelScope | None = None
         self._undeleted: dict[str, list[int]] = {}
         self.stopped = trio.Event()
-        self.outage = OutageLog(public_url(settings.url), self._backlog, lambda: store.outbox_stats().count,
+        self.where: str = getattr(sink, "where", "") or public_url(settings.url)
+        """The upstream as logs and ``outbox status`` name it (never with credentials)."""
+        self.outage = OutageLog(self.where, self._backlog, lambda: store.outbox_stats().count,
                                 caught_up_events=settings.batch_max_events)
 
     def __repr__(self) -> str:
@@ -339,7 +341,7 @@ def outbox_report(store: Store, forwarder: Forwarder | None, upstream_url: str) 
     queued = store.outbox_oldest_queued_ms()
     state = forwarder.status if forwarder else ForwarderState(state="disabled" if not upstream_url else "idle")
     return {
-        "upstream": upstream_url or None,
+        "upstream": upstream_url or (forwarder.where if forwarder is not None else None),
         "state": state.state,
         "backlog_events": stats.count,
         "backlog_bytes": stats.bytes,
@@ -366,7 +368,14 @@ def outbox_report(store: Store, forwarder: Forwarder | None, upstream_url: str) 
 
 def open_forwarder(store: Store, settings: UpstreamSection, gateway_id: str,
                    metrics: Metrics | None = None) -> Forwarder | None:
-    """The forwarder for ``[upstream]``, or ``None`` when ``url`` is empty (forwarding off)."""
+    """The forwarder for ``[upstream]``: to the NATS stream for ``kind = "nats"``, else to
+    ``url`` over HTTP; ``None`` when ``url`` is empty (forwarding off)."""
+    sink: Sink
+    if settings.kind == "nats":
+        from gateway._forward.nats_sink import NatsSink  # nats-py loads only for the fleet
+
+        sink = NatsSink(settings.nats, gateway_id, settings.timeout_s)
+        return Forwarder(store, sink, settings, gateway_id, metrics)
     if not settings.url:
         return None
     sink = HttpSink(settings.url, settings.secret, gateway_id, settings.timeout_s)

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 #: Every kind, in the board's order.
 KINDS: tuple[str, ...] = ("unshipped_24h", "repeat_order_72h", "status_disagrees", "quarantined", "dead_letter",
-                          "waybill_timeout", "intercept", "gift_shortfall", "held")
+                          "waybill_timeout", "intercept", "gift_shortfall", "held", "declaration_incomplete")
 
 _PICKUP_ZH = {"awaiting_pickup": "待揽收（最后拦截机会）", "not_picked_up": "未揽收", "picked_up": "已揽收",
               "in_transit": "运输中", "unknown": "未知"}
@@ -212,5 +212,21 @@ def held_order(tenant: str, order: Mapping[str, Any]) -> Anomaly:
                    int(order.get("updated_at_ms") or 0), {"resume_status": back_to})
 
 
-__all__ = ["KINDS", "Anomaly", "dead_letter", "gift_shortfall", "held_group", "held_order", "intercept",
+def declaration_incomplete(tenant: str, hold: Mapping[str, Any]) -> Anomaly:
+    """A cross-border order held for its incomplete customs declaration (``customs_hold``
+    record, ``gateway._customs``): what is missing and which record fills it."""
+    missing = list(hold.get("missing") or [])
+    listed = "、".join(f"{m.get('sku')} {m.get('attribute')}" for m in missing[:5])
+    listed_en = ", ".join(f"{m.get('sku')} {m.get('attribute')}" for m in missing[:5])
+    more = f" (+{len(missing) - 5})" if len(missing) > 5 else ""
+    order_id = str(hold.get("order_id") or "")
+    return Anomaly(f"declaration_incomplete:{order_id}", "declaration_incomplete", tenant, order_id,
+                   "declaration_incomplete",
+                   f"跨境订单申报要素不全（{listed}{more}），暂停打包；在申报预检页补齐或导入 CSV",
+                   f"cross-border order with an incomplete customs declaration ({listed_en}{more}), held; "
+                   "complete it on the pre-declaration board or import a CSV", int(hold.get("at_ms") or 0),
+                   {"group_id": hold.get("group_id", ""), "missing": missing, "station": hold.get("station", "")})
+
+
+__all__ = ["KINDS", "Anomaly", "dead_letter", "declaration_incomplete", "gift_shortfall", "held_group", "held_order", "intercept",
            "order_link", "quarantined", "repeat_order", "status_disagrees", "unshipped", "waybill_timeout"]

@@ -16,6 +16,10 @@ Where each kind comes from::
                                        parcel was packed and an order of the group is open
     held (pack line)                   pack-line "hold" records, same condition; a gift-stock
                                        hold (STOP_NO_STOCK) is shown as gift_shortfall only
+    declaration_incomplete             "customs_hold" records (gateway._customs: a cross-border
+                                       order whose declaration is incomplete, seen when it
+                                       became ready to pack or at the station) with no
+                                       "declaration" record forwarded since, order still open
 
 The pack line never deletes its ``plan``, ``hold`` and ``intercept`` records, so a condition
 ends when the orders say so (packed, shipped, withdrawn), as above.
@@ -32,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from gateway._customs import DECLARATION
+from gateway._customs import HOLD as CUSTOMS_HOLD
 from gateway._model import Status
 from gateway._ops import anomalies as build
 from gateway._ops.anomalies import Anomaly
@@ -66,6 +72,11 @@ def record_anomalies(store: Store, tenant: str, board: BoardSettings, now_ms: in
             continue
         if _still_open(store, tenant, hold.get("orders")):
             found.append(build.held_group(tenant, group_id, hold))
+    for _, order_id, hold in store.iter_records(CUSTOMS_HOLD, tenant):
+        done = store.get_record(tenant, DECLARATION, order_id)
+        if (done is None or int(done.get("at_ms") or 0) < int(hold.get("at_ms") or 0)) and _still_open(
+                store, tenant, [order_id]):
+            found.append(build.declaration_incomplete(tenant, hold))
     return found
 
 

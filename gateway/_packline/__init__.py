@@ -15,7 +15,8 @@ checked across rows; the catalog's API), ``catalog_files`` (CSV and JSON read an
 ``catalog_store`` (the catalog and stock records, what packing uses), ``bill`` (the expected
 bill per parcel), ``session`` (the pack session's verdicts, pure), ``session_text`` (what a
 session shows: ``ScanResult`` and its lines), ``station`` (what a scan is; the station's
-events), ``line`` (``PackLine``: every station, interrupts, follow-ups), ``printing`` (the
+events), ``line_declaration`` (a cross-border order held while its customs declaration is
+incomplete: ``DECLARATION_INCOMPLETE``), ``line`` (``PackLine``: every station, interrupts, follow-ups), ``printing`` (the
 durable label queue), ``evidence`` (NVR clips), ``alerts`` (alerts raised: builders, WeCom
 bodies, the durable queue), ``alert_sender`` (the queue delivered to the WeCom robot),
 ``display`` (each station's live view), ``devices`` (drivers built from settings,

@@ -9,7 +9,8 @@ without waiting for the next scan), that a parcel's waybill arrived, or that the
 changed.
 
 ``PackLine`` is assembled from parts: ``line_base`` (shared state, the bill of a group, the
-station's view), ``line_scans`` (what a scan or an interrupt does), ``line_watch`` (follow-ups,
+station's view), ``line_scans`` (what a scan or an interrupt does), ``line_declaration`` (the customs
+declaration hold of cross-border orders), ``line_watch`` (follow-ups,
 the waybill watch, evidence), and this module (the commit listener, restoring at start, the
 tasks). What a scan is: ``gateway._packline.station``; the verdicts:
 ``gateway._packline.session``. Labels: ``gateway._packline.printing``.

@@ -21,6 +21,7 @@ from devices.nvr import NvrClient
 from devices.printer import ZplPrinter
 from devices.scan import Scan
 from devices.supervisor import DeviceRegistry
+from gateway._customs import CustomsConfig
 from gateway._metrics import Metrics
 from gateway._model import OrderState, Status
 from gateway._packline.bill import build_bill
@@ -136,8 +137,10 @@ class LineBase:
                  pipeline: Pipeline, rules: Callable[[], RuleSet], display: StationDisplay, registry: DeviceRegistry,
                  printers: Mapping[str, ZplPrinter | None], nvrs: Mapping[str, NvrClient], evidence_dir: Any,
                  scales: Mapping[str, StationScale] | None = None, stock_reader: StockReader | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, customs: CustomsConfig | None = None) -> None:
         self.config = config
+        #: The customs-declaration check of cross-border orders (``gateway._customs``; off when empty).
+        self.customs = customs or CustomsConfig()
         self.metrics = metrics
         self.stock_reader = stock_reader
         self.scales: Mapping[str, StationScale] = scales or {}

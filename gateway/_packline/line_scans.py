@@ -26,7 +26,8 @@ from gateway._packline.alerts import (
 )
 from gateway._packline.bill import unit_weights_g, unknown_skus
 from gateway._packline.catalog import packed_stock_write
-from gateway._packline.line_base import LineBase, StationRunner, _copy, _pickup_state, _result_outcome
+from gateway._packline.line_base import StationRunner, _copy, _pickup_state, _result_outcome
+from gateway._packline.line_declaration import LineDeclarations
 from gateway._packline.printing import PrintJob, job_record, reprint_job
 from gateway._packline.session import PackSession, ScanResult, open_session
 from gateway._packline.station import (
@@ -44,7 +45,7 @@ from gateway._pipeline import now_ms
 log = logging.getLogger(__name__)
 
 
-class LineScans(LineBase):
+class LineScans(LineDeclarations):
     """Scans and interrupts (see the module docstring)."""
 
     # -- scans -------------------------------------------------------------------------
@@ -113,6 +114,10 @@ class LineScans(LineBase):
                         if runner.session is not None and runner.session.state != "closed":
                             return closed  # MISSING: the next order waits
                         return await self._open(runner, order, at, text)
+            reopen = self._declaration_done(session)  # held for its declaration, complete now
+            if reopen is not None:
+                await self._cancel(runner, at, text)
+                return await self._open(runner, reopen, at, text)
             working = _copy(session)
             result = working.scan_item(product, text, scan.element("21"), at)
             outcome = _result_outcome(result, text)
@@ -173,16 +178,18 @@ class LineScans(LineBase):
         members, catalog, bill = self.bill_for(order)
         group_id = bill.group_id
         session_id = f"{runner.name}-{at}"
+        declarations, hold = self._declaration_hold(members)
         session, result = open_session(session_id, runner.name, runner.operator, tenant, bill, at,
                                        order_states={m.order_id: m.status.value if m.status else "" for m in members},
                                        unit_weights_g=unit_weights_g(bill, catalog),
-                                       unknown_skus=unknown_skus(bill, catalog))
+                                       unknown_skus=unknown_skus(bill, catalog), hold=hold)
         outcome = _result_outcome(result, code)
         opened = result.verdict is Verdict.OPENED
         outcome = self._session_events(runner, session, outcome, "pack_open" if opened else "pack_exception", at,
                                        group_id, Status.PACKING if opened else None, all_orders=True)
         if result.verdict is Verdict.STOP_NO_STOCK:
             self._raise_shortfall(outcome, tenant, bill, at)
+        self._declaration_outcome(outcome, runner, declarations, group_id, at)
         await self._commit_outcome(runner, session, outcome)
         return outcome
 

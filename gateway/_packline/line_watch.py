@@ -6,7 +6,8 @@
   shipped, its session's packed components marked "shipped with waybill W"), a refund of an order that
   was already labelled (the intercept watch list, with its pickup state), an order that
   became ``READY_TO_PACK`` (its bill planned: gift rules and gift stock; a shortfall holds it
-  and raises an alert before anyone packs it);
+  and raises an alert before anyone packs it; a cross-border order with an incomplete customs
+  declaration gets its ``customs_hold`` record: the anomaly board shows it before anyone scans it);
 * every ``WAYBILL_CHECK_S``, packed parcels still without a waybill after
   ``[packline] waybill_timeout_s`` raise one ``waybill_timeout`` alert each;
 * the evidence of closed sessions: the snapshot taken at close, the clip searched on the
@@ -21,6 +22,7 @@ from typing import Any
 
 import trio
 
+from gateway._customs import hold_writes
 from gateway._errors import BackpressureError, DeviceError, StoreError
 from gateway._model import OrderState, Status
 from gateway._packline import evidence as evidence_mod
@@ -33,7 +35,8 @@ from gateway._packline.alerts import (
 )
 from gateway._packline.bill import STOCK_CHECKED_KINDS, shipped_session
 from gateway._packline.catalog_store import catalog_write
-from gateway._packline.line_base import EVIDENCE_POLL_S, WAYBILL_CHECK_S, LineBase, _pickup_state
+from gateway._packline.line_base import EVIDENCE_POLL_S, WAYBILL_CHECK_S, _pickup_state
+from gateway._packline.line_declaration import LineDeclarations
 from gateway._packline.station import (
     WITHDRAWN,
 )
@@ -47,7 +50,7 @@ SHIPPED_STATES = frozenset({Status.SHIPPED, Status.IN_TRANSIT, Status.DELIVERED}
 log = logging.getLogger(__name__)
 
 
-class LineWatches(LineBase):
+class LineWatches(LineDeclarations):
     """Follow-ups, the waybill watch and evidence (see the module docstring)."""
 
     # -- follow-ups: refunds after the label, waybills, orders ready to pack -----------------
@@ -136,7 +139,7 @@ class LineWatches(LineBase):
         it (``STOP_NO_STOCK`` at the station), raises an anomaly and an alert, before anyone
         starts packing it."""
         tenant, group_id = order.tenant, order.pack_group or order.order_id
-        _, _, bill = self.bill_for(order)
+        members, _, bill = self.bill_for(order)
         gifts = [{"rule": c.origin[5:], "order_id": c.order_id, "sku": c.sku, "quantity": c.quantity,
                   "parcel": c.parcel} for c in bill.components if c.origin.startswith("gift:")]
         write = StepWrite(records=[(tenant, "plan", group_id, {
@@ -148,6 +151,7 @@ class LineWatches(LineBase):
                 "shortfalls": dict(bill.shortfalls), "at_ms": now}))
             write.merge(alert_write(shortfall_alert(tenant, group_id, list(bill.orders), dict(bill.shortfalls), now)))
             log.warning("tenant %s: %s held: gift stock short %s", tenant, group_id, bill.shortfalls)
+        write.merge(hold_writes(self.store, self._declarations(members), group_id, now))  # customs: seen before packing
         return write
 
     async def _serve_waybill_watch(self) -> None:

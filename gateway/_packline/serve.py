@@ -17,6 +17,7 @@ import trio
 from devices.printer import ZplPrinter
 from devices.scan import Scan
 from devices.supervisor import DeviceRegistry
+from gateway._customs import CustomsConfig, load_customs
 from gateway._metrics import Metrics
 from gateway._packline.alerts import AlertWake, alert_listener, serve_alerts
 from gateway._packline.devices import SCAN_QUEUE, nvr_client, printer_of, serve_station_devices
@@ -34,9 +35,11 @@ log = logging.getLogger(__name__)
 
 async def serve_pack_line(settings: Settings, registry: DeviceRegistry, store: Store, pipeline: Pipeline,
                           rules: Callable[[], RuleSet], display: StationDisplay, metrics: Metrics | None = None, *,
+                          customs: CustomsConfig | None = None,
                           task_status: trio.TaskStatus[PackLine] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the pack line until cancelled; reports the ``PackLine`` once its stations run
-    (their open sessions restored, queued labels back in their queues)."""
+    (their open sessions restored, queued labels back in their queues). ``customs``: the
+    declaration check of cross-border orders (default: read from ``[customs] dir``)."""
     nvrs = {name: nvr_client(name, nvr) for name, nvr in settings.nvrs.items()}
     printers: dict[str, ZplPrinter | None] = {
         name: printer_of(name, config.printer) if config.printer is not None else None
@@ -49,7 +52,8 @@ async def serve_pack_line(settings: Settings, registry: DeviceRegistry, store: S
     line = PackLine(settings.packline, {name: (config.nvr, config.nvr_channel)
                                         for name, config in settings.stations.items()},
                     store, pipeline, rules, display, registry, printers, nvrs, settings.data_path / "evidence",
-                    scales, stock_reader, metrics)
+                    scales, stock_reader, metrics,
+                    customs if customs is not None else load_customs(settings.customs_path))
     pipeline.add_listener(line.on_commit)
     wake = AlertWake()
     pipeline.add_listener(alert_listener(wake))

@@ -13,6 +13,7 @@ States and what moves them::
     open ──close, incomplete────────────> open     MISSING (names every missing component)
     open / held ──whole-order refund────> stopped  STOP_REFUND (never released: do not ship)
     held ──release(by, reason)──────────> open     (stock arrived, or "ship without the gift")
+    held (DECLARATION_INCOMPLETE) ──────> never released by a supervisor: complete the declaration
     stopped (ALREADY_PACKED) ──release──> open     (a supervisor allows the repack)
     open / held / stopped ──abandon─────> closed   OK, abandoned (the cancel code: unpack, no label)
 
@@ -74,6 +75,11 @@ REFUND_STATES = frozenset({"REFUND_INITIATED", "REFUNDED", "CANCELLED"})
 #: Order states that mean the order was packed before (the duplicate-pack alarm).
 PACKED_STATES = frozenset({"PACKED", "SHIPPED", "FULFILLMENT_STARTED", "IN_TRANSIT", "DELIVERED"})
 _FORMAT = 1
+#: Stops no supervisor releases: a refund (do not ship), an incomplete customs declaration
+#: (the station releases it by itself once the declaration is complete).
+_NEVER_RELEASED = frozenset({Verdict.STOP_REFUND.value, Verdict.DECLARATION_INCOMPLETE.value})
+#: Stops that hold a parcel (it may be packed later) rather than stop it.
+_HELD = frozenset({Verdict.STOP_NO_STOCK.value, Verdict.DECLARATION_INCOMPLETE.value})
 
 
 class PackSession:
@@ -261,7 +267,7 @@ class PackSession:
             return self._record("release", Verdict.NO_SESSION, at_ms, "本包裹已封箱", "This parcel is closed", by=by)
         if self.stop is None:
             return self._record("release", Verdict.OPENED, at_ms, "包裹已在打包中", "The parcel is already open", by=by)
-        if self.stop["verdict"] == Verdict.STOP_REFUND or not (by.strip() and reason.strip()):
+        if self.stop["verdict"] in _NEVER_RELEASED or not (by.strip() and reason.strip()):
             return self._stopped("release", at_ms, by=by, reason=reason, refused=True)
         self.state, self.stop = "open", None
         who, why = shown(by), shown(reason, 60)
@@ -386,13 +392,16 @@ class PackSession:
 
 def open_session(session_id: str, station: str, operator: str, tenant: str, bill: Bill, opened_at_ms: int, *,
                  order_states: Mapping[str, str], unit_weights_g: Mapping[str, int | None] | None = None,
-                 unknown_skus: Collection[str] = ()) -> tuple[PackSession, ScanResult]:
+                 unknown_skus: Collection[str] = (), hold: Mapping[str, str] | None = None
+                 ) -> tuple[PackSession, ScanResult]:
     """Open a pack session on ``bill`` and give the opening verdict.
 
     Args:
         order_states: each member order's status name (``Status`` values are fine).
         unit_weights_g: unit weight per SKU (``bill.unit_weights_g``) for ``weight_check``.
         unknown_skus: the bill's SKUs the catalog lacks (``bill.unknown_skus``), shown at open.
+        hold: a stop of the caller's, after the opening's own (a cross-border order's
+            incomplete declaration: ``DECLARATION_INCOMPLETE``, ``gateway._customs``): held.
 
     Returns:
         The session and ``OPENED``, ``STOP_REFUND``, ``ALREADY_PACKED`` or ``STOP_NO_STOCK``.
@@ -404,9 +413,10 @@ def open_session(session_id: str, station: str, operator: str, tenant: str, bill
     packed = [o for o in members if session.order_states.get(o) in PACKED_STATES]
     fields: dict[str, Any] = {"group_id": bill.group_id, "orders": list(bill.orders),
                               "station": station, "unknown_skus": list(session.unknown_skus)}
-    session.stop = opening_stop(refunded, packed, bill.shortfalls, session.order_states)
+    session.stop = opening_stop(refunded, packed, bill.shortfalls, session.order_states) or (
+        dict(hold) if hold else None)
     if session.stop is not None:
-        session.state = "held" if session.stop["verdict"] == Verdict.STOP_NO_STOCK.value else "stopped"
+        session.state = "held" if session.stop["verdict"] in _HELD else "stopped"
         return session, session._stopped("open", opened_at_ms, **fields)
     zh, en = opening_text(len(bill.orders), session._total_units(), session.unknown_skus)
     return session, session._record("open", Verdict.OPENED, opened_at_ms, zh, en, **fields)

@@ -15,7 +15,7 @@ line). What a scan is, in this order:
    closes the open session first;
 5. an order id (with or without its channel: ``douyin|69..`` or ``69..``) or a waybill ->
    opens a session for the order's pack group (``OPENED``, or ``STOP_REFUND``,
-   ``ALREADY_PACKED``, ``STOP_NO_STOCK`` when it must not be packed);
+   ``ALREADY_PACKED``, ``STOP_NO_STOCK``, ``DECLARATION_INCOMPLETE`` when it must not be packed);
 6. anything else -> ``UNKNOWN_BARCODE`` (or ``NO_SESSION`` for a product with no session).
 
 No scan without an operator: before a badge, scans answer ``NOT_SIGNED_IN``.

@@ -282,6 +282,7 @@ class Verdict(enum.StrEnum):
     ALREADY_PACKED = "ALREADY_PACKED"  # the order was packed before: duplicate-pack alarm
     STOP_REFUND = "STOP_REFUND"        # a refund / cancel: stop, do not ship
     STOP_NO_STOCK = "STOP_NO_STOCK"    # gift stock does not cover the bill: held
+    DECLARATION_INCOMPLETE = "DECLARATION_INCOMPLETE"  # cross-border, customs declaration incomplete: held
     MISSING = "MISSING"                # close refused: components still missing
     OPENED = "OPENED"                  # a session opened for an order / waybill
     CLOSED = "CLOSED"                  # complete close (label goes to the printer)

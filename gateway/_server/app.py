@@ -6,11 +6,14 @@ Routes::
     POST /webhooks/{source}/{tenant}               gateway._server.webhooks (signed per source)
     /api/v1/...  (token)                           gateway._server.api
     /api/v1/tenants/{tenant}/catalog|stock (token) gateway._server.catalog_api
+    /api/v1/tenants/{tenant}/customs/... (token)   gateway._server.customs_api
     /api/v1/stations, .../labels, .../evidence/{order} (token)  gateway._server.packline_api
     /api/v1/tenants/{tenant}/buyers/lookup, .../orders/{id}/proof[.html|.png] (token)
                                                    gateway._server.lookup_api (after-sales)
     /api/v1/tenants/{tenant}/anomalies, .../oci (token)  gateway._server.ops_api
     POST /api/v1/admin/backup (admin, tenant *)    gateway._server.admin_api
+    /api/v1/sandbox/candidates..., GET /sandbox    gateway._server.sandbox_api (rule sandbox: upload,
+                                                   replay, promote; tenant *)
     POST /webhooks/erp/{tenant}/catalog             the ERP's product and stock updates (signed)
     GET  /stations, /stations/{name}[/events|/view] gateway._server.station_page (no token: the
                                                    pack line's screens)
@@ -43,6 +46,7 @@ from gateway._errors import BackpressureError, StoreError
 from gateway._server.admin_api import admin_routes
 from gateway._server.api import api_routes
 from gateway._server.catalog_api import catalog_routes
+from gateway._server.customs_api import customs_routes
 from gateway._server.dashboard import dashboard_routes
 from gateway._server.health import metrics_routes, probe_routes
 from gateway._server.http import AuditHook, http_error_json, json_response, token_guard
@@ -50,6 +54,7 @@ from gateway._server.lookup_api import lookup_routes
 from gateway._server.openapi import openapi_routes
 from gateway._server.ops_api import ops_routes
 from gateway._server.packline_api import packline_routes
+from gateway._server.sandbox_api import sandbox_routes
 from gateway._server.services import Services
 from gateway._server.station_page import station_routes
 from gateway._server.tokens import ApiToken, TokenRegistry, api_call_audit
@@ -71,9 +76,11 @@ def build_app(services: Services, extra_routes: Sequence[BaseRoute] = ()) -> Sta
         *lookup_routes(services, protected),  # before api_routes: its orders/{order_id:path} takes .../proof
         *api_routes(services, protected),
         *catalog_routes(services, protected),
+        *customs_routes(services, protected),
         *packline_routes(services, protected),
         *ops_routes(services, protected),
         *admin_routes(services, protected),
+        *sandbox_routes(services, protected),
         *station_routes(services.display, lambda: list(services.settings.stations)),
         *dashboard_routes(),
         *openapi_routes(),

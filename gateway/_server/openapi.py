@@ -155,6 +155,8 @@ _WEBHOOK_REPLIES: Mapping[int, tuple[str, Schema | None, str]] = {
 
 _ORDER_ID = {"order_id": {"type": "string", "minLength": 1}}
 _STATIC_MEDIA = "text/javascript|text/css|application/javascript"
+from gateway._server.openapi_customs import OPERATIONS as _CUSTOMS_OPERATIONS  # noqa: E402 (builds on the above)
+from gateway._server.openapi_sandbox import OPERATIONS as _SANDBOX_OPERATIONS  # noqa: E402 (builds on the above)
 
 OPERATIONS: tuple[Operation, ...] = (
     # health
@@ -297,6 +299,8 @@ OPERATIONS: tuple[Operation, ...] = (
               responses={200: _ok(_STRING, "page", "text/html")}),
     Operation("GET", "/dashboard/_static/{file}", "dashboard_static", "dashboard", "its script and style sheets",
               None, responses={200: _ok(_STRING, "file", _STATIC_MEDIA), 404: _err("no such file")}),
+    *_CUSTOMS_OPERATIONS,
+    *_SANDBOX_OPERATIONS,
 )
 
 ERROR_SCHEMA: Schema = {
@@ -387,7 +391,7 @@ def openapi_document(operations: Iterable[Operation] = OPERATIONS, *, version: s
     return {
         "openapi": "3.1.0",
         "info": {"title": "Warehouse edge gateway", "version": version, "description": _DESCRIPTION},
-        "tags": [{"name": name} for name in ("health", "meta", "api", "catalog", "packline", "lookup", "ops",
+        "tags": [{"name": name} for name in ("health", "meta", "api", "catalog", "customs", "packline", "lookup", "ops",
                                              "webhooks", "stations", "dashboard")],
         "paths": paths,
         "components": {"schemas": {"Error": ERROR_SCHEMA},

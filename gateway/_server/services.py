@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway._customs import CustomsConfig
 from gateway._forward import Forwarder, outbox_report
 from gateway._metrics import Metrics
 from gateway._ops import OpsState
@@ -46,6 +47,7 @@ class Services:
     packline: PackLine | None = None  # the stations' sessions, once the pack line runs
     ops: OpsState | None = None  # the anomaly board and the OCI, once the daemon runs them
     tokens: TokenRegistry | None = None  # who may call the local API (set by build_app when None)
+    customs: CustomsConfig | None = None  # the customs declaration check (read from [customs] dir when None)
 
     def outbox_report(self) -> dict[str, Any]:
         upstream = self.forwarder.settings.url if self.forwarder else self.settings.upstream.url

@@ -98,6 +98,8 @@ Reference (all keys, defaults in brackets)::
     retry_initial_s = 0.5       # first retry delay; doubles per failure, +-25 % jitter [0.5]
     retry_max_s = 60.0          # retry delay cap (a longer Retry-After is capped too) [60.0]
     progress_every_s = 5.0      # backlog drain progress in the log while a backlog exists [5.0]
+    kind = "http"               # "http": POST to url; "nats": publish to a JetStream stream,
+                                # [upstream.nats]: the reference is gateway/_settings/nats.py ["http"]
 
     [tenants.NAME.SOURCE]       # one table per tenant and source it may send from
     secret = ""                 # the shared secret, or
@@ -128,6 +130,10 @@ Reference (all keys, defaults in brackets)::
                                 # group robot: the reference is gateway/_settings/packline.py
     [oci]                       # the Order Credibility Index's weights and schedule: the
                                 # reference is gateway/_settings/oci.py
+    [customs]
+    dir = "customs"             # the customs-declaration files of cross-border orders
+                                # (relative to THIS file; missing = no check): the reference
+                                # is gateway/_settings/customs.py and gateway/_customs ["customs"]
 
     [demo]
     enabled = false             # post simulated ERP batches to ourselves [false]
@@ -149,6 +155,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway._addresses import parse_networks
+from gateway._settings.customs import CustomsSection
 from gateway._settings.fields import SECRET_KEYS, coerce, secret_of, section_of
 from gateway._settings.model import (
     APP_KEY_REQUIRED,
@@ -170,6 +177,7 @@ from gateway._settings.model import (
     StoreSection,
     UpstreamSection,
 )
+from gateway._settings.nats import parse_nats_upstream
 from gateway._settings.oci import OciSettings
 from gateway._settings.packline import parse_alerts, parse_packline
 from gateway._settings.stations import parse_devices
@@ -183,6 +191,7 @@ _SECTIONS: dict[str, type] = {
     "logging": LoggingSection,
     "pipeline": PipelineSection,
     "demo": DemoSection,
+    "customs": CustomsSection,
 }
 
 
@@ -239,22 +248,25 @@ def _upstream(doc: TomlDocument, table: Any) -> UpstreamSection:
     at: KeyPath = ("upstream",)
     if not isinstance(table, dict):
         raise doc.error(at, "must be a table")
-    plain = {k: v for k, v in table.items() if k not in SECRET_KEYS}
+    plain = {k: v for k, v in table.items() if k not in (*SECRET_KEYS, "nats")}
     names = [f.name for f in dataclasses.fields(UpstreamSection) if f.name != "secret"]
     check_keys(doc, table, at, [*names, *SECRET_KEYS])
     section = section_of(doc, plain, at, UpstreamSection)
     secret = secret_of(doc, table, at)
-    url = section.url
-    if url and not url.startswith(("http://", "https://")):
-        raise doc.error((*at, "url"), f"must be an http:// or https:// URL, not {url!r}")
-    if url and not secret:
-        raise doc.error(at, "url is set but no secret (secret, secret_env or secret_file) signs the batches")
     for name in ("batch_max_events", "batch_max_bytes", "timeout_s", "retry_initial_s", "retry_max_s"):
         if not getattr(section, name):
             raise doc.error((*at, name), "must be greater than 0")
     if section.retry_max_s < section.retry_initial_s:
         raise doc.error((*at, "retry_max_s"), f"must be at least retry_initial_s ({section.retry_initial_s})")
+    if section.kind == "nats" or "nats" in table:  # the fleet sink: gateway._settings.nats
+        return dataclasses.replace(section, secret=secret, nats=parse_nats_upstream(doc, table, section.kind, section.url))
+    url = section.url
+    if url and not url.startswith(("http://", "https://")):
+        raise doc.error((*at, "url"), f"must be an http:// or https:// URL, not {url!r}")
+    if url and not secret:
+        raise doc.error(at, "url is set but no secret (secret, secret_env or secret_file) signs the batches")
     return dataclasses.replace(section, secret=secret)
+
 
 
 

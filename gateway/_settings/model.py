@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from gateway._settings.customs import CustomsSection
+from gateway._settings.nats import NatsSettings
 from gateway._settings.oci import OciSettings
 
 if TYPE_CHECKING:  # stations.py builds on Secret, defined here
@@ -139,8 +141,13 @@ class PipelineSection:
 
 @dataclass(frozen=True)
 class UpstreamSection:
-    """Where and how the outbox is forwarded (``secret`` is resolved from secret_env/_file)."""
+    """Where and how the outbox is forwarded (``secret`` is resolved from secret_env/_file).
 
+    ``kind`` picks the sink: ``http`` POSTs to ``url``; ``nats`` publishes to the JetStream
+    stream of ``nats`` (``gateway._settings.nats``, ``gateway._forward.nats_sink``).
+    """
+
+    kind: Literal["http", "nats"] = "http"
     url: str = ""
     secret: Secret = field(default_factory=lambda: Secret(""))
     batch_max_events: int = 500
@@ -150,6 +157,7 @@ class UpstreamSection:
     retry_initial_s: float = 0.5
     retry_max_s: float = 60.0
     progress_every_s: float = 5.0
+    nats: NatsSettings = field(default_factory=NatsSettings)
 
 
 @dataclass(frozen=True)
@@ -286,6 +294,7 @@ class Settings:
     packline: PackLineSection = PackLineSection()
     alerts: AlertsSection = AlertsSection()
     oci: OciSettings = field(default_factory=OciSettings)
+    customs: CustomsSection = CustomsSection()
     tenants: Mapping[str, Mapping[str, SourceCredentials]] = field(default_factory=dict)
     stations: Mapping[str, StationSection] = field(default_factory=dict)
     nvrs: Mapping[str, NvrSection] = field(default_factory=dict)
@@ -299,6 +308,11 @@ class Settings:
     @property
     def rules_path(self) -> Path:
         return (self.config_dir / self.gateway.rules_dir).resolve()
+
+    @property
+    def customs_path(self) -> Path:
+        """The customs-declaration configuration directory (``[customs] dir``)."""
+        return (self.config_dir / self.customs.dir).resolve()
 
     @property
     def data_path(self) -> Path:

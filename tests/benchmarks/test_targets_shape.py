@@ -39,6 +39,7 @@ RUNS: dict[str, tuple[list[str], set[str]]] = {
                {"signed_webhooks_per_s", "livez_over_webhooks_ratio", "batched_durable_eps"}),
     "packline": (["--stations", "2", "--rate", "20", "--webhook-rate", "10", "--seconds", "1"],
                  {"scan_to_verdict_p99_ms", "scans_per_s", "webhooks_per_s"}),
+    "replay": (["--events", "2000", "--group", "500", "--profile-events", "500"], {"replay_over_durable_ratio"}),
     "year": (["--orders-per-day", "100", "--days", "6", "--measure-days", "1", "--lookups", "20"],
              {"ingest_year_over_empty", "lookup_p99_year_over_empty"}),
     "soak": (["--hours-of-traffic", "2", "--orders-per-day", "500", "--stations", "1", "--outbox-bound", "300"],

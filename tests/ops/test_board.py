@@ -27,7 +27,12 @@ def seed_every_kind(store):
     seed.event("douyin|hold", S.READY_TO_PACK, occurred=NOW - 4 * HOUR, processed=NOW - 4 * HOUR)
     seed.event("douyin|review", S.READY_TO_PACK, occurred=NOW - 6 * HOUR, processed=NOW - 6 * HOUR)
     seed.event("douyin|review", S.ON_HOLD, occurred=NOW - 5 * HOUR, processed=NOW - 5 * HOUR)
+    seed.event("douyin|customs", S.READY_TO_PACK, occurred=NOW - 2 * HOUR, processed=NOW - 2 * HOUR)
     seed.records(
+        ("customs_hold", "douyin|customs", {"order_id": "douyin|customs", "group_id": "douyin|customs",
+                                             "at_ms": NOW - 2 * HOUR, "station": "",
+                                             "missing": [{"sku": "A1", "attribute": "hs_code", "fill_target": "product",
+                                                          "fill_id": "A1", "field": "hs_code"}]}),
         ("parcel", "douyin|nowaybill", {"group_id": "douyin|nowaybill", "order_ids": ["douyin|nowaybill"],
                                          "packed_at_ms": NOW - 20 * MINUTE, "waybill": "", "station": "A1"}),
         ("parcel", "douyin|recent", {"group_id": "douyin|recent", "order_ids": ["douyin|recent"],
@@ -71,6 +76,7 @@ def test_every_kind_is_found_with_its_reason_age_and_link(tmp_path):
         ("intercept", "douyin|refunded"),
         ("gift_shortfall", "douyin|gift"),
         ("held", "douyin|hold"), ("held", "douyin|review"),
+        ("declaration_incomplete", "douyin|customs"),
     }
     assert {a.kind for a in board} == set(KINDS)
     assert [a.since_ms for a in board] == sorted(a.since_ms for a in board)  # oldest first

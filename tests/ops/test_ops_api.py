@@ -65,7 +65,7 @@ async def test_the_board_pages_by_cursor_and_an_ack_is_recorded(tmp_path):
     async with ops_gateway(tmp_path, seed_every_kind) as gw:
         api = gw.client
         whole = (await api.get("/api/v1/tenants/t1/anomalies")).json()
-        assert len(whole["items"]) == 11 and whole["next_cursor"] is None
+        assert len(whole["items"]) == 12 and whole["next_cursor"] is None
         assert whole["counts"]["held"] == {"total": 2, "unacked": 2}
         walked, cursor = [], None
         while True:

@@ -10,7 +10,7 @@
     "zh-CN": {
       title: "运营看板",
       switchLang: "English",
-      navStations: "工位", navOutbox: "转发", navBoard: "异常", navOci: "可信指数", navLookup: "售后查询",
+      navStations: "工位", navOutbox: "转发", navBoard: "异常", navOci: "可信指数", navLookup: "售后查询", navSandbox: "规则沙盒", navCustoms: "申报预检",
       signInTitle: "登录",
       tokenLabel: "API 令牌",
       tokenHelp: "管理员令牌在数据目录的 api-token 文件中；或用 gateway token create 创建的令牌。只保存在本标签页。",
@@ -54,7 +54,7 @@
       kind: {
         unshipped_24h: "超 24 小时未发货", repeat_order_72h: "72 小时内重复下单", status_disagrees: "状态不一致",
         quarantined: "已隔离事件", dead_letter: "死信", waybill_timeout: "无运单超时", intercept: "拦截",
-        gift_shortfall: "赠品缺货", held: "挂起",
+        gift_shortfall: "赠品缺货", held: "挂起", declaration_incomplete: "申报要素不全",
       },
       ociTitle: "订单可信指数（OCI）",
       score: "总分", part: { freshness: "及时性", consistency: "一致性", traceability: "可追溯性" },
@@ -95,7 +95,7 @@
     en: {
       title: "Operations dashboard",
       switchLang: "中文",
-      navStations: "Stations", navOutbox: "Forwarding", navBoard: "Anomalies", navOci: "OCI", navLookup: "After-sales",
+      navStations: "Stations", navOutbox: "Forwarding", navBoard: "Anomalies", navOci: "OCI", navLookup: "After-sales", navSandbox: "Rule sandbox", navCustoms: "Customs",
       signInTitle: "Sign in",
       tokenLabel: "API token",
       tokenHelp: "The admin token is the file api-token in the data directory; or a token from `gateway token create`. Kept in this tab only.",
@@ -139,7 +139,7 @@
       kind: {
         unshipped_24h: "unshipped 24 h", repeat_order_72h: "repeat order 72 h", status_disagrees: "statuses disagree",
         quarantined: "quarantined", dead_letter: "dead letter", waybill_timeout: "no waybill", intercept: "intercept",
-        gift_shortfall: "gift shortfall", held: "held",
+        gift_shortfall: "gift shortfall", held: "held", declaration_incomplete: "declaration incomplete",
       },
       ociTitle: "Order Credibility Index (OCI)",
       score: "Score", part: { freshness: "Freshness", consistency: "Consistency", traceability: "Traceability" },
@@ -182,13 +182,13 @@
   const VERDICTS = {
     "zh-CN": {
       OK: "正确", WRONG_ITEM: "错货", EXTRA: "多扫", DUPLICATE_UNIT: "重复扫描", UNKNOWN_BARCODE: "未知条码",
-      ALREADY_PACKED: "已打包过", STOP_REFUND: "已退款 — 停止", STOP_NO_STOCK: "赠品缺货 — 停止", MISSING: "缺件",
+      ALREADY_PACKED: "已打包过", STOP_REFUND: "已退款 — 停止", DECLARATION_INCOMPLETE: "申报不全 — 停止", STOP_NO_STOCK: "赠品缺货 — 停止", MISSING: "缺件",
       OPENED: "开始打包", CLOSED: "封箱", PARTIAL_CLOSE: "部分封箱", SIGNED_IN: "已登录", NOT_SIGNED_IN: "未登录",
       NO_SESSION: "无打包单", WEIGHT_MISMATCH: "重量不符",
     },
     en: {
       OK: "OK", WRONG_ITEM: "wrong item", EXTRA: "extra", DUPLICATE_UNIT: "same unit twice", UNKNOWN_BARCODE: "unknown barcode",
-      ALREADY_PACKED: "already packed", STOP_REFUND: "refunded — stop", STOP_NO_STOCK: "gift out of stock — stop",
+      ALREADY_PACKED: "already packed", STOP_REFUND: "refunded — stop", DECLARATION_INCOMPLETE: "declaration incomplete — stop", STOP_NO_STOCK: "gift out of stock — stop",
       MISSING: "missing", OPENED: "opened", CLOSED: "closed", PARTIAL_CLOSE: "partial close", SIGNED_IN: "signed in",
       NOT_SIGNED_IN: "not signed in", NO_SESSION: "no parcel", WEIGHT_MISMATCH: "weight mismatch",
     },
@@ -211,10 +211,10 @@
   };
   const GOOD = new Set(["OK", "CLOSED"]);
   const ERROR = new Set(["WRONG_ITEM", "EXTRA", "DUPLICATE_UNIT", "UNKNOWN_BARCODE", "MISSING"]);
-  const STOP = new Set(["STOP_REFUND", "STOP_NO_STOCK", "ALREADY_PACKED"]);
+  const STOP = new Set(["STOP_REFUND", "STOP_NO_STOCK", "ALREADY_PACKED", "DECLARATION_INCOMPLETE"]);
   const PARTS = ["freshness", "consistency", "traceability"];
   const KINDS = ["unshipped_24h", "repeat_order_72h", "status_disagrees", "quarantined", "dead_letter",
-                 "waybill_timeout", "intercept", "gift_shortfall", "held"];
+                 "waybill_timeout", "intercept", "gift_shortfall", "held", "declaration_incomplete"];
   const REFRESH_S = 30;
   const VERDICTS_KEPT = 8;
   const TREND_HOURS = 48;
@@ -314,7 +314,7 @@
   // -- static texts ------------------------------------------------------------------------------
   const TEXTS = {
     title: "title", "nav-stations": "navStations", "nav-outbox": "navOutbox", "nav-board": "navBoard",
-    "nav-oci": "navOci", "nav-lookup": "navLookup", "sign-in-title": "signInTitle", "token-label": "tokenLabel",
+    "nav-oci": "navOci", "nav-lookup": "navLookup", "nav-sandbox": "navSandbox", "nav-customs": "navCustoms", "sign-in-title": "signInTitle", "token-label": "tokenLabel",
     "token-help": "tokenHelp", "tenant-label": "tenantLabel", "tenant-help": "tenantHelp", "sign-in-button": "signIn",
     "sign-out": "signOut", refresh: "refresh", "tenant-apply": "apply", "tenant-switch-label": "tenantSwitch",
     "stations-title": "stationsTitle", "devices-title": "devicesTitle", "col-device-station": "colDeviceStation",

@@ -39,7 +39,7 @@
       deviceKind: { scanner: "扫码枪", printer: "打印机", scale: "电子秤", nvr: "录像机" },
       verdict: {
         OK: "正确", WRONG_ITEM: "错货！", EXTRA: "多扫！", DUPLICATE_UNIT: "重复扫描同一件！",
-        UNKNOWN_BARCODE: "未知条码", ALREADY_PACKED: "已打包过 — 停止！", STOP_REFUND: "已退款 — 停止打包！",
+        UNKNOWN_BARCODE: "未知条码", ALREADY_PACKED: "已打包过 — 停止！", STOP_REFUND: "已退款 — 停止打包！", DECLARATION_INCOMPLETE: "申报要素不全 — 停止！",
         STOP_NO_STOCK: "赠品缺货 — 停止！", MISSING: "缺件，不能封箱", OPENED: "已开始打包", CLOSED: "完成 — 封箱",
         PARTIAL_CLOSE: "部分封箱", SIGNED_IN: "已登录", NOT_SIGNED_IN: "请先刷工牌", NO_SESSION: "请先扫订单",
         WEIGHT_MISMATCH: "重量不符",
@@ -79,7 +79,7 @@
       deviceKind: { scanner: "scanner", printer: "printer", scale: "scale", nvr: "NVR" },
       verdict: {
         OK: "OK", WRONG_ITEM: "WRONG ITEM!", EXTRA: "EXTRA — scanned too often!", DUPLICATE_UNIT: "SAME UNIT SCANNED TWICE!",
-        UNKNOWN_BARCODE: "Unknown barcode", ALREADY_PACKED: "ALREADY PACKED — STOP!", STOP_REFUND: "REFUNDED — STOP PACKING!",
+        UNKNOWN_BARCODE: "Unknown barcode", ALREADY_PACKED: "ALREADY PACKED — STOP!", STOP_REFUND: "REFUNDED — STOP PACKING!", DECLARATION_INCOMPLETE: "CUSTOMS DECLARATION INCOMPLETE — STOP!",
         STOP_NO_STOCK: "GIFT OUT OF STOCK — STOP!", MISSING: "Items missing: cannot close", OPENED: "Packing started",
         CLOSED: "Complete — closed", PARTIAL_CLOSE: "Partially closed", SIGNED_IN: "Signed in",
         NOT_SIGNED_IN: "Scan your badge first", NO_SESSION: "Scan an order first", WEIGHT_MISMATCH: "Weight mismatch",
@@ -91,12 +91,12 @@
   // with the attention sound when the view says "alarm".
   const GOOD = new Set(["OK", "CLOSED"]);
   const ERROR = new Set(["WRONG_ITEM", "EXTRA", "DUPLICATE_UNIT", "UNKNOWN_BARCODE", "MISSING"]);
-  const STOP = new Set(["STOP_REFUND", "STOP_NO_STOCK", "ALREADY_PACKED"]);
+  const STOP = new Set(["STOP_REFUND", "STOP_NO_STOCK", "ALREADY_PACKED", "DECLARATION_INCOMPLETE"]);
   const SOUND_OF = {
     OK: "ok", CLOSED: "closed",
     WRONG_ITEM: "wrong", UNKNOWN_BARCODE: "wrong", MISSING: "wrong",
     EXTRA: "over", DUPLICATE_UNIT: "over",
-    STOP_REFUND: "stop", STOP_NO_STOCK: "stop", ALREADY_PACKED: "stop",
+    STOP_REFUND: "stop", STOP_NO_STOCK: "stop", ALREADY_PACKED: "stop", DECLARATION_INCOMPLETE: "stop",
   };
   const ICON = { good: "✔", error: "✖", stop: "⊘", warn: "⚠", none: "" };  // glyphs DejaVu Sans has (a bare kiosk)
 

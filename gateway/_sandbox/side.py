@@ -1,0 +1,190 @@
+"""One side of a replay: dict-backed state that ``plan_step`` reads and its writes update.
+
+``plan_step`` is pure and reads through callables; a ``Side`` provides them from plain
+dicts (orders, fingerprints seen, waybill and buyer indexes) and applies each planned
+``StepWrite`` to them, keeping only what the diff compares: each order's final state, its
+forwarded (outbox) entries as a digest with a short summary, and the events held in
+quarantine. Nothing here touches the store, the upstream or a device: the state lives in
+memory and dies with the replay.
+
+As in the live committer, a logistics event quarantined because its waybill was unknown is
+released as soon as a later step indexes that waybill.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import zlib
+from typing import Any
+
+import orjson
+
+from gateway._model import Event, OrderState
+from gateway._pipeline import EventResult, plan_step
+from gateway._pipeline.step import StepPlan
+from gateway._sandbox.configs import Configuration
+from gateway._store import StepWrite
+
+#: Forwarded entries kept per order for the report's examples (the digest covers them all).
+SUMMARY_ENTRIES = 12
+
+
+#: What one order sent upstream on one side: ``(count, CRC of every entry, the first few as text)``.
+#: A new tuple per entry, never mutated: two sides that sent the same share the same object.
+Forwarded = tuple[int, int, tuple[str, ...]]
+NOTHING_SENT: Forwarded = (0, 0, ())
+
+
+class Side:
+    """The in-memory state of one configuration during a replay."""
+
+    def __init__(self, configuration: Configuration) -> None:
+        self.configuration = configuration
+        self.orders: dict[tuple[str, str], OrderState] = {}
+        self.seen: set[tuple[str, int]] = set()
+        self.waybills: dict[tuple[str, str], str] = {}
+        self.buyers: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        self.forwarded: dict[tuple[str, str], Forwarded] = {}
+        #: Orders written by ``apply`` since the caller last cleared it.
+        self.touched: set[tuple[str, str]] = set()
+        #: Lines planned on this side alone (the others were shared with the live side).
+        self.planned = 0
+        #: event id -> (tenant, order id, reason) of events held in quarantine at the end.
+        self.quarantined: dict[str, tuple[str, str, str]] = {}
+        self._waiting: dict[tuple[str, str], list[tuple[int, Event]]] = {}
+        self._release_seq = 0
+        self._held: dict[tuple[str, int], str] = {}
+
+    def __repr__(self) -> str:
+        return f"<Side {self.configuration.label}: {len(self.orders)} orders, {len(self.quarantined)} quarantined>"
+
+    # -- the readers plan_step takes -------------------------------------------------------
+
+    def get_order(self, tenant: str, order_id: str) -> OrderState | None:
+        return self.orders.get((tenant, order_id))
+
+    def seen_fingerprint(self, tenant: str, fingerprint: int) -> bool:
+        return (tenant, fingerprint) in self.seen
+
+    def order_for_waybill(self, tenant: str, waybill: str) -> str | None:
+        return self.waybills.get((tenant, waybill))
+
+    def orders_for_buyer(self, tenant: str, buyer_key: int, since_ms: int) -> list[tuple[int, str]]:
+        entries = self.buyers.get((tenant, buyer_key))
+        if not entries:
+            return []
+        return entries[bisect.bisect_left(entries, (since_ms, "")):]
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def plan(self, events: list[Event], now_ms: int) -> StepPlan:
+        """Plan ``events`` against this side's state; nothing is applied yet."""
+        return plan_step(events, self.get_order, self.seen_fingerprint, self.order_for_waybill,
+                         self.orders_for_buyer, now_ms, merge_window_ms=self.configuration.merge_window_ms)
+
+    def waiting_for(self, tenant: str, waybill: str) -> bool:
+        """True when quarantined events wait for this waybill."""
+        return (tenant, waybill) in self._waiting
+
+    def step(self, events: list[Event], now_ms: int) -> list[EventResult]:
+        """Plan ``events`` against this side's state, apply the write, release waiting events.
+
+        Returns:
+            One result per event of ``events`` (released events are not reported: they
+            show in the final state).
+        """
+        plan = self.plan(events, now_ms)
+        indexed = self.apply(plan.write, events)
+        while indexed:
+            released = [event for waybill in indexed for event in self._pop_waiting(waybill)]
+            if not released:
+                break
+            again = plan_step(released, self.get_order, self.seen_fingerprint, self.order_for_waybill,
+                              self.orders_for_buyer, now_ms, merge_window_ms=self.configuration.merge_window_ms)
+            indexed = self.apply(again.write, released)
+        return plan.results
+
+    def apply(self, write: StepWrite, events: list[Event]) -> list[tuple[str, str]]:
+        """Apply one planned write; returns the waybills it indexed."""
+        orders, touched = self.orders, self.touched
+        for order in write.orders:
+            key = (order.tenant, order.order_id)
+            orders[key] = order
+            touched.add(key)
+        seen = self.seen
+        for record in write.events:
+            seen.add((record["tenant"], record["fingerprint"]))
+        for tenant, seq in write.quarantine_release:
+            event_id = self._held.pop((tenant, seq), None)
+            if event_id is not None:
+                self.quarantined.pop(event_id, None)
+        if write.quarantine:
+            by_id = {f"{e.fingerprint:016x}": e for e in events}
+            for record in write.quarantine:
+                self._hold(record, by_id.get(record["event_id"]))
+        for tenant, waybill, order_id in write.waybill_index:
+            self.waybills.setdefault((tenant, waybill), order_id)
+        for tenant, buyer_key, time_ms, order_id in write.buyer_index:
+            bisect.insort(self.buyers.setdefault((tenant, buyer_key), []), (time_ms, order_id))
+        forwarded = self.forwarded
+        for entry in write.outbox:
+            key = (entry["tenant"], entry["order_id"])
+            forwarded[key] = _sent(forwarded.get(key, NOTHING_SENT), entry)
+        return [(tenant, waybill) for tenant, waybill, _ in write.waybill_index]
+
+    def apply_shared(self, other: Side, write: StepWrite) -> None:
+        """Apply a write planned on this side to this side AND ``other``, whose state it
+        would have changed the same way (no quarantine, no waybill anyone waits for): the
+        same order objects and forwarded tuples go into both, so equality is identity."""
+        for order in write.orders:
+            key = (order.tenant, order.order_id)
+            self.orders[key] = other.orders[key] = order
+        for record in write.events:
+            key_seen = (record["tenant"], record["fingerprint"])
+            self.seen.add(key_seen)
+            other.seen.add(key_seen)
+        for tenant, waybill, order_id in write.waybill_index:
+            self.waybills.setdefault((tenant, waybill), order_id)
+            other.waybills.setdefault((tenant, waybill), order_id)
+        for tenant, buyer_key, time_ms, order_id in write.buyer_index:
+            bisect.insort(self.buyers.setdefault((tenant, buyer_key), []), (time_ms, order_id))
+            bisect.insort(other.buyers.setdefault((tenant, buyer_key), []), (time_ms, order_id))
+        mine, theirs = self.forwarded, other.forwarded
+        for entry in write.outbox:
+            # The same entry goes to both sides, so it is counted without hashing: the CRC only
+            # has to tell apart what the sides sent differently, and this they sent alike.
+            key = (entry["tenant"], entry["order_id"])
+            count, digest, summary = before = mine.get(key, NOTHING_SENT)
+            after = (count + 1, digest, summary + (_summary(entry),) if len(summary) < SUMMARY_ENTRIES else summary)
+            mine[key] = after
+            theirs[key] = after if theirs.get(key, NOTHING_SENT) is before else _sent(theirs[key], entry)
+
+    def _hold(self, record: dict[str, Any], event: Event | None) -> None:
+        event_id = record["event_id"]
+        self.quarantined[event_id] = (record["tenant"], record.get("order_id") or "", record.get("reason", ""))
+        if record.get("reason") == "unknown_waybill" and record.get("waybill") and event is not None:
+            self._release_seq += 1
+            tenant = record["tenant"]
+            self._held[(tenant, self._release_seq)] = event_id
+            self._waiting.setdefault((tenant, record["waybill"]), []).append((self._release_seq, event))
+
+    def _pop_waiting(self, waybill: tuple[str, str]) -> list[Event]:
+        waiting = self._waiting.pop(waybill, [])
+        return [dataclasses.replace(event, release_of=seq) for seq, event in waiting]
+
+
+def _sent(before: Forwarded, entry: dict[str, Any]) -> Forwarded:
+    count, digest, summary = before
+    digest = zlib.crc32(orjson.dumps(entry, option=orjson.OPT_SORT_KEYS), digest)
+    return (count + 1, digest, summary + (_summary(entry),) if len(summary) < SUMMARY_ENTRIES else summary)
+
+
+def _summary(entry: dict[str, Any]) -> str:
+    """``type:PREV->STATUS`` (or ``merge_pack:<group>``) for one forwarded entry."""
+    if entry.get("type") == "merge_pack":
+        return f"merge_pack:{entry.get('data', {}).get('pack_group', '')}"
+    return f"{entry.get('type')}:{entry.get('prev_status')}->{entry.get('status')}"
+
+
+__all__ = ["NOTHING_SENT", "SUMMARY_ENTRIES", "Forwarded", "Side"]
