@@ -164,6 +164,11 @@ async def upstream_answer(ctx: DoctorContext) -> ProbeAnswer | None:
 async def check_upstream(ctx: DoctorContext, found: Findings) -> None:
     """The upstream answers the signed probe with 2xx."""
     settings = ctx.settings
+    if settings.upstream.kind == "nats":  # the fleet sink: its own probe
+        from gateway._appliance.doctor_nats import check_nats_upstream
+
+        await check_nats_upstream(ctx, found)
+        return
     if not settings.upstream.url and not settings.demo.enabled:
         found.warn("forwarding is off ([upstream] url is empty): the outbox fills up to its bound, then webhooks "
                    "get 503", "set [upstream] url and secret_file (or secret_env) to the ERP's endpoint")
