@@ -115,8 +115,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 from gateway._settings.nats import describe_nats
 
                 upstream = describe_nats(settings.upstream.nats)
+            days = settings.store.retention_days
+            retention = f"retention {days} days" if days else "retention off"
             print(f"{config}: OK  gateway {settings.gateway.id!r}, http {http.host}:{http.port}, "
-                  f"store sync={settings.store.sync}, upstream {upstream}, tenants: {tenants or 'none'}")
+                  f"store sync={settings.store.sync}, {retention}, upstream {upstream}, tenants: {tenants or 'none'}")
             from gateway._customs import load_customs
 
             customs = load_customs(settings.customs_path)  # ConfigError: file:line: key

@@ -70,6 +70,8 @@
     return body;
   }
 
+  let uploaded = null;  // the last upload's answer, re-rendered when the language changes
+
   function render() {
     document.documentElement.lang = lang;
     const labels = {
@@ -83,6 +85,7 @@
       "col-after": "colAfter",
     };
     for (const [id, key] of Object.entries(labels)) $(id).textContent = t(key);
+    if (uploaded) $("upload-result").textContent = tf("uploaded", uploaded);  // said again in the new language
     document.title = t("title");
     $("lang").textContent = lang === "en" ? "中文" : "English";
     $("sign-in").hidden = Boolean(token);
@@ -195,9 +198,11 @@
     if ($("note").value) body.note = $("note").value;
     try {
       const made = await call(API, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-      $("upload-result").textContent = tf("uploaded", { id: made.id, files: made.changed.join(", ") || "—" });
+      uploaded = { id: made.id, files: made.changed.join(", ") || "—" };
+      $("upload-result").textContent = tf("uploaded", uploaded);
       await refresh();
     } catch (error) {
+      uploaded = null;
       $("upload-result").textContent = t("errorPrefix") + error.message;
       for (const line of (error.body && error.body.errors) || []) $("upload-errors").append(element("li", line));
     }
