@@ -261,6 +261,11 @@ LISTS = {  # path: the answer's list field
 }
 
 
+def _timeless(item: Any) -> Any:
+    """An item without the figures that follow the clock (an anomaly's ``age_s`` grows between pages)."""
+    return {k: v for k, v in item.items() if k != "age_s"} if isinstance(item, dict) else item
+
+
 @pytest.mark.parametrize("path", list(LISTS))
 def test_every_list_pages_by_cursor_to_the_same_items(running: Running, path: str) -> None:
     field = LISTS[path]
@@ -275,7 +280,7 @@ def test_every_list_pages_by_cursor_to_the_same_items(running: Running, path: st
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert walked == whole[field]
+    assert [_timeless(item) for item in walked] == [_timeless(item) for item in whole[field]]
     bad = requests.get(running.base + path, params={"cursor": "not-a-cursor"}, headers=running.auth, timeout=15)
     assert bad.status_code == 400 and bad.json()["code"] == "bad_cursor", bad.text
 
