@@ -25,7 +25,14 @@ import orjson
 
 from gateway._customs.attributes import Value
 from gateway._customs.config import CustomsConfig
-from gateway._customs.declare import OPEN_STATUSES, Declaration, declaration_event, declare, order_lines
+from gateway._customs.declare import (
+    OPEN_STATUSES,
+    Declaration,
+    cross_border,
+    declaration_event,
+    declare,
+    order_lines,
+)
 from gateway._customs.master import MasterKind, MasterRow, ValueRow
 from gateway._customs.problems import CustomsImportError, Problems
 from gateway._model import Event, OrderState
@@ -60,8 +67,8 @@ def load_master(store: Store, tenant: str) -> MasterData:
 
 def declare_stored(store: Store, config: CustomsConfig, order: OrderState) -> Declaration | None:
     """The declaration of one order, reading only the records it needs (the pack station's path)."""
-    if not config.enabled:
-        return None
+    if not config.enabled or cross_border(order.data, config.cross_border) is None:
+        return None  # a domestic order (most of them): no record read on the pack line's path
     products: dict[str, dict[str, Any]] = {}
     suppliers: dict[str, dict[str, Any]] = {}
     for sku, _, _ in order_lines(order):
