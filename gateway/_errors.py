@@ -21,7 +21,10 @@ meaningful set::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class GatewayError(Exception):
@@ -122,3 +125,76 @@ class DeviceAuthError(DeviceError):
 
 class StateTransitionError(GatewayError):
     """An impossible state transition was forced; a bug, never operator input."""
+
+
+# -- import files: every problem at once, each where it is ---------------------------------
+
+MAX_FILE_PROBLEMS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """One thing wrong in an imported file (a catalog, customs master data), where it is and
+    what to do, in Chinese and English: ``file:row:column: message``."""
+
+    file: str
+    row: int | None
+    column: str
+    message: str
+    message_en: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{'-' if self.row is None else self.row}:{self.column or '-'}: {self.message}"
+
+    def text(self, lang: str = "zh-CN") -> str:
+        """The ``file:row:column: message`` line in ``lang`` (``zh-CN`` or ``en``)."""
+        if lang == "en":
+            return f"{self.file}:{'-' if self.row is None else self.row}:{self.column or '-'}: {self.message_en}"
+        return str(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "row": self.row, "column": self.column, "message": self.message,
+                "message_en": self.message_en}
+
+
+class FileImportError(GatewayError):
+    """An imported file is refused; nothing was stored.
+
+    Args:
+        problems: every problem found (up to ``MAX_FILE_PROBLEMS``), each ``file:row:column: message``.
+        more: how many more were found beyond those.
+    """
+
+    def __init__(self, problems: Sequence[FileProblem], more: int = 0) -> None:
+        self.problems = tuple(problems)
+        self.more = more
+        lines = [str(p) for p in self.problems] + ([f"... {more} more"] if more else [])
+        super().__init__("\n".join(lines))
+
+
+class FileProblems:
+    """Collects the problems of one file (``check`` raises them all at once, row by row).
+
+    Subclasses give ``MESSAGES`` (``code -> (zh, en)`` templates) and ``ERROR`` (the
+    ``FileImportError`` subclass raised)."""
+
+    MESSAGES: Mapping[str, tuple[str, str]] = {}
+    ERROR: type[FileImportError] = FileImportError
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.items: list[FileProblem] = []
+        self.more = 0
+
+    def add(self, row: int | None, column: str, code: str, /, **params: Any) -> None:
+        """One problem: the message ``code`` with ``params``; beyond ``MAX_FILE_PROBLEMS`` only counted."""
+        if len(self.items) >= MAX_FILE_PROBLEMS:
+            self.more += 1
+            return
+        zh, en = self.MESSAGES[code]
+        self.items.append(FileProblem(self.file, row, column, zh.format(**params), en.format(**params)))
+
+    def check(self) -> None:
+        """Raise every problem so far (a row's own before those across rows); none: return."""
+        if self.items or self.more:
+            raise self.ERROR(sorted(self.items, key=lambda p: -1 if p.row is None else p.row), self.more)

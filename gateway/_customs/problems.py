@@ -11,13 +11,9 @@ what is wrong and what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from gateway._errors import MAX_FILE_PROBLEMS, FileImportError, FileProblem, FileProblems
 
-from gateway._errors import GatewayError
-
-MAX_PROBLEMS = 1000
+MAX_PROBLEMS = MAX_FILE_PROBLEMS
 
 _MESSAGES: dict[str, tuple[str, str]] = {
     "encoding": ("文件不是 UTF-8 编码（{detail}）：请另存为 UTF-8 后重新导入",
@@ -53,65 +49,19 @@ _MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class CustomsProblem:
-    """One thing wrong in a customs import file, where it is and what to do."""
-
-    file: str
-    row: int | None
-    column: str
-    message: str
-    message_en: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{'-' if self.row is None else self.row}:{self.column or '-'}: {self.message}"
-
-    def text(self, lang: str = "zh-CN") -> str:
-        """The ``file:row:column: message`` line in ``lang`` (``zh-CN`` or ``en``)."""
-        if lang == "en":
-            return f"{self.file}:{'-' if self.row is None else self.row}:{self.column or '-'}: {self.message_en}"
-        return str(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "row": self.row, "column": self.column, "message": self.message,
-                "message_en": self.message_en}
+CustomsProblem = FileProblem  # one problem of a customs import file
 
 
-class CustomsImportError(GatewayError):
-    """A customs import file (products, suppliers, declaration values) is refused; nothing was stored.
-
-    Args:
-        problems: every problem found (up to ``MAX_PROBLEMS``), each ``file:row:column: message``.
-        more: how many more were found beyond those.
-    """
-
-    def __init__(self, problems: Sequence[CustomsProblem], more: int = 0) -> None:
-        self.problems = tuple(problems)
-        self.more = more
-        lines = [str(p) for p in self.problems] + ([f"... {more} more"] if more else [])
-        super().__init__("\n".join(lines))
+class CustomsImportError(FileImportError):
+    """A customs import file (products, suppliers, declaration values) is refused; nothing was
+    stored (``problems``, ``more``)."""
 
 
-class Problems:
-    """Collects the problems of one file (``check`` raises them all at once)."""
+class Problems(FileProblems):
+    """Collects the problems of one customs import file (``check`` raises them all at once)."""
 
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.items: list[CustomsProblem] = []
-        self.more = 0
-
-    def add(self, row: int | None, column: str, code: str, /, **params: Any) -> None:
-        """One problem: the message ``code`` with ``params``; beyond ``MAX_PROBLEMS`` only counted."""
-        if len(self.items) >= MAX_PROBLEMS:
-            self.more += 1
-            return
-        zh, en = _MESSAGES[code]
-        self.items.append(CustomsProblem(self.file, row, column, zh.format(**params), en.format(**params)))
-
-    def check(self) -> None:
-        """Raise every problem so far as one ``CustomsImportError``, row by row; none: return."""
-        if self.items or self.more:
-            raise CustomsImportError(sorted(self.items, key=lambda p: -1 if p.row is None else p.row), self.more)
+    MESSAGES = _MESSAGES
+    ERROR = CustomsImportError
 
 
 __all__ = ["MAX_PROBLEMS", "CustomsImportError", "CustomsProblem", "Problems"]

@@ -10,13 +10,9 @@ valid. Every message says what is wrong and what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from gateway._errors import MAX_FILE_PROBLEMS, FileImportError, FileProblem, FileProblems
 
-from gateway._errors import GatewayError
-
-MAX_PROBLEMS = 1000
+MAX_PROBLEMS = MAX_FILE_PROBLEMS
 
 _MESSAGES: dict[str, tuple[str, str]] = {
     "encoding": ("文件不是 UTF-8 编码（{detail}）：请另存为 UTF-8 后重新导入",
@@ -74,71 +70,23 @@ _TYPES = {"str": ("字符串", "a string"), "list": ("列表", "a list"), "int":
           "bool": ("true 或 false", "true or false"), "object": ("JSON 对象", "an object")}
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogProblem:
-    """One thing wrong in a catalog file or update, where it is and what to do."""
-
-    file: str
-    row: int | None
-    column: str
-    message: str
-    message_en: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{'-' if self.row is None else self.row}:{self.column or '-'}: {self.message}"
-
-    def text(self, lang: str = "zh-CN") -> str:
-        """The ``file:row:column: message`` line in ``lang`` (``zh-CN`` or ``en``)."""
-        if lang == "en":
-            return f"{self.file}:{'-' if self.row is None else self.row}:{self.column or '-'}: {self.message_en}"
-        return str(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "row": self.row, "column": self.column, "message": self.message,
-                "message_en": self.message_en}
+CatalogProblem = FileProblem  # one problem of a catalog file or update
 
 
-class CatalogImportError(GatewayError):
-    """A catalog file or ERP catalog event is refused; nothing was stored.
-
-    Args:
-        problems: every problem found (up to ``MAX_PROBLEMS``), each ``file:row:column: message``.
-        more: how many more were found beyond those.
-    """
-
-    def __init__(self, problems: Sequence[CatalogProblem], more: int = 0) -> None:
-        self.problems = tuple(problems)
-        self.more = more
-        lines = [str(p) for p in self.problems] + ([f"... {more} more"] if more else [])
-        super().__init__("\n".join(lines))
+class CatalogImportError(FileImportError):
+    """A catalog file or ERP catalog event is refused; nothing was stored (``problems``, ``more``)."""
 
 
+class Problems(FileProblems):
+    """Collects the problems of one catalog file or event (``check`` raises them all at once)."""
 
-class Problems:
-    """Collects the problems of one file or event (``check`` raises them all at once)."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.items: list[CatalogProblem] = []
-        self.more = 0
-
-    def add(self, row: int | None, column: str, code: str, /, **params: Any) -> None:
-        """One problem: the message ``code`` with ``params``; beyond ``MAX_PROBLEMS`` only counted."""
-        if len(self.items) >= MAX_PROBLEMS:
-            self.more += 1
-            return
-        zh, en = _MESSAGES[code]
-        self.items.append(CatalogProblem(self.file, row, column, zh.format(**params), en.format(**params)))
+    MESSAGES = _MESSAGES
+    ERROR = CatalogImportError
 
     def type(self, row: int | None, column: str, expected: str) -> None:
         """A value of the wrong JSON type (``expected``: ``str``, ``list``, ``int``, ``bool``, ``object``)."""
         zh, en = _TYPES[expected]
         self.add(row, column, "type", zh=zh, en=en)
-
-    def check(self) -> None:
-        """Raise every problem so far as one ``CatalogImportError``, row by row; nothing found: return."""
-        if self.items:  # row by row (stable: a row's own problems before those across rows)
-            raise CatalogImportError(sorted(self.items, key=lambda p: -1 if p.row is None else p.row), self.more)
 
 
 __all__ = ["MAX_PROBLEMS", "CatalogImportError", "CatalogProblem", "Problems"]
