@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeElementTree
 
 from devices.isapi import HIKVISION_NS, ISAPI_NS, compact_time, isapi_time
+
+log = logging.getLogger(__name__)
 
 _DIGEST_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]*))')
 _PICTURE = re.compile(r"^/ISAPI/Streaming/channels/(\d+)/picture$")
@@ -199,6 +203,17 @@ def clip_bytes(name: str, start: datetime, end: datetime) -> bytes:
                     for s in range(seconds))
 
 
+class _Server(ThreadingHTTPServer):
+    """The simulator's HTTP server: a client that hangs up (a gateway stopping mid-request) is
+    normal, not a traceback on the console; anything else is logged."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        log.warning("NVR simulator: request from %s failed", client_address, exc_info=True)
+
+
 class NvrSimulator:
     """The simulated NVR. ``start()`` it, use ``url``; ``stop()`` when done.
 
@@ -254,7 +269,7 @@ class NvrSimulator:
 
     def start(self) -> NvrSimulator:
         """Listen on 127.0.0.1 (a free port the first time, the same port again after ``stop``)."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        self._server = _Server(("127.0.0.1", self.port), _handler_for(self))
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

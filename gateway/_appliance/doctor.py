@@ -56,7 +56,8 @@ STORE_TIMEOUT_S = 600.0
 
 
 def _upstream_timeout(settings: Settings) -> float:
-    return min(settings.upstream.timeout_s, 10.0) + 5.0
+    attempts = 3 if settings.upstream.kind == "nats" else 1  # gateway._appliance.doctor_nats retries a reset
+    return attempts * min(settings.upstream.timeout_s, 10.0) + 5.0
 
 
 def _devices_timeout(settings: Settings) -> float:

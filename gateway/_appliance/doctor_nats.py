@@ -26,19 +26,24 @@ async def check_nats_upstream(ctx: DoctorContext, found: Findings) -> None:
     """The NATS cluster answers with the box's credentials and has the stream."""
     settings = ctx.settings.upstream.nats
     where = describe_nats(settings)
-    sink = NatsSink(settings, ctx.settings.gateway.id, min(ctx.settings.upstream.timeout_s, 10.0))
-    try:
-        info: Any = await sink.call(lambda js: js.stream_info(settings.stream))
-    except NatsUnavailableError as exc:
-        found.fail(f"{where}: {exc}", "check [upstream.nats] servers and credentials, this box's network and "
-                   "firewall (port 4222), and that the cluster's operators created the stream", nats=where)
-        return
-    except Exception as exc:  # nats-py raises its own tree and bare asyncio errors: report, do not crash
-        found.fail(f"{where}: {type(exc).__name__}: {exc}", "check that the stream exists on the cluster "
-                   f"(nats stream info {settings.stream})", nats=where)
-        return
-    finally:
-        await sink.aclose()
+    timeout_s = min(ctx.settings.upstream.timeout_s, 10.0)
+    for attempt in range(3):
+        sink = NatsSink(settings, ctx.settings.gateway.id, timeout_s)
+        try:
+            info: Any = await sink.call(lambda js: js.stream_info(settings.stream))
+            break
+        except NatsUnavailableError as exc:
+            if "reset by peer" in str(exc) and attempt < 2:
+                continue  # a server closes a refused connection: the refusal itself comes on a retry
+            found.fail(f"{where}: {exc}", "check [upstream.nats] servers and credentials, this box's network and "
+                       "firewall (port 4222), and that the cluster's operators created the stream", nats=where)
+            return
+        except Exception as exc:  # nats-py raises its own tree and bare asyncio errors: report, do not crash
+            found.fail(f"{where}: {type(exc).__name__}: {exc}", "check that the stream exists on the cluster "
+                       f"(nats stream info {settings.stream})", nats=where)
+            return
+        finally:
+            await sink.aclose()
     config = info.config
     replicas = int(config.num_replicas or 1)
     window_s = float(config.duplicate_window or 0)

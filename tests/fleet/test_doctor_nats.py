@@ -49,6 +49,5 @@ def test_one_replica_is_a_warning_with_what_to_ask_for(cluster, tmp_path, capsys
 
 def test_wrong_credentials_fail_with_what_to_check(cluster, tmp_path, capsys):
     check = upstream_check(tmp_path, capsys, upstream_toml(cluster, nats={"password": "wrong-password"}))
-    assert check["status"] == "fail", check
-    assert "credentials" in check["message"].lower()
-    assert "[upstream.nats]" in check["fix"]
+    assert check["status"] == "fail", check  # the refusal itself, or the reset the server closes with
+    assert "[upstream.nats] servers and credentials" in check["fix"]
