@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
+import nats.js.errors
 from nats.js.api import StreamConfig
 
 T = TypeVar("T")
@@ -170,9 +171,17 @@ class NatsCluster:
             nc = await self.connect()
             try:
                 js = nc.jetstream(timeout=10)
-                await js.add_stream(StreamConfig(name=name, subjects=subjects or SUBJECTS, num_replicas=replicas,
-                                                 duplicate_window=duplicate_window_s))
+                config = StreamConfig(name=name, subjects=subjects or SUBJECTS, num_replicas=replicas,
+                                      duplicate_window=duplicate_window_s)
                 deadline = time.monotonic() + 30
+                while True:  # a cluster just up may not know all its peers yet: "no suitable peers"
+                    try:
+                        await js.add_stream(config)
+                        break
+                    except nats.js.errors.BadRequestError as exc:
+                        if exc.err_code != 10005 or time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.2)
                 while True:  # until the stream has a leader and all its replicas are current
                     info = await js.stream_info(name)
                     cluster = info.cluster
