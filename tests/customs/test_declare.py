@@ -27,6 +27,22 @@ def test_which_orders_are_cross_border():
     assert cross_border({"warehouse": "SH-1", "cross_border": False}, POLICY) is None
 
 
+def test_the_shipped_erp_rules_carry_the_receivers_country_to_the_check():
+    from pathlib import Path
+
+    from gateway._rules import load_rules, normalise_batch
+
+    rules = load_rules(Path(__file__).resolve().parents[2] / "config" / "rules").get("erp")
+    assert rules is not None
+    base = {"platform": "douyin", "status": "PAID", "occurred_at": "2026-12-01T10:00:00+08:00",
+            "lines": [{"sku": "S1", "qty": 1}]}
+    abroad, home = normalise_batch(rules, "t", [
+        {**base, "event_id": "e1", "order_no": "A1", "receiver": {"country": "US"}},
+        {**base, "event_id": "e2", "order_no": "A2", "receiver": {"country": "CN"}}], 1)
+    assert cross_border(abroad.data, CrossBorder()) == ("US", "destination:US")
+    assert cross_border(home.data, CrossBorder()) is None
+
+
 def _master(config, suppliers=SUPPLIERS_CSV, products=PRODUCTS_CSV) -> MasterData:
     master = MasterData()
     apply_master(master, "suppliers", parse_master(suppliers, "suppliers", config))
