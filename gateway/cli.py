@@ -30,8 +30,10 @@ A start-up failure prints one clear message and what to do next; the traceback o
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,40 +152,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def cmd_outbox(args: argparse.Namespace) -> int:
-    from gateway._ops_cli import cmd_outbox as run
+def _with_settings(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """The sub-command that runs ``module.function(args, settings)``, imported only when it runs
+    (``gateway run`` does not load every command's code)."""
 
-    return run(args, _settings_from(args))
+    def command(args: argparse.Namespace) -> int:
+        result: int = getattr(importlib.import_module(module), function)(args, _settings_from(args))
+        return result
 
-
-def cmd_quarantine(args: argparse.Namespace) -> int:
-    from gateway._ops_cli import cmd_quarantine as run
-
-    return run(args, _settings_from(args))
-
-
-def cmd_devices(args: argparse.Namespace) -> int:
-    from gateway._devices_cli import cmd_devices as run
-
-    return run(args, _settings_from(args))
-
-
-def cmd_catalog(args: argparse.Namespace) -> int:
-    from gateway._catalog_cli import run_catalog_command
-
-    return run_catalog_command(args, _settings_from(args))
-
-
-def cmd_customs(args: argparse.Namespace) -> int:
-    from gateway._customs_cli import run_customs_command
-
-    return run_customs_command(args, _settings_from(args))
-
-
-def cmd_token(args: argparse.Namespace) -> int:
-    from gateway._token_cli import run_token_command
-
-    return run_token_command(args, _settings_from(args))
+    return command
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -198,22 +175,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor_command(args, lambda: _settings_from(args))
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    from gateway._backup_cli import run_backup_command
-
-    return run_backup_command(args, _settings_from(args))
-
-
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from gateway._sandbox_cli import run_sandbox_command
 
     return run_sandbox_command(args)
-
-
-def cmd_fleet(args: argparse.Namespace) -> int:
-    from gateway._fleet_cli import run_fleet_command
-
-    return run_fleet_command(args, _settings_from(args))
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -270,27 +235,27 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway._ops_cli import add_outbox_parser, add_quarantine_parser
 
     outbox = add_outbox_parser(sub, config_options)
-    outbox.set_defaults(func=cmd_outbox)
+    outbox.set_defaults(func=_with_settings("gateway._ops_cli", "cmd_outbox"))
     quarantine = add_quarantine_parser(sub, config_options)
-    quarantine.set_defaults(func=cmd_quarantine)
+    quarantine.set_defaults(func=_with_settings("gateway._ops_cli", "cmd_quarantine"))
 
     from gateway._devices_cli import add_devices_parser
 
     devices = add_devices_parser(sub, config_options)
-    devices.set_defaults(func=cmd_devices)
+    devices.set_defaults(func=_with_settings("gateway._devices_cli", "cmd_devices"))
 
     from gateway._catalog_cli import add_catalog_commands
 
     for catalog_parser in add_catalog_commands(sub, config_options):
-        catalog_parser.set_defaults(func=cmd_catalog)
+        catalog_parser.set_defaults(func=_with_settings("gateway._catalog_cli", "run_catalog_command"))
 
     from gateway._customs_cli import add_customs_parser
 
-    add_customs_parser(sub, config_options).set_defaults(func=cmd_customs)
+    add_customs_parser(sub, config_options).set_defaults(func=_with_settings("gateway._customs_cli", "run_customs_command"))
 
     from gateway._token_cli import add_token_parser
 
-    add_token_parser(sub, config_options).set_defaults(func=cmd_token)
+    add_token_parser(sub, config_options).set_defaults(func=_with_settings("gateway._token_cli", "run_token_command"))
 
     # -- the appliance (issue 15): install / doctor / backup each register below ------------
     from gateway._install_cli import add_install_parsers
@@ -303,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway._backup_cli import add_backup_commands  # backup, restore, store repair|verify
 
     for backup_parser in add_backup_commands(sub, config_options):
-        backup_parser.set_defaults(func=cmd_backup)
+        backup_parser.set_defaults(func=_with_settings("gateway._backup_cli", "run_backup_command"))
 
     from gateway._sandbox_cli import add_sandbox_commands  # export, replay (the rule sandbox)
 
@@ -312,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from gateway._fleet_cli import add_fleet_parser  # gateway fleet status|tail (NATS JetStream)
 
-    add_fleet_parser(sub, config_options).set_defaults(func=cmd_fleet)
+    add_fleet_parser(sub, config_options).set_defaults(func=_with_settings("gateway._fleet_cli", "run_fleet_command"))
 
     version = sub.add_parser("version", help="print the version and the core implementation in use")
     version.set_defaults(func=cmd_version)
