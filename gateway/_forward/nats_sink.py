@@ -127,6 +127,14 @@ def explain(error: BaseException, settings: NatsSettings) -> str:
     return f"NATS: {type(error).__name__}: {text}"[:300]
 
 
+def _is_refusal(error: BaseException) -> bool:
+    return isinstance(error, nats.errors.AuthorizationError) or "authorization violation" in str(error).lower()
+
+
+def _is_reset(error: BaseException) -> bool:
+    return isinstance(error, ConnectionResetError) or "reset by peer" in str(error).lower()
+
+
 def client_options(settings: NatsSettings, name: str) -> dict[str, Any]:
     """The keyword arguments of ``nats.connect`` for ``settings``: servers, credentials, TLS and
     reconnecting for ever (the sink, the heartbeat and ``gateway fleet`` all connect this way)."""
@@ -234,6 +242,8 @@ class NatsSink:
         return Delivery("ok")
 
     def _note(self, error: BaseException) -> str:
+        if _is_reset(error) and self._last_error is not None and _is_refusal(self._last_error):
+            error = self._last_error  # a server resets the connection it refused: the refusal stays the reason
         reason = explain(error, self.settings)
         if type(error) is not type(self._last_error):  # once per kind of trouble, not per reconnect attempt
             log.error("%s", reason)

@@ -100,11 +100,10 @@ async def test_wrong_credentials_give_a_clear_error_and_delete_nothing(cluster, 
     forwarder = nats_forwarder(store, upstream)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(forwarder.serve)
-        with trio.fail_after(20):
-            while forwarder.status.retries < 2:  # noqa: ASYNC110  (polling the forwarder's state)
+        with trio.fail_after(20):  # a server may reset a refused connection before its -ERR is read: it retries
+            while forwarder.status.retries < 2 or "refused the credentials" not in forwarder.status.last_error:  # noqa: ASYNC110
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
-    assert "refused the credentials" in forwarder.status.last_error
     assert "user 'gateway'" in forwarder.status.last_error
     assert store.outbox_stats().count == 50
     assert await trio.to_thread.run_sync(cluster.stream_count) == 0
