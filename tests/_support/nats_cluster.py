@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
+import nats.errors
 import nats.js.errors
 from nats.js.api import StreamConfig
 
@@ -215,7 +216,14 @@ class NatsCluster:
             finally:
                 await nc.close()
 
-        return run_async(read)
+        for attempt in range(3):  # after a kill the cluster may still be electing: the consumer's creation times out
+            try:
+                return run_async(read)
+            except nats.errors.TimeoutError:
+                if attempt == 2:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def stream_count(self, name: str = STREAM) -> int:
         async def count() -> int:
