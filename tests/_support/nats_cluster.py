@@ -72,6 +72,19 @@ def run_async(factory: Callable[[], Awaitable[T]]) -> T:
         loop.close()
 
 
+def run_patiently(factory: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """``run_async``, tried again after a NATS timeout: after a kill the cluster may still be
+    electing a leader, and a JetStream API request (stream info, a consumer) times out."""
+    for attempt in range(attempts):
+        try:
+            return run_async(factory)
+        except nats.errors.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 class NatsCluster:
     """Three ``nats-server`` processes forming one JetStream cluster.
 
@@ -216,14 +229,7 @@ class NatsCluster:
             finally:
                 await nc.close()
 
-        for attempt in range(3):  # after a kill the cluster may still be electing: the consumer's creation times out
-            try:
-                return run_async(read)
-            except nats.errors.TimeoutError:
-                if attempt == 2:
-                    raise
-                time.sleep(2)
-        raise AssertionError("unreachable")
+        return run_patiently(read)
 
     def stream_count(self, name: str = STREAM) -> int:
         async def count() -> int:
@@ -234,7 +240,7 @@ class NatsCluster:
             finally:
                 await nc.close()
 
-        return run_async(count)
+        return run_patiently(count)
 
     def kill(self, index: int) -> None:
         """SIGKILL server ``index`` (its store stays for ``restart``)."""
