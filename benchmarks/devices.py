@@ -48,6 +48,7 @@ from typing import Any
 import trio
 
 from benchmarks._common import emit_json, machine, parser, print_targets, target_entry
+from benchmarks._pty_writer import write_all
 from devices.framing import FramingConfig
 from devices.scan import Scan
 from devices.serial_scanner import open_serial_port, serve_serial_scanner
@@ -128,15 +129,7 @@ Writer = Callable[[bytes], Awaitable[None]]
 
 
 def fd_writer(fd: int) -> Writer:
-    async def write(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(fd, view):]
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(fd)
-
-    return write
+    return functools.partial(write_all, fd)
 
 
 async def paced_writer(run: Run, index: int, write: Writer, reads: list[bytes], interval_s: float,

@@ -14,7 +14,9 @@ process, a real RocksDB store in a tmp dir, ``[store] sync = "group"``, the ship
   station records committed durably through the pipeline (one synced group commit shared
   with the webhooks) -> published on ``services.display``.
 * The scanners together send ``--rate`` EAN-13 reads/s for ``--seconds``, each station at
-  ``rate / stations``, staggered evenly. **Latency** = from just before the ``write`` on the
+  ``rate / stations``, staggered evenly, written on the ptys' master sides by ANOTHER process
+  (``benchmarks._pty_writer``: a real scanner's sending costs the gateway nothing; writing from
+  the gateway's loop charged it the kernel's tty work of every write). **Latency** = from just before the ``write`` on the
   pty's master side to the verdict being published for that station (a wrapper around
   ``services.display.publish``: the moment a screen could show it; it is durable by then).
   The first 10 % of each station's scans are warm-up and not counted.
@@ -39,8 +41,9 @@ encoding, the write batch, the WAL fsync) -> durable (``Pipeline.add_listener``)
 Each stage's p50/p99, and its mean over the slowest 1 % of scans, are shown (a stage whose
 hook did not see exactly one moment per scan, e.g. the two commits of a closing scan, is
 merged into the next); so is p50/p99 by tenth of each station's scans, and what the session
-handling costs per scan at the start and at the end (the working copy and the record both
-deep-copy the session's timeline, which grows with every scan: a drift shows here).
+handling costs per scan at the start and at the end (the working copy copies the list of the
+session's timeline entries, which grows with every scan; the records a scan writes are the
+session's head and its one new entry: a drift shows here).
 
 CPU: ``time.process_time`` of this process (the gateway, its RocksDB threads and the
 scanners' far ends, which are cheap) and ``time.thread_time`` of the event-loop thread, per
@@ -72,6 +75,7 @@ import trio
 
 from benchmarks._common import emit_json, machine, parser, print_targets, target_entry
 from benchmarks._paced_client import percentile, start_webhook_client
+from benchmarks._pty_writer import go, stamps_of, start_pty_writer, write_all
 from benchmarks.devices import measure, summary
 from benchmarks.ingest import RULES, SECRET, TENANT, free_port
 from devices.scan import Scan
@@ -186,8 +190,10 @@ class Stamps:
 
 
 def station_names(records: list[tuple[str, str, str, Any]]) -> list[str]:
-    """The stations whose ``("", "station", name)`` record is in a write: whose scan it carries."""
-    return [key for tenant, kind, key, _ in records if tenant == "" and kind == "station"]
+    """The stations whose scan a write carries: of its session heads (an item scan writes no
+    station record), else of its ``("", "station", name)`` records (a sign-in)."""
+    names = [value["station"] for _, kind, _, value in records if kind == "session" and value]
+    return names or [key for tenant, kind, key, _ in records if tenant == "" and kind == "station"]
 
 
 class InboxProxy:
@@ -260,15 +266,6 @@ def install_hooks(services: Any, stamps: Stamps) -> None:
 # -- the measured run -------------------------------------------------------------------
 
 
-async def _write(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            await trio.lowlevel.wait_writable(fd)
-
-
 async def _until(predicate: Callable[[], object], limit_s: float, what: str) -> None:
     """Poll ``predicate`` (state the gateway has no event for) until it holds."""
     with trio.move_on_after(limit_s):
@@ -282,7 +279,7 @@ async def _until(predicate: Callable[[], object], limit_s: float, what: str) -> 
 async def _verdict(services: Any, station: str, fd: int, data: bytes, expect: str) -> None:
     """Scan one set-up code and wait for its verdict (before the measured phase)."""
     seq = (services.display.current(station) or {}).get("seq", 0)
-    await _write(fd, data)
+    await write_all(fd, data)
     with trio.fail_after(20):
         while True:
             view = services.display.current(station) or {}
@@ -291,16 +288,6 @@ async def _verdict(services: Any, station: str, fd: int, data: bytes, expect: st
             await trio.sleep(0.005)
     if view["last"]["verdict"] != expect:
         raise RuntimeError(f"{station}: set-up scan got {view['last']['verdict']}, not {expect}: {view['last']}")
-
-
-async def _paced(stamps: Stamps, i: int, fd: int, frames: list[bytes], interval_s: float, start: float) -> None:
-    writes = stamps.lists["write"][i]
-    offset = interval_s * i / len(stamps.stations)
-    clock = time.perf_counter
-    for k, data in enumerate(frames):
-        await trio.sleep_until(start + offset + k * interval_s)
-        writes.append(clock())
-        await _write(fd, data)
 
 
 async def _setup(services: Any, stations: list[str], ptys: list[PtyScanner], parcels: int, quantity: int) -> None:
@@ -341,6 +328,7 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
     stamps = Stamps(stations, expected=per_station * len(stations))
     shutdown = trio.Event()
     client: subprocess.Popen[str] | None = None
+    writer: subprocess.Popen[str] | None = None
     try:
         async with trio.open_nursery() as nursery:
             services = await nursery.start(serve_gateway, settings, shutdown)
@@ -353,6 +341,9 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
                     await _setup(services, stations, ptys, 1, per_station * 4 + 100)
                 cost_before = session_cost(services)
                 install_hooks(services, stamps)
+                fds = [pty.master_fd for pty in ptys if pty.master_fd is not None]
+                writer = start_pty_writer(fds, [scan_frames(i, per_station, items_per_parcel)
+                                                for i in range(len(ptys))], interval_s)
                 if webhook_rate > 0:
                     client = start_webhook_client(port, webhook_rate, seconds)
                     assert client.stdin is not None and client.stdout is not None
@@ -366,12 +357,10 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
                 if client is not None and client.stdin is not None:
                     client.stdin.write("go\n")
                     client.stdin.flush()
-                start = trio.current_time() + 0.01
-                async with trio.open_nursery() as writers:
-                    for i, pty in enumerate(ptys):
-                        assert pty.master_fd is not None
-                        writers.start_soon(_paced, stamps, i, pty.master_fd,
-                                           scan_frames(i, per_station, items_per_parcel), interval_s, start)
+                go(writer, time.perf_counter() + 0.01)
+                written = await trio.to_thread.run_sync(stamps_of, writer)
+                for i, times in enumerate(written):
+                    stamps.lists["write"][i][:0] = times
                 limit_s = max(120.0, 12 * seconds)  # an overloaded line drains its backlog: that is the figure
                 with trio.move_on_after(limit_s):
                     await stamps.done.wait()
@@ -387,9 +376,10 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
             finally:
                 shutdown.set()
     finally:
-        if client is not None and client.poll() is None:
-            client.kill()
-            client.wait()
+        for child in (client, writer):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait()
         for pty in ptys:
             pty.unplug()
     return {"stamps": stamps, "wall_s": end - wall, "cpu_s": cpu_s, "loop_cpu_s": loop_s,
@@ -398,9 +388,11 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
 
 def session_cost(services: Any) -> dict[str, Any] | None:
     """What the pack line's per-scan session handling costs now, on the longest open session:
-    the working copy (``PackSession.from_dict(to_dict())``) and the stored record
-    (``to_dict()`` + JSON encoding), best of 5. Both grow with the scans in the session."""
+    the working copy (``PackSession.copy``) and the records one scan writes (the head and the
+    newest timeline entry, ``session_records.session_writes``, JSON-encoded), best of 5. The
+    copy grows with the scans in the session (a list of shared entries); the records do not."""
     from gateway._packline.session import PackSession
+    from gateway._packline.session_records import session_writes
 
     sessions = [getattr(r, "session", None) for r in getattr(services.packline, "stations", {}).values()]
     live = [s for s in sessions if isinstance(s, PackSession)]
@@ -408,11 +400,12 @@ def session_cost(services: Any) -> dict[str, Any] | None:
         return None
     session = max(live, key=lambda s: len(s.timeline))
     copy_s = record_s = float("inf")
+    size = 0
     for _ in range(5):
         started = time.perf_counter()
-        PackSession.from_dict(session.to_dict())
+        session.copy()
         middle = time.perf_counter()
-        size = len(orjson.dumps(session.to_dict()))
+        size = sum(len(orjson.dumps(value)) for *_, value in session_writes(session, len(session.timeline) - 1))
         copy_s, record_s = min(copy_s, middle - started), min(record_s, time.perf_counter() - middle)
     return {"timeline_entries": len(session.timeline), "record_bytes": size, "copy_ms": copy_s * 1000,
             "record_ms": record_s * 1000}
@@ -520,7 +513,7 @@ def main(argv: list[str]) -> int:
     for when, cost in (("after sign-in and open", run["session_before"]), ("at the end", run["session_after"])):
         if cost:
             print(f"  session handling per scan {when}: {cost['timeline_entries']} timeline entries, "
-                  f"{cost['record_bytes']:,} bytes; working copy {cost['copy_ms']:.3f} ms + record "
+                  f"{cost['record_bytes']:,} bytes written per scan; working copy {cost['copy_ms']:.3f} ms + record "
                   f"{cost['record_ms']:.3f} ms (x {args.rate:,.0f} scans/s = "
                   f"{(cost['copy_ms'] + cost['record_ms']) * args.rate / 1000:.2f} s of CPU per s)")
     if f["stages"]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway._model import OrderState
+from gateway._packline.session_records import read_session
 from gateway._packline.values import Product
 from gateway._store import Store
 
@@ -87,7 +88,7 @@ def read_pack_records(store: Store, tenant: str, order: OrderState, open_session
     wanted = [*evidence, *([parcel["session_id"]] if parcel and parcel.get("session_id") else []), *open_sessions]
     sessions: dict[str, dict[str, Any]] = {}
     for session_id in dict.fromkeys(wanted):
-        record = store.get_record(tenant, "session", session_id)
+        record = read_session(store, tenant, session_id)
         if record is not None and order_id in record.get("orders", ()):
             sessions[session_id] = record
     pending = frozenset(session_id for session_id in sessions if session_id not in evidence

@@ -19,7 +19,9 @@ Evidence: ``gateway._packline.evidence``.
 Records (store ``packline`` keyspace) this module writes:
 
 * ``("", "station", <name>)``: the operator signed in and the open session's id and tenant;
-* ``(T, "session", <session_id>)``: the session (bill, timeline, state), every scan;
+* ``(T, "session", <session_id>)`` and its ``(T, "session_step", ...)`` timeline entries: the
+  session (bill, state; the timeline one record per entry), every scan
+  (``gateway._packline.session_records``);
 * ``(T, "parcel", <group_id>)``: a packed parcel: orders, packed time, label job, waybill
   (the waybill-timeout watch and the intercept watch list read it);
 * ``(T, "print", <job_id>)``, ``(T, "evidence_pending", <session_id>)``: see their modules.
@@ -42,6 +44,7 @@ from gateway._packline.line_scans import LineScans
 from gateway._packline.line_watch import LineWatches
 from gateway._packline.printing import PrintJob, job_audit, job_record, recover_jobs, reprint_job
 from gateway._packline.session import PackSession
+from gateway._packline.session_records import read_session
 from gateway._packline.station import (
     WITHDRAWN,
     Outcome,
@@ -204,7 +207,7 @@ class PackLine(LineScans, LineWatches):
             runner.tenant = record.get("tenant", "")
             session_id = record.get("session_id", "")
             if session_id and runner.tenant:
-                stored = self.store.get_record(runner.tenant, "session", session_id)
+                stored = read_session(self.store, runner.tenant, session_id)
                 if stored is not None and stored.get("state") in ("open", "held", "stopped"):
                     runner.session = PackSession.from_dict(stored)
                     self._track(runner)

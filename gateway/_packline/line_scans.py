@@ -30,6 +30,7 @@ from gateway._packline.line_base import StationRunner, _copy, _pickup_state, _re
 from gateway._packline.line_declaration import LineDeclarations
 from gateway._packline.printing import PrintJob, job_record, reprint_job
 from gateway._packline.session import PackSession, ScanResult, open_session
+from gateway._packline.session_records import session_writes
 from gateway._packline.station import (
     OVERRIDE_S,
     WITHDRAWN,
@@ -162,7 +163,9 @@ class LineScans(LineDeclarations):
 
     async def _commit_outcome(self, runner: StationRunner, session: PackSession, outcome: Outcome) -> None:
         """Make the session's change durable with its events; only then is it live."""
-        outcome.extra.records.append((session.tenant, "session", session.session_id, session.to_dict()))
+        stored = runner.session  # the last committed state of the station's session
+        written = len(stored.timeline) if stored is not None and stored.session_id == session.session_id else 0
+        outcome.extra.records.extend(session_writes(session, written))  # the head and the new timeline entries
         station = {"operator": runner.operator, "tenant": session.tenant,
                    "session_id": session.session_id if session.state != "closed" else ""}
         if station != runner.stored:  # an item scan leaves it as it is: not rewritten at every scan

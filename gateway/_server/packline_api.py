@@ -40,6 +40,7 @@ from starlette.routing import Route
 
 from gateway._errors import BackpressureError
 from gateway._ops.paging import Key, Page, encode_cursor, page_of
+from gateway._packline.session_records import read_session
 from gateway._server.http import Protect, cursor_param, json_response, page_limit, read_body
 from gateway._server.services import Services
 
@@ -60,7 +61,7 @@ def packline_routes(services: Services, protected: Protect) -> list[Route]:
         return json_response({"stations": line.stations_report()})
 
     async def session(request: Request) -> Response:
-        record = store.get_record(request.path_params["tenant"], "session", request.path_params["session_id"])
+        record = read_session(store, request.path_params["tenant"], request.path_params["session_id"])
         if record is None:
             return json_response({"error": "no such session"}, 404)
         return json_response(record)

@@ -211,6 +211,8 @@ def _order_deletes(store: Store, tenant: str, order: dict[str, Any], write: Step
         for kind in ("session", "evidence_pending"):
             if store.get_record(tenant, kind, session_id) is not None:
                 raw.append(("packline", record_prefix(kind, tenant) + session_id.encode(), None))
+        steps = record_prefix("session_step", tenant) + session_id.encode() + b"/"  # gateway._packline.session_records
+        write.raw_ranges.append(("packline", steps, steps[:-1] + b"0"))
         for _, job_id, _ in store.iter_records("print", tenant, id_prefix=session_id + "/"):
             raw.append(("packline", record_prefix("print", tenant) + job_id.encode(), None))
     return events

@@ -27,6 +27,7 @@ from gateway._demo.packer import (
     script_parcel,
     units_to_pack,
 )
+from gateway._packline.session_records import read_session
 from gateway._settings import default_config_path, load_settings, with_overrides
 
 CREAM, SERUM, BOX = barcode_of("SKU-101"), barcode_of("SKU-115"), barcode_of("GIFTBOX-1")
@@ -125,7 +126,7 @@ async def test_make_run_shows_sessions_verdicts_labels_and_clips_within_30_secon
         assert floor is not None and set(floor.printers) == {"demo-1", "demo-2"}
 
         def sessions():
-            return [value for _, _, value in store.iter_records("session", "demo")]
+            return [read_session(store, "demo", session_id) for _, session_id, _ in store.iter_records("session", "demo")]
 
         def closed():
             return [s for s in sessions() if (s.get("closing") or {}).get("verdict") == "CLOSED"]

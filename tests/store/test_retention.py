@@ -46,7 +46,9 @@ def pack(store: Store, order: int, snapshot: Path) -> None:
     snapshot.write_bytes(b"jpeg")
     store.commit(StepWrite(records=[
         (T, "parcel", order_id, {"order_ids": [order_id], "session_id": session, "waybill": f"SF{order:08d}"}),
-        (T, "session", session, {"session_id": session, "orders": [order_id]}),
+        (T, "session", session, {"session_id": session, "orders": [order_id], "timeline_len": 2}),
+        (T, "session_step", f"{session}/000001", {"seq": 1}), (T, "session_step", f"{session}/000002", {"seq": 2}),
+        (T, "session_step", f"{session}0/000001", {"seq": 1}),  # of session S-10, S-20...: not this one's
         (T, "print", f"{session}/1", {"job_id": f"{session}/1"}),
         (T, "evidence", f"{order_id}|{session}", {"snapshot": {"path": str(snapshot)}})]))
 
@@ -81,6 +83,7 @@ def test_old_finished_orders_go_with_their_events_indexes_and_records(store: Sto
     assert store.get_order(T, "douyin|R0006") is None
     assert store.get_record(T, "parcel", "douyin|R0001") is None
     assert store.get_record(T, "session", "S-1") is None
+    assert [record_id for _, record_id, _ in store.iter_records("session_step", T)] == ["S-10/000001"]
     assert store.get_record(T, "print", "S-1/1") is None
     assert list(store.iter_records("evidence", T)) == []
     assert not (tmp_path / "snap-1.jpg").exists() and report.files_deleted == 1
