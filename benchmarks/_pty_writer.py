@@ -15,7 +15,8 @@ Protocol (stdin/stdout, one line each)::
     parent -> child   go <start: time.perf_counter() of the first write>
     child -> parent   [[write time, ...], ...]   (perf_counter per write, per fd)
 
-The fds are pty masters inherited through ``pass_fds``. Writer ``i`` writes its ``k``-th
+The fds are pty masters (or a TCP scanner simulator's connected sockets) inherited through
+``pass_fds``. Writer ``i`` writes its ``k``-th
 frame at ``start + interval_s * (k + i / len(fds))`` (staggered evenly), stamping
 ``time.perf_counter()`` just before the write: CLOCK_MONOTONIC, the same clock in every
 process of the machine, so the parent compares it with its own stamps.

@@ -2,9 +2,12 @@
 
 ``python -m benchmarks devices [--scanners 32] [--rate 1000] [--seconds 5] [--flood 2000] [--repeats 3] [--json]``
 
-Everything runs in ONE trio process, like the gateway: simulated scanners write on the
-far end of real pseudo-terminals (``os.openpty``) and real loopback TCP connections, and
-the drivers under test turn the bytes into ``Scan`` values in one bounded channel.
+The drivers run in ONE trio process, like the gateway: simulated scanners write on the far
+end of real pseudo-terminals (``os.openpty``) and real loopback TCP connections, and the
+drivers under test turn the bytes into ``Scan`` values in one bounded channel. In the paced
+phases the far ends write from ANOTHER process (``benchmarks._pty_writer``, inheriting the
+pty masters and the simulators' sockets), as real scanners are other devices: writing from
+the drivers' own loop charged them the kernel's tty work of every write.
 
 * PACED: ``--scanners`` scanners together send ``--rate`` reads/s for ``--seconds``
   (each at ``rate / scanners``, staggered). Per-read latency: from just before the
@@ -48,7 +51,7 @@ from typing import Any
 import trio
 
 from benchmarks._common import emit_json, machine, parser, print_targets, target_entry
-from benchmarks._pty_writer import write_all
+from benchmarks._pty_writer import go, stamps_of, start_pty_writer, write_all
 from devices.framing import FramingConfig
 from devices.scan import Scan
 from devices.serial_scanner import open_serial_port, serve_serial_scanner
@@ -96,8 +99,7 @@ class Run:
 
     scanners: int
     write_times: list[list[float]] = field(default_factory=list)
-    arrived: list[int] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
+    arrivals: list[list[float]] = field(default_factory=list)
     total: int = 0
     expected: int = 0
     warmup: int = 0
@@ -106,18 +108,21 @@ class Run:
 
     def __post_init__(self) -> None:
         self.write_times = [[] for _ in range(self.scanners)]
-        self.arrived = [0] * self.scanners
+        self.arrivals = [[] for _ in range(self.scanners)]
 
     def arrive(self, scanner: int, count: int, now: float) -> None:
-        for _ in range(count):
-            k = self.arrived[scanner]
-            self.arrived[scanner] = k + 1
-            if k >= self.warmup:
-                self.latencies.append(now - self.write_times[scanner][k])
+        self.arrivals[scanner].extend([now] * count)
         self.total += count
         self.last_arrival = now
         if self.total >= self.expected:
             self.done.set()
+
+    @property
+    def latencies(self) -> list[float]:
+        """Arrival - write of every read past the warm-up (the writes' times may come last:
+        the far-end writer process reports them when it is done)."""
+        return [arrived - written for writes, arrivals in zip(self.write_times, self.arrivals, strict=True)
+                for written, arrived in list(zip(writes, arrivals, strict=False))[self.warmup:]]
 
     def scans_per_s(self) -> float:
         """Reads delivered per second, from the first write to the last arrival."""
@@ -126,20 +131,6 @@ class Run:
 
 
 Writer = Callable[[bytes], Awaitable[None]]
-
-
-def fd_writer(fd: int) -> Writer:
-    return functools.partial(write_all, fd)
-
-
-async def paced_writer(run: Run, index: int, write: Writer, reads: list[bytes], interval_s: float,
-                       start: float) -> None:
-    offset = interval_s * index / run.scanners
-    clock = time.perf_counter
-    for k, data in enumerate(reads):
-        await trio.sleep_until(start + offset + k * interval_s)
-        run.write_times[index].append(clock())
-        await write(data)
 
 
 async def flood_writer(run: Run, index: int, write: Writer, reads: list[bytes], batch: int = 32) -> None:
@@ -194,7 +185,7 @@ async def measure(transport: str, mode: str, scanners: int, reads_per_scanner: l
     framing = FramingConfig()
     raw_ports: list[Any] = []  # the raw readers' pyserial ports and TCP streams, closed at the end
     async with trio.open_nursery() as nursery:
-        writers: list[Writer] = []
+        fds: list[int] = []
         index_of: dict[str, int] = {}
         if transport == "serial":
             ptys = [PtyScanner() for _ in range(scanners)]
@@ -202,7 +193,7 @@ async def measure(transport: str, mode: str, scanners: int, reads_per_scanner: l
                 path = pty.plug()
                 index_of[path] = i
                 assert pty.master_fd is not None
-                writers.append(fd_writer(pty.master_fd))
+                fds.append(pty.master_fd)
                 if mode == "driver":
                     await nursery.start(functools.partial(serve_serial_scanner, path, send, station="bench",
                                                           framing=framing))
@@ -223,20 +214,23 @@ async def measure(transport: str, mode: str, scanners: int, reads_per_scanner: l
                     raw_ports.append(stream)
                     _start_raw(nursery, run, mode, i, functools.partial(stream.receive_some, 65536), hop_send)
                 await sim.wait_connected()
-                writers.append(fd_writer(sim.connections[0].socket.fileno()))
+                fds.append(sim.connections[0].socket.fileno())
         if mode == "driver":
             nursery.start_soon(scan_consumer, run, receive, index_of)
         elif mode == "hop":
             nursery.start_soon(hop_consumer, run, hop_receive)
-        start = trio.current_time() + 0.05
-        for i, write in enumerate(writers):
-            if interval_s is not None:
-                nursery.start_soon(paced_writer, run, i, write, reads_per_scanner[i], interval_s, start)
-            else:
-                nursery.start_soon(flood_writer, run, i, write, reads_per_scanner[i])
+        writer = None
+        if interval_s is not None:  # paced: the far ends write from another process, as devices do
+            writer = await trio.to_thread.run_sync(start_pty_writer, fds, reads_per_scanner, interval_s)
+            go(writer, time.perf_counter() + 0.05)
+        else:  # flood: as fast as the ptys/sockets take them, from here (the ceiling, no latency)
+            for i, fd in enumerate(fds):
+                nursery.start_soon(flood_writer, run, i, functools.partial(write_all, fd), reads_per_scanner[i])
         limit_s = 30 + (len(reads_per_scanner[0]) * interval_s if interval_s else 0)
         with trio.fail_after(limit_s):
             await run.done.wait()
+        if writer is not None:
+            run.write_times = await trio.to_thread.run_sync(stamps_of, writer)
         nursery.cancel_scope.cancel()
     for opened in raw_ports:
         if isinstance(opened, trio.SocketStream):
