@@ -37,7 +37,7 @@ from gateway._sandbox import (
     ExportFilter,
     export_events,
     has_differences,
-    iter_export,
+    iter_replay,
     load_candidate,
     load_live,
     read_recorded,
@@ -228,7 +228,7 @@ def _replay(args: argparse.Namespace) -> int:
         if args.from_store:
             assert store is not None
             total = _last_seq(store, args.tenant)
-            lines: Iterator[dict[str, Any]] = iter_export(store, wanted)
+            lines: Iterator[dict[str, Any]] = iter_replay(store, wanted)
         else:
             path = Path(args.events)
             total = _count_lines(path)

@@ -150,6 +150,7 @@ def plan_step(
     now_ms: int,
     *,
     merge_window_ms: int = DEFAULT_MERGE_WINDOW_MS,
+    records: bool = True,
 ) -> StepPlan:
     """Plan one processing step for a group of events (possibly from several requests).
 
@@ -164,6 +165,10 @@ def plan_step(
         now_ms: the gateway clock for ``updated_at_ms`` and audit times.
         merge_window_ms: the cross-channel grouping window (``[pipeline] merge_window_s``);
             0 turns grouping off.
+        records: ``False`` (a replay, ``gateway._sandbox``; never the committer): the same
+            decisions, orders, index entries, quarantine records, outbox entries and results,
+            but no audit record of an event (pack-group changes keep theirs) and no event-log
+            record but a quarantined event's (every event not reported ``duplicate`` is stored).
 
     Returns:
         The ``StepPlan``; nothing has been written yet.
@@ -208,32 +213,19 @@ def plan_step(
         order_id = event.order_id
         if not order_id and event.waybill:
             order_id = waybills_here.get((tenant, event.waybill)) or resolve_waybill(tenant, event.waybill) or ""
-        log = {
-            "tenant": tenant,
-            "fingerprint": event.fingerprint,
-            "event_id": event_id,
-            "source": event.source,
-            "source_event_id": event.source_event_id,
-            "order_id": order_id,
-            "type": event.type,
-            "raw_status": event.raw_status,
-            "status": event.status,
-            "occurred_at_ms": event.occurred_at_ms,
-            "received_at_ms": event.received_at_ms,
-            "rule": event.rule,
-            "raw": event.raw,
-        }
-        if event.detail:
-            log["detail"] = event.detail
+        log = _log_record(event, event_id, order_id) if records else None
         if released:
             if event.quarantined or not order_id:  # still not mappable: the record stays as it is
                 plan.results.append(EventResult(event_id, order_id, Outcome.QUARANTINED,
                                                 reason=_quarantine_reason(event)))
                 continue
             write.quarantine_release.append((tenant, released))
-            log["released_from_quarantine"] = released
+            if log is not None:
+                log["released_from_quarantine"] = released
         if event.quarantined or not order_id:
             reason = _quarantine_reason(event)
+            if log is None:  # records=False: a quarantine record is still built from the log record
+                log = _log_record(event, event_id, order_id)
             log["outcome"] = Outcome.QUARANTINED
             write.events.append(log)
             write.quarantine.append({**log, "reason": reason, "waybill": event.waybill})
@@ -252,14 +244,15 @@ def plan_step(
             if applied is not None and version < applied:
                 note = f"superseded: {event.source} version {version} < {applied} already applied; nothing changed"
                 order.late_events += 1
-                log["order_id"] = order_id
-                log["outcome"] = Outcome.LATE
-                write.events.append(log)
-                write.audit.append({
-                    "tenant": tenant, "at_ms": now_ms, "actor": f"source:{event.source}",
-                    "source": event.source, "event_id": event_id, "rule": event.rule,
-                    "order_id": order_id, "decision": Outcome.LATE, "changes": [], "note": note,
-                })
+                if log is not None:
+                    log["order_id"] = order_id
+                    log["outcome"] = Outcome.LATE
+                    write.events.append(log)
+                    write.audit.append({
+                        "tenant": tenant, "at_ms": now_ms, "actor": f"source:{event.source}",
+                        "source": event.source, "event_id": event_id, "rule": event.rule,
+                        "order_id": order_id, "decision": Outcome.LATE, "changes": [], "note": note,
+                    })
                 plan.results.append(EventResult(event_id, order_id, Outcome.LATE, order.status, reason=note))
                 continue
         prev_status = order.status
@@ -311,9 +304,6 @@ def plan_step(
 
         outcome = Outcome.LATE if late else (Outcome.NEW if verdict.decision is Decision.NEW else (
             Outcome.APPLIED if verdict.decision is Decision.APPLIED else Outcome.UNCHANGED))
-        log["order_id"] = order_id
-        log["outcome"] = outcome
-        write.events.append(log)
         note = ""
         if late:
             refused = verdict.refused.value if verdict.refused else "@resume"
@@ -321,26 +311,11 @@ def plan_step(
             note = f"late or out-of-order: {current} -> {refused} refused"
         if released:
             note = f"released from quarantine (seq {released}) under {event.rule}" + (f"; {note}" if note else "")
-        audit = {
-            "tenant": tenant,
-            "at_ms": now_ms,
-            "actor": event.actor or f"source:{event.source}",
-            "source": event.source,
-            "event_id": event_id,
-            "rule": event.rule,
-            "order_id": order_id,
-            "decision": outcome,
-            "changes": changes,
-            "note": note,
-        }
-        if event.detail:
-            audit["detail"] = event.detail
-        if reused:
-            audit["alarm"] = "waybill_reused"
-            audit["reused"] = {"waybill": event.waybill, "bound_to": reused}
-            audit["note"] = (f"waybill {event.waybill} is already bound to {reused}: kept there, not re-linked"
-                             + (f"; {note}" if note else ""))
-        write.audit.append(audit)
+        if log is not None:
+            log["order_id"] = order_id
+            log["outcome"] = outcome
+            write.events.append(log)
+            write.audit.append(_audit_record(event, event_id, order_id, outcome, changes, note, reused, now_ms))
         if not late:
             entry = {
                 "tenant": tenant,
@@ -371,6 +346,53 @@ def plan_step(
         ))
     write.orders.extend(touched.values())
     return plan
+
+
+def _log_record(event: Event, event_id: str, order_id: str) -> dict[str, Any]:
+    """The event-log record of ``event`` (its ``outcome`` is set once decided)."""
+    log = {
+        "tenant": event.tenant,
+        "fingerprint": event.fingerprint,
+        "event_id": event_id,
+        "source": event.source,
+        "source_event_id": event.source_event_id,
+        "order_id": order_id,
+        "type": event.type,
+        "raw_status": event.raw_status,
+        "status": event.status,
+        "occurred_at_ms": event.occurred_at_ms,
+        "received_at_ms": event.received_at_ms,
+        "rule": event.rule,
+        "raw": event.raw,
+    }
+    if event.detail:
+        log["detail"] = event.detail
+    return log
+
+
+def _audit_record(event: Event, event_id: str, order_id: str, outcome: str, changes: list[dict[str, Any]],
+                  note: str, reused: str, now_ms: int) -> dict[str, Any]:
+    """The audit record of an event the state machine decided (``reused``: the waybill's owner)."""
+    audit = {
+        "tenant": event.tenant,
+        "at_ms": now_ms,
+        "actor": event.actor or f"source:{event.source}",
+        "source": event.source,
+        "event_id": event_id,
+        "rule": event.rule,
+        "order_id": order_id,
+        "decision": outcome,
+        "changes": changes,
+        "note": note,
+    }
+    if event.detail:
+        audit["detail"] = event.detail
+    if reused:
+        audit["alarm"] = "waybill_reused"
+        audit["reused"] = {"waybill": event.waybill, "bound_to": reused}
+        audit["note"] = (f"waybill {event.waybill} is already bound to {reused}: kept there, not re-linked"
+                         + (f"; {note}" if note else ""))
+    return audit
 
 
 def _change(name: str, old: Status | None, new: Status | None) -> dict[str, Any]:

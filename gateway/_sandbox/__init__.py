@@ -25,10 +25,11 @@ from gateway._sandbox.recorded import (
     RecordedInputError,
     export_events,
     iter_export,
+    iter_replay,
     read_recorded,
 )
 from gateway._sandbox.report import build_report, has_differences, render_text, report_bytes, run_replay
 
 __all__ = ["Configuration", "ExportFilter", "RecordedInputError", "Replay", "build_report", "candidate_files",
-           "export_events", "has_differences", "iter_export", "load_candidate", "load_live", "read_recorded",
+           "export_events", "has_differences", "iter_export", "iter_replay", "load_candidate", "load_live", "read_recorded",
            "render_text", "report_bytes", "run_replay"]

@@ -39,7 +39,7 @@ from gateway._packline.catalog_store import load_catalog
 from gateway._packline.values import Catalog
 from gateway._rules import RuleErrors, RuleHolder
 from gateway._sandbox.configs import load_candidate, load_live
-from gateway._sandbox.recorded import ExportFilter, iter_export
+from gateway._sandbox.recorded import ExportFilter, iter_replay
 from gateway._sandbox.report import run_replay
 from gateway._store import Store
 from gateway._store.backup import summary
@@ -230,7 +230,7 @@ class CandidateStore:
             figures = summary(store)["tenants"]
             tenants = [job.tenant] if job.tenant else sorted(figures)
             job.total = sum(int(figures.get(t, {}).get("last_event_seq", 0)) for t in tenants)
-            lines = itertools.chain.from_iterable(iter_export(store, ExportFilter(t, job.since_ms)) for t in tenants)
+            lines = itertools.chain.from_iterable(iter_replay(store, ExportFilter(t, job.since_ms)) for t in tenants)
             catalogs: dict[str, Catalog] = {}
 
             def catalog_for(tenant: str) -> Catalog:

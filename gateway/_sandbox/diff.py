@@ -30,7 +30,7 @@ from gateway._packline.station import group_members
 from gateway._packline.values import Catalog
 from gateway._rules import GiftOrder, GiftRules, evaluate_gifts
 from gateway._sandbox.engine import Replay
-from gateway._sandbox.side import NOTHING_SENT, Side
+from gateway._sandbox.side import NOTHING_SENT, Side, summary_text
 
 KINDS = ("status", "pack_group", "bill", "quarantine", "forwarded")
 _VERSION = re.compile(r"@v\d+")
@@ -161,7 +161,7 @@ def _facts(side: Side, key: tuple[str, str], order: OrderState | None, held: dic
         "status": order.status.value if order and order.status else None,
         "pack_group": (order.pack_group or None) if order else None,
         "quarantined": held.get(key, []),
-        "forwarded": {"count": count, "first": list(first)},
+        "forwarded": {"count": count, "first": [summary_text(sent) for sent in first]},
     }
     if bill is not None:
         facts["bill"] = [f"{sku} x{qty} ({origin}, parcel {parcel}, {status})"

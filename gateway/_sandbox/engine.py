@@ -13,25 +13,29 @@ live one when the candidate refused it), which is how the report names "the rule
 caused it". The final states are compared by ``gateway._sandbox.diff`` once the input ends.
 
 Events whose source has no mapping rules on a side (a pack station's scans) are rebuilt
-exactly as recorded, so both sides see them alike.
+exactly as recorded, so both sides see them alike (``gateway._sandbox.runs``).
+
+Speed, none of it changing a result: a run alike on both sides is planned once (``Replay``);
+the step skips the audit and event-log records nobody reads here (``plan_step(records=False)``);
+a status-only candidate reuses the live events (``runs.remapped``); the cyclic collector is
+paused while the state only grows (``collector_paused``). ``Replay.seconds`` says where the
+time went (``python -m benchmarks replay`` prints it).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterable
+import gc
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-import core_ext
-from gateway._errors import MalformedEventError
-from gateway._model import CODE_MISSING, CODE_NO_CHANGE, CODE_UNKNOWN, Event, Status
+from gateway._model import Event
 from gateway._pipeline import EventResult
-from gateway._rules import SourceRules, normalise_batch
 from gateway._rules.privacy import redacted_paths
 from gateway._sandbox.configs import Configuration
+from gateway._sandbox.runs import alike, normalise_run, remapped, status_only
 from gateway._sandbox.side import NOTHING_SENT, Side
 
 #: Event-level differences kept as examples (all are counted).
@@ -39,6 +43,12 @@ EVENT_EXAMPLES = 50
 
 #: What one side made of one event: (order id, outcome, status, reason).
 View = tuple[str, str, str, str]
+
+#: The phases of ``Replay.seconds``: reading the lines (whatever iterator feeds them),
+#: both sides' mapping rules, the check whether a run can be planned once, runs planned
+#: once and applied to both sides, runs planned on each side (with the per-event
+#: comparison and the note of what now differs).
+PHASES = ("read", "normalise", "check", "shared", "apart")
 
 
 @dataclass
@@ -94,9 +104,22 @@ class Replay:
         self.diverged_orders: set[tuple[str, str]] = set()
         self.diverged_buyers: set[tuple[str, int]] = set()
         self.diverged_waybills: set[tuple[str, str]] = set()
+        #: source -> raw status -> the candidate's (status code, rule) (``runs.remapped``).
+        self._recoding: dict[str, dict[str, tuple[int, str]]] = {}
+        #: Seconds per phase (``PHASES``), for an account of where a replay's time goes.
+        self.seconds: dict[str, float] = dict.fromkeys(PHASES, 0.0)
 
     def feed(self, lines: Iterable[dict[str, Any]]) -> None:
-        """Replay ``lines`` (recorded inputs in log order), run by run."""
+        """Replay ``lines`` (recorded inputs in log order), run by run (``collector_paused``)."""
+        seconds = self.seconds
+        started = time.perf_counter()
+        in_runs = sum(seconds.values())
+        with collector_paused():
+            self._feed(lines)
+        # the rest of the feed: waiting for the next line (reading and decoding it) and cutting runs
+        seconds["read"] += time.perf_counter() - started - (sum(seconds.values()) - in_runs)
+
+    def _feed(self, lines: Iterable[dict[str, Any]]) -> None:
         run: list[dict[str, Any]] = []
         key: tuple[str, str, int] | None = None
         for line in lines:
@@ -121,19 +144,31 @@ class Replay:
                       and live_rules.path.name not in self.candidate.configuration.changed)
         copy = (live_rules is not None and candidate_rules is not None and not same_rules
                 and redacted_paths(live_rules.spec.buyer) != redacted_paths(candidate_rules.spec.buyer))
-        made_live = _normalise(live_rules, tenant, lines, now_ms, False)
+        clock = time.perf_counter
+        started = clock()
+        made_live = normalise_run(live_rules, tenant, lines, now_ms, False)
         if same_rules:
             made_candidate = made_live
-        elif live_rules is not None and candidate_rules is not None and _status_only(live_rules, candidate_rules):
-            made_candidate = _remapped(candidate_rules, tenant, lines, made_live, now_ms)
+        elif live_rules is not None and candidate_rules is not None and status_only(live_rules, candidate_rules):
+            made_candidate = remapped(candidate_rules, tenant, lines, made_live, now_ms,
+                                       self._recoding.setdefault(source, {}))
         else:
-            made_candidate = _normalise(candidate_rules, tenant, lines, now_ms, copy)
+            made_candidate = normalise_run(candidate_rules, tenant, lines, now_ms, copy)
         self.tally.events += len(lines)
-        if self.share and self._shareable(tenant, made_live, made_candidate):
+        normalised = clock()
+        shareable = self.share and self._shareable(tenant, made_live, made_candidate)
+        checked = clock()
+        if shareable:
             events = [item for item in made_live if isinstance(item, Event)]
-            self.live.apply_shared(self.candidate, self.live.plan(events, now_ms).write)
+            self.live.apply_shared(self.candidate, self.live.plan(events, now_ms), events)
+            phase = "shared"
         else:
             self._apart(lines, tenant, made_live, made_candidate, now_ms)
+            phase = "apart"
+        seconds = self.seconds
+        seconds["normalise"] += normalised - started
+        seconds["check"] += checked - normalised
+        seconds[phase] += clock() - checked
         self._after_run()
 
     def _after_run(self) -> None:
@@ -155,7 +190,7 @@ class Replay:
         for old, new in zip(made_live, made_candidate, strict=True):
             if not isinstance(old, Event) or not isinstance(new, Event) or not old.order_id or old.quarantined:
                 return False
-            if old is not new and not _alike(old, new):
+            if old is not new and not alike(old, new):
                 return False
             key = (tenant, old.order_id)
             if key in orders or (old.buyer_key and (not same_window or (tenant, old.buyer_key) in buyers)):
@@ -223,6 +258,26 @@ class Replay:
             tally.examples.append(EventChange(int(line.get("seq") or 0), tenant, line["source"], rule, old[0], new[0]))
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for the block (restored after, if it was on).
+
+    A replay only adds to its state (every order version, index entry and forwarded tuple
+    stays reachable until the comparison), and nothing it builds forms a reference cycle
+    (``gc.collect()`` after a 200,000-event replay with the collector off finds 10
+    objects), so the collector's passes over a growing heap free nothing: they cost ~30 % of
+    a replay. Pausing it changes no result; it is process-wide, so a replay run by the
+    API's worker thread pauses it for the gateway too, for the replay's length.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _views(side: Side, made: list[Event | str], now_ms: int) -> list[tuple[View, str, Any]]:
     """``(view, rule, data)`` per line, after planning the run on ``side``."""
     events = [item for item in made if isinstance(item, Event)]
@@ -237,85 +292,4 @@ def _views(side: Side, made: list[Event | str], now_ms: int) -> list[tuple[View,
     return views
 
 
-def _alike(old: Event, new: Event) -> bool:
-    """The two normalisations would act alike (the rule reference may differ: a version bump)."""
-    return (old.order_id == new.order_id and old.status_code == new.status_code
-            and old.fingerprint == new.fingerprint and old.buyer_key == new.buyer_key and old.waybill == new.waybill
-            and old.raw_status == new.raw_status and old.type == new.type
-            and old.occurred_at_ms == new.occurred_at_ms and old.source_event_id == new.source_event_id
-            and old.buyer_aliases == new.buyer_aliases and old.data == new.data)
-
-
-_STATUS_BLIND_FIELDS = ("name", "kind", "event_id", "order_id", "status_paths", "event_type", "occurred_at",
-                        "occurred_at_format", "waybill", "buyer", "data")
-
-
-def _status_only(live: SourceRules, candidate: SourceRules) -> bool:
-    """True when the two files differ at most in their status table (and version, description)."""
-    return all(getattr(live, name) == getattr(candidate, name) for name in _STATUS_BLIND_FIELDS)
-
-
-def _remapped(rules: SourceRules, tenant: str, lines: list[dict[str, Any]], made_live: list[Event | str],
-              now_ms: int) -> list[Event | str]:
-    """The candidate's events when only its status table differs: the live events with the
-    candidate's status code (from the core, as ``normalise_batch`` gets it) and rule; the
-    same object where the code is the same."""
-    raws = [line["raw"] for line in lines]
-    if not all(isinstance(raw, dict) for raw in raws):
-        return _normalise(rules, tenant, lines, now_ms, False)
-    rows = core_ext.process_batch(rules.spec, tenant, raws)
-    made: list[Event | str] = []
-    for item, row in zip(made_live, rows, strict=True):
-        if isinstance(item, Event) and row[2] != item.status_code:
-            made.append(dataclasses.replace(item, status_code=row[2], rule=rules.rule_ref(row[5])))
-        else:
-            made.append(item)
-    return made
-
-
-def _normalise(rules: SourceRules | None, tenant: str, lines: list[dict[str, Any]], now_ms: int,
-               copy: bool) -> list[Event | str]:
-    """One ``Event`` per line, or the reason the side refuses it."""
-    if rules is None:
-        return [_as_recorded(line, tenant, now_ms) for line in lines]
-    if not all(isinstance(line.get("raw"), dict) for line in lines):
-        mixed: list[Event | str] = []
-        for line in lines:
-            mixed.extend(_normalise(rules, tenant, [line], now_ms, copy) if isinstance(line.get("raw"), dict)
-                        else [f"no recorded input for the rules of {line['source']!r} to read"])
-        return mixed
-    raws = [orjson.loads(orjson.dumps(line["raw"])) if copy else line["raw"] for line in lines]
-    try:
-        return list(normalise_batch(rules, tenant, raws, now_ms))
-    except MalformedEventError:
-        pass
-    made: list[Event | str] = []
-    for raw in raws:  # one at a time: only the bad ones are refused
-        try:
-            made.extend(normalise_batch(rules, tenant, [raw], now_ms))
-        except MalformedEventError as exc:
-            made.append(f"does not normalise: {exc}")
-    return made
-
-
-def _as_recorded(line: dict[str, Any], tenant: str, now_ms: int) -> Event | str:
-    """An event of a source without mapping rules, rebuilt from its recorded fields."""
-    recorded = line.get("recorded") or {}
-    if "fingerprint" not in recorded:
-        return f"no rules for source {line['source']!r} and no recorded fields"
-    status = recorded.get("status")
-    if status:
-        code = Status(status).code
-    elif recorded.get("outcome") == "quarantined":
-        code = CODE_MISSING if not recorded.get("raw_status") else CODE_UNKNOWN
-    else:
-        code = CODE_NO_CHANGE
-    return Event(tenant=tenant, source=line["source"], source_event_id=str(recorded.get("source_event_id", "")),
-                 order_id=recorded.get("order_id", ""), type=recorded.get("type", ""),
-                 raw_status=recorded.get("raw_status", ""), status_code=code,
-                 occurred_at_ms=int(recorded.get("occurred_at_ms") or 0), received_at_ms=now_ms,
-                 fingerprint=int(recorded["fingerprint"]), rule=recorded.get("rule", ""),
-                 raw=line.get("raw"), detail=recorded.get("detail"))
-
-
-__all__ = ["EVENT_EXAMPLES", "EventChange", "EventTally", "Replay"]
+__all__ = ["EVENT_EXAMPLES", "PHASES", "EventChange", "EventTally", "Replay", "collector_paused"]

@@ -81,6 +81,28 @@ def iter_export(store: Store, wanted: ExportFilter) -> Iterator[dict[str, Any]]:
             yield recorded_line(record)
 
 
+def iter_replay(store: Store, wanted: ExportFilter) -> Iterator[dict[str, Any]]:
+    """``iter_export`` for a replay: the admitted event-log records themselves, not copied.
+
+    A record already holds what a line has (``seq``, ``tenant``, ``source``,
+    ``received_at_ms``, ``raw``) and the recorded fields at its top level, where
+    ``recorded_fields`` finds them; building the export line cost a third of reading the log.
+    A record whose ``received_at_ms`` is not an int (none is, as the pipeline writes them)
+    gets its export line.
+    """
+    for record in store.iter_events(wanted.tenant):
+        if wanted.admits(record):
+            yield record if type(record.get("received_at_ms")) is int and "source" in record else recorded_line(record)
+
+
+def recorded_fields(line: dict[str, Any]) -> dict[str, Any]:
+    """The recorded fields of a line: its ``recorded`` object, or, for an event-log record
+    (``iter_replay``), the record itself (read them with ``.get``: a record may hold ``None``
+    where an export line leaves the field out)."""
+    recorded = line.get("recorded", line)
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def export_events(store: Store, wanted: ExportFilter, out: IO[bytes],
                   progress: Callable[[int], None] | None = None) -> int:
     """Write the export of ``wanted`` to ``out`` as JSON lines; returns the lines written.
@@ -139,5 +161,5 @@ def parse_line(text: bytes, where: str) -> dict[str, Any]:
     return line
 
 
-__all__ = ["ExportFilter", "RecordedInputError", "export_events", "iter_export", "parse_line", "read_recorded",
-           "recorded_line"]
+__all__ = ["ExportFilter", "RecordedInputError", "export_events", "iter_export", "iter_replay", "parse_line",
+           "read_recorded", "recorded_fields", "recorded_line"]

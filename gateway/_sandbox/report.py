@@ -25,7 +25,7 @@ import orjson
 
 from gateway._sandbox.configs import Configuration
 from gateway._sandbox.diff import KINDS, CatalogReader, Comparison, compare
-from gateway._sandbox.engine import Replay
+from gateway._sandbox.engine import Replay, collector_paused
 
 #: Examples per rule, and in all, shown with before/after.
 EXAMPLES_PER_RULE = 3
@@ -45,8 +45,10 @@ def run_replay(lines: Iterable[dict[str, Any]], live: Configuration, candidate: 
         limit: changed orders listed in full (all are counted).
     """
     replay = Replay(live, candidate, progress)
-    replay.feed(lines)
-    return build_report(replay, compare(replay, catalog_for), limit)
+    with collector_paused():  # one pause for both: the collector's first pass after it is a full one
+        replay.feed(lines)
+        comparison = compare(replay, catalog_for)
+    return build_report(replay, comparison, limit)
 
 
 def build_report(replay: Replay, comparison: Comparison, limit: int = 1000) -> dict[str, Any]:

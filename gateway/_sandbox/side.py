@@ -2,7 +2,7 @@
 
 ``plan_step`` is pure and reads through callables; a ``Side`` provides them from plain
 dicts (orders, fingerprints seen, waybill and buyer indexes) and applies each planned
-``StepWrite`` to them, keeping only what the diff compares: each order's final state, its
+``StepPlan`` to them, keeping only what the diff compares: each order's final state, its
 forwarded (outbox) entries as a digest with a short summary, and the events held in
 quarantine. Nothing here touches the store, the upstream or a device: the state lives in
 memory and dies with the replay.
@@ -16,23 +16,26 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from gateway._model import Event, OrderState
 from gateway._pipeline import EventResult, plan_step
-from gateway._pipeline.step import StepPlan
+from gateway._pipeline.step import Outcome, StepPlan
 from gateway._sandbox.configs import Configuration
-from gateway._store import StepWrite
 
 #: Forwarded entries kept per order for the report's examples (the digest covers them all).
 SUMMARY_ENTRIES = 12
 
 
-#: What one order sent upstream on one side: ``(count, CRC of every entry, the first few as text)``.
+#: One forwarded entry as the report shows it, kept unformatted: ``(type, prev status, status)``,
+#: or ``("merge_pack", pack group)`` (``summary_text`` formats it when a report asks).
+Sent = tuple[Any, ...]
+#: What one order sent upstream on one side: ``(count, CRC of every entry, the first few)``.
 #: A new tuple per entry, never mutated: two sides that sent the same share the same object.
-Forwarded = tuple[int, int, tuple[str, ...]]
+Forwarded = tuple[int, int, tuple[Sent, ...]]
 NOTHING_SENT: Forwarded = (0, 0, ())
 
 
@@ -79,9 +82,14 @@ class Side:
     # -- steps -------------------------------------------------------------------------------
 
     def plan(self, events: list[Event], now_ms: int) -> StepPlan:
-        """Plan ``events`` against this side's state; nothing is applied yet."""
+        """Plan ``events`` against this side's state; nothing is applied yet.
+
+        The step runs without the records a replay never reads (``plan_step(records=False)``:
+        no audit records, no event-log record but a quarantined event's), the same decisions.
+        """
         return plan_step(events, self.get_order, self.seen_fingerprint, self.order_for_waybill,
-                         self.orders_for_buyer, now_ms, merge_window_ms=self.configuration.merge_window_ms)
+                         self.orders_for_buyer, now_ms, merge_window_ms=self.configuration.merge_window_ms,
+                         records=False)
 
     def waiting_for(self, tenant: str, waybill: str) -> bool:
         """True when quarantined events wait for this waybill."""
@@ -95,26 +103,23 @@ class Side:
             show in the final state).
         """
         plan = self.plan(events, now_ms)
-        indexed = self.apply(plan.write, events)
+        indexed = self.apply(plan, events)
         while indexed:
             released = [event for waybill in indexed for event in self._pop_waiting(waybill)]
             if not released:
                 break
-            again = plan_step(released, self.get_order, self.seen_fingerprint, self.order_for_waybill,
-                              self.orders_for_buyer, now_ms, merge_window_ms=self.configuration.merge_window_ms)
-            indexed = self.apply(again.write, released)
+            indexed = self.apply(self.plan(released, now_ms), released)
         return plan.results
 
-    def apply(self, write: StepWrite, events: list[Event]) -> list[tuple[str, str]]:
-        """Apply one planned write; returns the waybills it indexed."""
+    def apply(self, plan: StepPlan, events: list[Event]) -> list[tuple[str, str]]:
+        """Apply the write of ``plan`` (planned from ``events``); returns the waybills it indexed."""
+        write = plan.write
         orders, touched = self.orders, self.touched
         for order in write.orders:
             key = (order.tenant, order.order_id)
             orders[key] = order
             touched.add(key)
-        seen = self.seen
-        for record in write.events:
-            seen.add((record["tenant"], record["fingerprint"]))
+        self.seen.update(_stored(events, plan))
         for tenant, seq in write.quarantine_release:
             event_id = self._held.pop((tenant, seq), None)
             if event_id is not None:
@@ -133,17 +138,18 @@ class Side:
             forwarded[key] = _sent(forwarded.get(key, NOTHING_SENT), entry)
         return [(tenant, waybill) for tenant, waybill, _ in write.waybill_index]
 
-    def apply_shared(self, other: Side, write: StepWrite) -> None:
-        """Apply a write planned on this side to this side AND ``other``, whose state it
+    def apply_shared(self, other: Side, plan: StepPlan, events: list[Event]) -> None:
+        """Apply a plan made on this side to this side AND ``other``, whose state it
         would have changed the same way (no quarantine, no waybill anyone waits for): the
         same order objects and forwarded tuples go into both, so equality is identity."""
+        write = plan.write
+        mine_orders, their_orders = self.orders, other.orders
         for order in write.orders:
             key = (order.tenant, order.order_id)
-            self.orders[key] = other.orders[key] = order
-        for record in write.events:
-            key_seen = (record["tenant"], record["fingerprint"])
-            self.seen.add(key_seen)
-            other.seen.add(key_seen)
+            mine_orders[key] = their_orders[key] = order
+        stored = list(_stored(events, plan))
+        self.seen.update(stored)
+        other.seen.update(stored)
         for tenant, waybill, order_id in write.waybill_index:
             self.waybills.setdefault((tenant, waybill), order_id)
             other.waybills.setdefault((tenant, waybill), order_id)
@@ -180,11 +186,25 @@ def _sent(before: Forwarded, entry: dict[str, Any]) -> Forwarded:
     return (count + 1, digest, summary + (_summary(entry),) if len(summary) < SUMMARY_ENTRIES else summary)
 
 
-def _summary(entry: dict[str, Any]) -> str:
-    """``type:PREV->STATUS`` (or ``merge_pack:<group>``) for one forwarded entry."""
+def _summary(entry: dict[str, Any]) -> Sent:
+    """What the report shows of one forwarded entry (``summary_text``)."""
     if entry.get("type") == "merge_pack":
-        return f"merge_pack:{entry.get('data', {}).get('pack_group', '')}"
-    return f"{entry.get('type')}:{entry.get('prev_status')}->{entry.get('status')}"
+        return ("merge_pack", entry.get("data", {}).get("pack_group", ""))
+    return (entry.get("type"), entry.get("prev_status"), entry.get("status"))
 
 
-__all__ = ["NOTHING_SENT", "SUMMARY_ENTRIES", "Forwarded", "Side"]
+def summary_text(sent: Sent) -> str:
+    """``type:PREV->STATUS`` (or ``merge_pack:<group>``) for one forwarded entry."""
+    if len(sent) == 2:
+        return f"merge_pack:{sent[1]}"
+    return f"{sent[0]}:{sent[1]}->{sent[2]}"
+
+
+def _stored(events: list[Event], plan: StepPlan) -> Iterator[tuple[str, int]]:
+    """The dedup keys of the events the plan stores: every one not reported a duplicate."""
+    duplicate = Outcome.DUPLICATE
+    return ((event.tenant, event.fingerprint) for event, result in zip(events, plan.results, strict=True)
+            if result.outcome != duplicate)
+
+
+__all__ = ["NOTHING_SENT", "SUMMARY_ENTRIES", "Forwarded", "Sent", "Side", "summary_text"]
