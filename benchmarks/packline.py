@@ -55,6 +55,7 @@ Targets (issue 13), in ``targets`` of ``--json``: ``scan_to_verdict_p99_ms`` <= 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -75,7 +76,7 @@ import trio
 
 from benchmarks._common import emit_json, machine, parser, print_targets, target_entry
 from benchmarks._paced_client import percentile, start_webhook_client
-from benchmarks._pty_writer import go, stamps_of, start_pty_writer, write_all
+from benchmarks._pty_writer import go, lateness, stamps_of, start_pty_writer, write_all
 from benchmarks.devices import measure, summary
 from benchmarks.ingest import RULES, SECRET, TENANT, free_port
 from devices.scan import Scan
@@ -124,7 +125,9 @@ def write_config(workdir: Path, port: int, stations: list[str], paths: list[str]
     text = [f"[gateway]\nid = 'bench'\ndata_dir = '{workdir / 'data'}'\nrules_dir = '{RULES}'\n"
             f"rules_poll_s = 0\n[http]\nhost = '127.0.0.1'\nport = {port}\n[store]\nsync = 'group'\n"
             f"[demo]\nenabled = false\n[tenants.{TENANT}.erp]\nsecret = '{SECRET}'\n"
-            f"[packline]\ntenant = '{TENANT}'\n"]
+            f"[packline]\ntenant = '{TENANT}'\n"
+            + (f"[pipeline]\ncommit_delay_ms = {os.environ['BENCH_COMMIT_DELAY_MS']}\n"
+               if os.environ.get("BENCH_COMMIT_DELAY_MS") else "")]
     for name, path in zip(stations, paths, strict=True):
         text.append(f"[stations.{name}]\n[[stations.{name}.scanners]]\nkind = 'serial'\npath = '{path}'\n")
     config = workdir / "gateway.toml"
@@ -353,12 +356,16 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
                 progress(f"measuring: {len(stations)} x {per_station} scans at {len(stations) / interval_s:,.0f}/s "
                          f"and {webhook_rate:,.0f} webhooks/s for {seconds:g} s")
                 stamps.on = True
+                gc_pauses = GcPauses().install()
                 cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
                 if client is not None and client.stdin is not None:
                     client.stdin.write("go\n")
                     client.stdin.flush()
-                go(writer, time.perf_counter() + 0.01)
+                first_write = time.perf_counter() + 0.01
+                go(writer, first_write)
                 written = await trio.to_thread.run_sync(stamps_of, writer)
+                late = lateness(written, first_write, interval_s)
+                writer_late = {"p50_ms": percentile(late, 0.5) * 1000, "p99_ms": percentile(late, 0.99) * 1000}
                 for i, times in enumerate(written):
                     stamps.lists["write"][i][:0] = times
                 limit_s = max(120.0, 12 * seconds)  # an overloaded line drains its backlog: that is the figure
@@ -366,6 +373,7 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
                     await stamps.done.wait()
                 end = time.perf_counter()
                 cpu_s, loop_s = time.process_time() - cpu, time.thread_time() - loop_cpu
+                gc_pauses.remove()
                 stamps.on = False
                 if not stamps.done.is_set():
                     progress(f"only {stamps.published:,} of {stamps.expected:,} verdicts within {limit_s:g} s")
@@ -383,7 +391,33 @@ async def gateway_phase(stations: list[str], per_station: int, items_per_parcel:
         for pty in ptys:
             pty.unplug()
     return {"stamps": stamps, "wall_s": end - wall, "cpu_s": cpu_s, "loop_cpu_s": loop_s,
-            "webhooks": orjson.loads(report), "session_before": cost_before, "session_after": cost_after}
+            "gc": gc_pauses.summary(), "writer_late": writer_late, "webhooks": orjson.loads(report), "session_before": cost_before, "session_after": cost_after}
+
+
+@dataclass
+class GcPauses:
+    """The cyclic collector's pauses during the measured phase (``gc.callbacks``), by
+    generation: a collection stops every thread's Python, so each is a stall of the line."""
+
+    pauses: dict[int, list[float]] = field(default_factory=lambda: {0: [], 1: [], 2: []})
+    _started: float = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def install(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def remove(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {f"gen{gen}": {"count": len(p), "total_ms": sum(p) * 1000, "max_ms": max(p, default=0.0) * 1000}
+                for gen, p in self.pauses.items()}
 
 
 def session_cost(services: Any) -> dict[str, Any] | None:
@@ -503,6 +537,10 @@ def main(argv: list[str]) -> int:
           f"client CPU {hooks['client_cpu_per_s']:.0%})")
     print(f"  gateway process CPU      {run['cpu_s'] / wall:.2f} s/s (event-loop thread {run['loop_cpu_s'] / wall:.2f} s/s)"
           f"; {f['commits']:,} group commits ({f['commits'] / wall:,.0f}/s, {f['commit_ms_mean'] or 0:.2f} ms each)")
+    print(f"  the scanners' writer process ended its writes p50 {run['writer_late']['p50_ms']:.3f} ms, p99 "
+          f"{run['writer_late']['p99_ms']:.3f} ms after their schedule (latency counts from the write's end)")
+    print("  garbage collector pauses " + "; ".join(
+        f"{gen}: {g['count']:,} x, {g['total_ms']:.1f} ms in all, max {g['max_ms']:.2f} ms" for gen, g in run["gc"].items()))
     if len(f["by_verdict"]) > 1:
         print("  by verdict: " + "; ".join(f"{v} x{d['count']:,} p50 {d['p50_ms']:.2f} ms p99 {d['p99_ms']:.2f} ms"
                                           for v, d in f["by_verdict"].items()))
@@ -533,7 +571,7 @@ def main(argv: list[str]) -> int:
             "benchmark": "packline", "stations": len(stations), "rate": args.rate, "webhook_rate": args.webhook_rate,
             "seconds": args.seconds, "scans_per_station": per_station, "items_per_parcel": args.items_per_parcel,
             **{key: value for key, value in f.items()},
-            "raw_pty": raw, "webhooks": hooks, "wall_s": wall,
+            "raw_pty": raw, "webhooks": hooks, "wall_s": wall, "gc_pauses": run["gc"], "writer_late": run["writer_late"],
             "gateway_cpu_per_s": run["cpu_s"] / wall, "event_loop_cpu_per_s": run["loop_cpu_s"] / wall,
             "session_before": run["session_before"], "session_after": run["session_after"],
             "loop_mips_before": speed_before, "loop_mips_after": speed_after,

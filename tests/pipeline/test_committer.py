@@ -94,6 +94,37 @@ async def test_a_busy_loop_delays_a_commit_by_commit_delay_at_most(tmp_path):
             pipeline.close()
 
 
+async def test_a_packers_scan_is_not_held_by_the_commit_delay_nor_are_the_webhooks_gathered_with_it(tmp_path):
+    async def busy(cancel_scope: trio.CancelScope) -> None:
+        with cancel_scope:
+            while True:  # never blocks: without a station's submission the delay would run out
+                await trio.lowlevel.checkpoint()
+
+    with open_store(StoreSettings(path=tmp_path / "db")) as store:
+        pipeline = Pipeline(store, PipelineSection(commit_delay_ms=600_000), Metrics())  # ten minutes
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pipeline.serve)
+            spinning = trio.CancelScope()
+            nursery.start_soon(busy, spinning)
+            with trio.fail_after(10):
+                report = await pipeline.submit(events(0, 1), priority="station")
+                assert report.results[0].outcome == "new"
+                webhook_done = trio.Event()
+
+                async def webhook() -> None:
+                    await pipeline.submit(events(1, 1))  # its group waits out the delay...
+                    webhook_done.set()
+
+                nursery.start_soon(webhook)
+                await trio.sleep(0.2)
+                assert not webhook_done.is_set()
+                await pipeline.submit(events(2, 1), priority="station")  # ...until a packer's scan comes
+                await webhook_done.wait()
+            spinning.cancel()
+            pipeline.close()
+        assert store.outbox_stats().count == 3
+
+
 async def test_no_commit_delay_commits_at_once(tmp_path):
     with open_store(StoreSettings(path=tmp_path / "db")) as store:
         pipeline = Pipeline(store, PipelineSection(commit_delay_ms=0), Metrics())
