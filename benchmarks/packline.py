@@ -1,7 +1,7 @@
 """The pack line under load: scan-to-verdict latency at 32 stations while webhooks arrive.
 
 ``python -m benchmarks packline [--stations 32] [--rate 1000] [--webhook-rate 500] [--seconds 10]
-[--items-per-parcel 0] [--json]``
+[--items-per-parcel 0] [--commit-delay-ms MS] [--json]``
 
 What the packer waits for, end to end, in the real gateway (``serve_gateway`` in THIS trio
 process, a real RocksDB store in a tmp dir, ``[store] sync = "group"``, the shipped rules):
@@ -121,13 +121,13 @@ def loop_rate() -> float:
 # -- the gateway's configuration ------------------------------------------------------
 
 
-def write_config(workdir: Path, port: int, stations: list[str], paths: list[str]) -> Path:
+def write_config(workdir: Path, port: int, stations: list[str], paths: list[str],
+                 commit_delay_ms: float | None = None) -> Path:
     text = [f"[gateway]\nid = 'bench'\ndata_dir = '{workdir / 'data'}'\nrules_dir = '{RULES}'\n"
             f"rules_poll_s = 0\n[http]\nhost = '127.0.0.1'\nport = {port}\n[store]\nsync = 'group'\n"
             f"[demo]\nenabled = false\n[tenants.{TENANT}.erp]\nsecret = '{SECRET}'\n"
             f"[packline]\ntenant = '{TENANT}'\n"
-            + (f"[pipeline]\ncommit_delay_ms = {os.environ['BENCH_COMMIT_DELAY_MS']}\n"
-               if os.environ.get("BENCH_COMMIT_DELAY_MS") else "")]
+            + (f"[pipeline]\ncommit_delay_ms = {commit_delay_ms}\n" if commit_delay_ms is not None else "")]
     for name, path in zip(stations, paths, strict=True):
         text.append(f"[stations.{name}]\n[[stations.{name}.scanners]]\nkind = 'serial'\npath = '{path}'\n")
     config = workdir / "gateway.toml"
@@ -322,12 +322,13 @@ async def _setup(services: Any, stations: list[str], ptys: list[PtyScanner], par
 
 
 async def gateway_phase(stations: list[str], per_station: int, items_per_parcel: int, interval_s: float,
-                        webhook_rate: float, seconds: float, workdir: Path) -> dict[str, Any]:
+                        webhook_rate: float, seconds: float, workdir: Path,
+                        commit_delay_ms: float | None = None) -> dict[str, Any]:
     """The measured run: returns the stamps, the CPU figures and the webhook client's report."""
     ptys = [PtyScanner() for _ in stations]
     paths = [pty.plug() for pty in ptys]
     port = free_port()
-    settings = load_settings(write_config(workdir, port, stations, paths))
+    settings = load_settings(write_config(workdir, port, stations, paths, commit_delay_ms))
     stamps = Stamps(stations, expected=per_station * len(stations))
     shutdown = trio.Event()
     client: subprocess.Popen[str] | None = None
@@ -502,6 +503,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--items-per-parcel", type=int, default=0,
                    help="0: one parcel per station for the whole run, every scan OK (default); K: parcels of K "
                         "items, the K-th scan closes it (CLOSED, label queued), the next order opens the next")
+    p.add_argument("--commit-delay-ms", type=float, default=None,
+                   help="[pipeline] commit_delay_ms of the gateway (default: the gateway's default, 2)")
     args = p.parse_args(argv)
     tune_gc()  # the gateway process's collector thresholds
     logging.basicConfig(level=logging.WARNING, format="  %(levelname)s %(name)s: %(message)s")
@@ -516,7 +519,7 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-packline-"))
     try:
         run = trio.run(gateway_phase, stations, per_station, max(0, args.items_per_parcel), interval_s,
-                       args.webhook_rate, args.seconds, workdir)
+                       args.webhook_rate, args.seconds, workdir, args.commit_delay_ms)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     speed_after = loop_rate()
