@@ -104,6 +104,8 @@ class _Connection:
             self.sent += self.sock.send(self.out[self.sent:])
         except BlockingIOError:
             pass
+        except (BrokenPipeError, ConnectionResetError):
+            return False  # the read side sees the close and the request goes out again
         return self.sent >= len(self.out)
 
     def receive(self) -> bool | None:
@@ -112,6 +114,8 @@ class _Connection:
             chunk = self.sock.recv(1 << 18)
         except BlockingIOError:
             return False
+        except ConnectionResetError:
+            return None
         if not chunk:
             return None
         self.buffer += chunk

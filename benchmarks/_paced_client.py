@@ -53,13 +53,15 @@ def webhook_client(port: int, rate: float, seconds: float) -> None:
     cpu, start = time.process_time(), time.perf_counter()
     due: dict[int, float] = {}
     latencies, late, statuses = [], [], Counter[int]()
-    sent = busy = reconnects = 0
+    sent = busy = reconnects = closed_idle = 0
+    inflight: set[int] = set()  # connections with a request out (an idle one the server closes is not resent)
     last = start
     deadline = start + seconds + 60  # a stalled gateway: report what was answered
     while (sent < count or busy) and time.perf_counter() < deadline:
         now = time.perf_counter()
         while sent < count and free and start + sent / rate <= now:
             conn = free.pop()
+            inflight.add(id(conn))
             conn.begin(requests[sent])
             due[id(conn)] = start + sent / rate
             late.append(now - due[id(conn)])
@@ -74,15 +76,20 @@ def webhook_client(port: int, rate: float, seconds: float) -> None:
             if not mask & selectors.EVENT_READ:
                 continue
             state = conn.receive()
-            if state is None:  # closed by the server: resend on a new connection
+            if state is None:  # closed by the server: a new connection, and the request in flight again
                 selector.unregister(conn.sock)
                 reconnects += 1
-                request = bytes(conn.out)
                 conn.reconnect()
+                if id(conn) not in inflight:  # an idle keep-alive connection timed out: it stays free
+                    selector.register(conn.sock, selectors.EVENT_READ, conn)
+                    closed_idle += 1
+                    continue
+                request = bytes(conn.out)
                 selector.register(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
                 conn.begin(request)
                 continue
             if state:
+                inflight.discard(id(conn))
                 last = time.perf_counter()
                 latencies.append(last - due[id(conn)])
                 statuses[conn.reply()[0]] += 1
@@ -93,7 +100,7 @@ def webhook_client(port: int, rate: float, seconds: float) -> None:
         "sent": sent, "ok": statuses[200], "statuses": {str(k): v for k, v in statuses.items()},
         "elapsed_s": elapsed, "per_s": statuses[200] / elapsed if elapsed > 0 else 0.0,
         "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
-        "max_late_ms": max(late) * 1000, "reconnects": reconnects,
+        "max_late_ms": max(late) * 1000, "reconnects": reconnects, "closed_idle": closed_idle,
         "client_cpu_per_s": (time.process_time() - cpu) / elapsed if elapsed > 0 else None,
     }).decode(), flush=True)
 
