@@ -18,8 +18,13 @@ Protocol (stdin/stdout, one line each)::
 The fds are pty masters (or a TCP scanner simulator's connected sockets) inherited through
 ``pass_fds``. Writer ``i`` writes its ``k``-th
 frame at ``start + interval_s * (k + i / len(fds))`` (staggered evenly), stamping
-``time.perf_counter()`` just before the write: CLOCK_MONOTONIC, the same clock in every
-process of the machine, so the parent compares it with its own stamps.
+``time.perf_counter()`` as soon as the write returns (the bytes are in the kernel, as when a
+device has sent them; a stamp taken before the write charged the reader for the time the OS
+scheduler kept this writer off the CPU between the stamp and the write: stalls of 400 ms
+on a loaded machine). ``time.perf_counter`` is CLOCK_MONOTONIC, the same clock in every
+process of the machine, so the parent compares it with its own stamps. How late the writer
+was against its schedule (``lateness``) is reported beside, to tell a starved writer from a
+slow reader.
 """
 
 from __future__ import annotations
@@ -70,6 +75,13 @@ def stamps_of(child: subprocess.Popen[str]) -> list[list[float]]:
     return stamps
 
 
+def lateness(stamps: list[list[float]], start: float, interval_s: float) -> list[float]:
+    """How late each write ended against its schedule (seconds), all writers together."""
+    count = len(stamps)
+    return [stamp - (start + interval_s * (k + i / count))
+            for i, times in enumerate(stamps) for k, stamp in enumerate(times)]
+
+
 async def write_all(fd: int, data: bytes) -> None:
     """Write all of ``data`` on the non-blocking ``fd`` (a pty master), waiting while it is full."""
     view = memoryview(data)
@@ -84,8 +96,8 @@ async def _paced(fd: int, frames: list[bytes], at: float, interval_s: float, sta
     clock = time.perf_counter
     for k, data in enumerate(frames):
         await trio.sleep_until(at + k * interval_s)
-        stamps.append(clock())
         await write_all(fd, data)
+        stamps.append(clock())  # the bytes are in the kernel: a preempted writer's delay is not the reader's
 
 
 async def _run(fds: list[int], frames: list[list[bytes]], interval_s: float, start: float) -> list[list[float]]:
