@@ -8,7 +8,8 @@ window or allow-list fails is refused before anything is decoded.
 
 Parts: ``adapters`` (one module per source: signature rule, envelope, reply; the module
 docstrings are the reference), ``pdd_ws`` (the WebSocket client: heartbeat, ack after the
-commit, reconnect), ``pdd_inbound`` (frames -> events, shop routing; pure),
+commit, reconnect), ``pdd_commit`` (its commit side: frames -> durable events -> acks,
+``ClientStats``), ``pdd_inbound`` (frames -> events, shop routing; pure),
 ``pdd_clients`` (which clients a configuration runs).
 """
 

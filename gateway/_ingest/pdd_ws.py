@@ -38,30 +38,12 @@ Liveness does not rely on any of those: with every heartbeat we also send a WebS
 ``ping`` (RFC 6455, answered by any compliant server); no ``pong`` within
 ``ping_timeout_s`` means the connection is dead and we reconnect.
 
-**Acknowledged only when durable.** Common frames are decoded (``content`` JSON string ->
-object, the shape ``config/rules/pinduoduo.toml`` reads), normalised with the live
-``pinduoduo`` rules and submitted to the ``Pipeline``; the Ack is sent only after
-``Pipeline.submit`` returned, i.e. after the write batch holding the event is fsynced
-(submitted with the default ``"webhook"`` priority: PDD redelivers, so it does not dip
-into the outbox reserve kept for pack-line scans).
-Frames that arrive together are committed together (one submit, one fsync) in arrival
-order. A redelivered frame is de-duplicated by the pipeline (outcome ``duplicate``) and
-acked again. If ``submit`` raises ``BackpressureError`` (outbox bound, queue full, shutting
-down) or ``StoreError``, nothing is acked: the client keeps the frames, waits with capped
-exponential backoff and submits again (re-normalised with the then-live rules) while the
-connection keeps heartbeating. If the connection dies meanwhile, the frames are dropped
-from memory unacknowledged and PDD delivers them again.
-
-**Malformed frames lose nothing either.** A frame that is not JSON, has an unknown
-``commandType``, a ``content`` that is not a JSON object, or lacks what the rules need
-(no ``tid``) is logged (reason only, never a secret), counted
-(``gateway_requests_refused_total{source="pinduoduo",reason="malformed"}``) and stored in
-quarantine through the pipeline: an event with no order, the raw frame text and the reason
-(``raw = {"malformed": reason, "frame": text}``; it is listed at
-``/api/v1/tenants/{t}/quarantine`` with reason ``missing_status`` and rule
-``pinduoduo-ws:malformed``). Once that is durable the frame is acked when it has an id
-(otherwise PDD could not have been asking for an ack). Not acking instead would make PDD
-redeliver a poison frame forever and still lose it when PDD's retention ends.
+**Acknowledged only when durable; malformed frames lose nothing; several shops on one app.**
+The read loop here answers heartbeats and queues every Common (or malformed) frame; a
+``FrameCommitter`` (``gateway._ingest.pdd_commit``, whose docstring is the reference)
+commits them in arrival order, acks each only once the write batch holding it is fsynced,
+quarantines a malformed frame before acking it, and routes a shared channel's frames by
+``message.mallID``, neither storing nor acking a shop no tenant lists.
 
 **Reconnect policy.** Any failure of a connection — refused handshake (wrong secret or
 clock skew), DNS/TCP/TLS error, connect timeout, close by PDD, a dead peer — is logged
@@ -71,12 +53,6 @@ cap). The sequence restarts from ``backoff_initial_s`` once a connection has del
 frame. The URL is signed afresh per attempt (the timestamp is part of the sign). The
 secret, the sign and the signed URL are never logged: log lines name the endpoint and
 client_id only, and foreign error texts are scrubbed of the sign.
-
-**Several shops on one app.** An ISV app's channel carries every authorising shop's messages.
-Tenants sharing a channel (same ``ws_url`` and ``app_key``) share one client, which routes
-each frame by ``message.mallID`` to the tenant listing that shop in ``mall_ids``; a frame
-from a shop no tenant lists is neither stored nor acked (counted as ``unroutable``, logged:
-PDD delivers it again once the shop is configured), never stored under another tenant.
 
 Which clients a configuration runs (one per channel) is ``gateway._ingest.pdd_clients``.
 
@@ -89,32 +65,28 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
 from urllib.parse import unquote
 
 import trio
 import trio_websocket
 
 from gateway._backoff import Backoff
-from gateway._errors import BackpressureError, MalformedEventError, StoreError
+from gateway._errors import MalformedEventError
 from gateway._ingest.adapters.pinduoduo import (
     ACK,
     COMMON,
     FAIL,
     HEARTBEAT,
-    ack_for,
     connection_sign,
     connection_url,
     decode_frame,
     heartbeat_frame,
 )
-from gateway._ingest.pdd_inbound import Inbound, NoRulesError, loose_frame, route, routed_events
+from gateway._ingest.pdd_commit import ClientStats, FrameCommitter, frame_field
+from gateway._ingest.pdd_inbound import Inbound, loose_frame
 from gateway._metrics import Metrics
-from gateway._model import Event
-from gateway._pipeline import Outcome, Pipeline, now_ms
+from gateway._pipeline import Pipeline, now_ms
 from gateway._rules import RuleHolder
 from gateway._settings import Secret
 
@@ -147,41 +119,6 @@ class _SignScrubber(logging.Filter):
 
 _SCRUBBER = _SignScrubber()
 logging.getLogger("trio-websocket").addFilter(_SCRUBBER)
-
-
-@dataclass
-class ClientStats:
-    """What one client did, for tests, logs and a future status page.
-
-    ``state`` is ``"starting"``, ``"connecting"``, ``"connected"`` or ``"waiting"``;
-    ``reconnect_delays`` keeps the most recent waits between connection attempts and
-    ``reconnect_bases`` their un-jittered values; ``last_error`` is scrubbed of secrets.
-    """
-
-    state: str = "starting"
-    connects: int = 0
-    connect_failures: int = 0
-    disconnects: int = 0
-    frames: int = 0
-    events_stored: int = 0
-    duplicates: int = 0
-    acked: int = 0
-    malformed: int = 0
-    unroutable: int = 0
-    fails: int = 0
-    submit_retries: int = 0
-    heartbeats_sent: int = 0
-    heartbeats_answered: int = 0
-    last_error: str = ""
-    reconnect_delays: deque[float] = field(default_factory=lambda: deque(maxlen=64))
-    reconnect_bases: deque[float] = field(default_factory=lambda: deque(maxlen=64))
-
-    def report(self) -> dict[str, Any]:
-        """The counters and state for the local API (no secrets: ``last_error`` is scrubbed)."""
-        return {name: getattr(self, name) for name in (
-            "state", "connects", "connect_failures", "disconnects", "frames", "events_stored", "duplicates",
-            "acked", "malformed", "unroutable", "fails", "submit_retries", "heartbeats_sent", "heartbeats_answered",
-            "last_error")}
 
 
 class _PeerSilentError(Exception):
@@ -334,9 +271,12 @@ class PinduoduoClient:
             self._notify()
             log.info("pinduoduo %s (tenant %s): connected", self.where, self.tenant)
             send, receive = trio.open_memory_channel[Inbound](self.queue_frames)
+            committer = FrameCommitter(self.tenant, self.where, self.mall_routes, self.tenants, self.rules,
+                                       self.pipeline, self.metrics, self.stats, self.backoff, self.max_batch_frames,
+                                       self._notify)
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._commit_loop, ws, receive)
+                    nursery.start_soon(committer.commit_loop, ws, receive)
                     if self.heartbeat_interval_s > 0:
                         nursery.start_soon(self._keepalive, ws)
                     await self._read_loop(ws, send)
@@ -372,7 +312,7 @@ class PinduoduoClient:
                 elif command == FAIL:
                     self.stats.fails += 1
                     log.warning("pinduoduo %s (tenant %s) reported a failure: %s", self.where, self.tenant,
-                                self._scrub(str(_get(frame, "message", "content"))))
+                                self._scrub(str(frame_field(frame, "message", "content"))))
                 elif command == ACK:
                     log.debug("pinduoduo %s: ignoring an Ack frame from the server", self.where)
 
@@ -389,82 +329,6 @@ class PinduoduoClient:
                     raise _PeerSilentError(f"no pong within {self.ping_timeout_s} s")
             await trio.sleep(self.heartbeat_interval_s)
 
-    async def _commit_loop(self, ws: trio_websocket.WebSocketConnection,
-                           receive: trio.MemoryReceiveChannel[Inbound]) -> None:
-        async with receive:
-            async for first in receive:
-                batch = [first]
-                while len(batch) < self.max_batch_frames:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                await self._commit_and_ack(ws, batch)
-
-    async def _commit_and_ack(self, ws: trio_websocket.WebSocketConnection, batch: list[Inbound]) -> None:
-        """Submit ``batch`` until it is durable (backing off on refusals), then ack each frame.
-
-        A frame no tenant owns (its shop is not in ``mall_routes``) is left out: not stored,
-        not acked, counted once and logged.
-        """
-        routed: list[tuple[Inbound, str]] = []
-        for item in batch:
-            tenant = route(item, self.mall_routes, self.tenants)
-            if tenant is not None:
-                routed.append((item, tenant))
-            elif not item.counted:
-                item.counted = True
-                self.stats.unroutable += 1
-                if self.metrics is not None:
-                    self.metrics.refused.labels(SOURCE, "unknown_mall").inc()
-                log.warning("pinduoduo %s: message %s is from shop %s, which no tenant lists in mall_ids: "
-                            "not stored, not acked (PDD delivers it again)", self.where, item.frame_id,
-                            _get(item.frame, "message", "mallID"))
-        if not routed:
-            self._notify()
-            return
-        retry = Backoff(self.backoff.initial_s, self.backoff.max_s)
-        while True:
-            try:
-                events = self._events(routed)
-                report = await self.pipeline.submit(events)
-                break
-            except (StoreError, NoRulesError) as exc:
-                reason = "backpressure" if isinstance(exc, BackpressureError) else (
-                    "store" if isinstance(exc, StoreError) else "no_rules")
-                if self.metrics is not None:
-                    self.metrics.refused.labels(SOURCE, reason).inc()
-                self.stats.submit_retries += 1
-                self._notify()
-                delay = retry.next_delay()
-                level = logging.WARNING if retry.failures == 1 else logging.DEBUG
-                log.log(level, "pinduoduo tenant %s: %d frame(s) not stored (%s: %s); not acked, retrying in "
-                        "%.1f s", self.tenant, len(routed), reason, exc, delay)
-                await trio.sleep(delay)
-        if retry.failures:
-            log.info("pinduoduo tenant %s: stored after %d retries", self.tenant, retry.failures)
-        for (item, _), result in zip(routed, report.results, strict=True):
-            if result.outcome == Outcome.DUPLICATE:
-                self.stats.duplicates += 1
-            else:
-                self.stats.events_stored += 1
-            if item.frame is None or item.frame_id is None:
-                continue  # nothing to ack: PDD did not send it as a message
-            await ws.send_message(ack_for(item.frame, now_ms=now_ms()).decode())
-            self.stats.acked += 1
-        self._notify()
-
-    def _events(self, routed: Sequence[tuple[Inbound, str]]) -> list[Event]:
-        """The frames as events (``routed_events``); newly malformed frames are counted and logged."""
-        events, malformed = routed_events(self.rules.current.get(SOURCE), routed, now_ms())
-        for item, tenant in malformed:
-            self.stats.malformed += 1
-            if self.metrics is not None:
-                self.metrics.refused.labels(SOURCE, "malformed").inc()
-            log.warning("pinduoduo tenant %s: malformed frame (id %s) quarantined: %s",
-                        tenant, item.frame_id, item.error[:200])
-        return events
-
 
 def _describe(exc: BaseException) -> str:
     """``Type: message`` plus the cause (a HandshakeError's own text is empty)."""
@@ -479,14 +343,6 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
     return [exc]
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
 
 
 __all__ = ["SOURCE", "ClientStats", "PinduoduoClient"]

@@ -55,6 +55,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from gateway._packline.bill import apply_line_refund
+from gateway._packline.session_data import SessionData
 from gateway._packline.session_text import (
     ScanResult,
     SessionState,
@@ -68,13 +69,12 @@ from gateway._packline.session_text import (
     summary,
     wrong_item_text,
 )
-from gateway._packline.values import Bill, BillComponent, Product, Verdict
+from gateway._packline.values import Bill, Product, Verdict
 
 #: Order states that stop a parcel for a refund (do not ship).
 REFUND_STATES = frozenset({"REFUND_INITIATED", "REFUNDED", "CANCELLED"})
 #: Order states that mean the order was packed before (the duplicate-pack alarm).
 PACKED_STATES = frozenset({"PACKED", "SHIPPED", "FULFILLMENT_STARTED", "IN_TRANSIT", "DELIVERED"})
-_FORMAT = 1
 #: Stops no supervisor releases: a refund (do not ship), an incomplete customs declaration
 #: (the station releases it by itself once the declaration is complete).
 _NEVER_RELEASED = frozenset({Verdict.STOP_REFUND.value, Verdict.DECLARATION_INCOMPLETE.value})
@@ -82,34 +82,14 @@ _NEVER_RELEASED = frozenset({Verdict.STOP_REFUND.value, Verdict.DECLARATION_INCO
 _HELD = frozenset({Verdict.STOP_NO_STOCK.value, Verdict.DECLARATION_INCOMPLETE.value})
 
 
-class PackSession:
-    """One parcel being packed. Mutable; ``to_dict`` / ``from_dict`` carry all of it.
+class PackSession(SessionData):
+    """One parcel being packed. Mutable; ``to_dict`` / ``from_dict`` carry all of it
+    (``gateway._packline.session_data``: the fields and their dict form).
 
     Build it with ``open_session`` (or ``from_dict``). ``operator`` may be reassigned when a
     badge takes over (``change_operator`` records it); every timeline event names the
     operator at that moment.
     """
-
-    def __init__(self, session_id: str, station: str, operator: str, tenant: str, bill: Bill, opened_at_ms: int,
-                 *, order_states: Mapping[str, str], unit_weights_g: Mapping[str, int | None] | None = None,
-                 unknown_skus: Collection[str] = ()) -> None:
-        self.session_id = session_id
-        self.station = station
-        self.operator = operator
-        self.tenant = tenant
-        self.bill = bill
-        self.opened_at_ms = opened_at_ms
-        self.order_states: dict[str, str] = {k: str(v) for k, v in order_states.items()}
-        self.unit_weights_g: dict[str, int | None] = dict(unit_weights_g or {})
-        self.unknown_skus: list[str] = sorted(unknown_skus)
-        self.state: SessionState = "open"
-        #: Why it is held / stopped: ``{"verdict", "message_zh", "message_en"}``; ``None`` when open.
-        self.stop: dict[str, str] | None = None
-        #: The close: ``{"verdict", "at_ms", "forced_by", "reason", "missing", "message_zh", "message_en"}``
-        #: (plus ``"abandoned": True`` after ``abandon``).
-        self.closing: dict[str, Any] | None = None
-        self.timeline: list[dict[str, Any]] = []
-        self._serials: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return (f"<PackSession {self.session_id} {self.state} group={self.bill.group_id} "
@@ -304,69 +284,6 @@ class PackSession:
     def expected(self) -> list[dict[str, Any]]:
         """The outstanding components, as in ``ScanResult.expected``."""
         return missing_rows(self.bill)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-ready. Timeline entries are shared: one is never changed once appended
-        (copying them made a scan cost 11 ms at 313 entries, ``python -m benchmarks packline``)."""
-        return {**self.head_dict(), "timeline": list(self.timeline)}
-
-    def head_dict(self) -> dict[str, Any]:
-        """``to_dict`` without the timeline (stored apart: ``gateway._packline.session_records``)."""
-        return {"format": _FORMAT, "session_id": self.session_id, "station": self.station, "operator": self.operator,
-                "tenant": self.tenant, "bill": self.bill.to_dict(), "opened_at_ms": self.opened_at_ms,
-                # Read-only conveniences for the evidence and the after-sales view (from_dict ignores them).
-                "group_id": self.bill.group_id, "orders": list(self.bill.orders),
-                "closed_at_ms": self.closing["at_ms"] if self.closing is not None else 0,
-                "order_states": dict(self.order_states), "unit_weights_g": dict(self.unit_weights_g),
-                "unknown_skus": list(self.unknown_skus), "state": self.state,
-                "stop": dict(self.stop) if self.stop is not None else None, "closing": copy.deepcopy(self.closing),
-                "serials": [list(pair) for pair in sorted(self._serials)]}
-
-    def copy(self) -> PackSession:
-        """A working copy safe to mutate: what ``from_dict(to_dict())`` gives, at a fifth of the
-        cost (timeline entries are shared: one is never changed once appended)."""
-        twin = PackSession.__new__(PackSession)
-        twin.session_id, twin.station, twin.operator, twin.tenant = (self.session_id, self.station, self.operator,
-                                                                     self.tenant)
-        twin.bill, twin.opened_at_ms = self.bill.copy(), self.opened_at_ms
-        twin.order_states, twin.unit_weights_g = dict(self.order_states), dict(self.unit_weights_g)
-        twin.unknown_skus, twin.state = list(self.unknown_skus), self.state
-        twin.stop = dict(self.stop) if self.stop is not None else None
-        twin.closing = copy.deepcopy(self.closing)
-        twin.timeline, twin._serials = list(self.timeline), set(self._serials)
-        return twin
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> PackSession:
-        """Inverse of ``to_dict``.
-
-        Raises:
-            ValueError: a stored format this version does not know.
-        """
-        if raw.get("format") != _FORMAT:
-            raise ValueError(f"pack session format {raw.get('format')!r} is not {_FORMAT}: restore with a newer "
-                             "gateway or close the session by hand")
-        session = cls(raw["session_id"], raw["station"], raw["operator"], raw["tenant"], Bill.from_dict(raw["bill"]),
-                      int(raw["opened_at_ms"]), order_states=raw["order_states"],
-                      unit_weights_g=raw["unit_weights_g"], unknown_skus=raw["unknown_skus"])
-        if raw["state"] not in ("open", "held", "stopped", "closed"):
-            raise ValueError(f"pack session state {raw['state']!r} is not one of open, held, stopped, closed")
-        session.state = raw["state"]
-        session.stop = dict(raw["stop"]) if raw["stop"] is not None else None
-        session.closing = copy.deepcopy(raw["closing"])
-        session._serials = {(str(sku), str(serial)) for sku, serial in raw["serials"]}
-        session.timeline = list(raw["timeline"])  # entries are never changed once appended: shared
-        return session
-
-    def _live(self) -> list[BillComponent]:
-        return [c for c in self.bill.components if c.parcel == 1 and c.status != "removed"]
-
-    def _packed_units(self) -> int:
-        return sum(min(c.packed, c.quantity) for c in self._live())
-
-    def _total_units(self) -> int:
-        return sum(c.quantity for c in self._live())
-
 
     def _closed(self, verdict: Verdict, at_ms: int, zh: str, en: str, missing: list[dict[str, Any]],
                 forced_by: str, reason: str) -> ScanResult:

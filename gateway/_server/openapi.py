@@ -7,7 +7,11 @@ the answers it gives are said once. ``tests/server/test_openapi.py`` checks the 
 against the real application's routes both ways (every ``Route`` documented with the same
 methods, every documented path served), so the two cannot drift apart, and
 ``tests/server/test_schemathesis.py`` has schemathesis call every operation of it against
-the running daemon (no answer may be a 5xx, every status must be one documented).
+the running daemon (no answer may be a 5xx, every status must be one documented). The
+entries are written in the words of ``gateway._server.openapi_model`` (``Operation``,
+``Param``, the schema helpers; still importable from here, as the route modules' own tables
+``openapi_customs`` and ``openapi_sandbox`` do); this module holds the table, adds the
+answers every route shares and serves the document.
 
 Conventions the document states (``info.description``)::
 
@@ -29,7 +33,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,101 +41,34 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway._ingest import ADAPTERS
+from gateway._server.openapi_model import _ANY as _ANY
+from gateway._server.openapi_model import _CURSOR as _CURSOR
+from gateway._server.openapi_model import _OBJECT as _OBJECT
+from gateway._server.openapi_model import _ORDER_ID as _ORDER_ID
+from gateway._server.openapi_model import _STATIC_MEDIA as _STATIC_MEDIA
+from gateway._server.openapi_model import _STRING as _STRING
+from gateway._server.openapi_model import _TENANT_API as _TENANT_API
+from gateway._server.openapi_model import AFTER as AFTER
+from gateway._server.openapi_model import CURSOR as CURSOR
+from gateway._server.openapi_model import IDS_BODY as IDS_BODY
+from gateway._server.openapi_model import LANG as LANG
+from gateway._server.openapi_model import LIMIT as LIMIT
+from gateway._server.openapi_model import TENANT_PATTERN as TENANT_PATTERN
+from gateway._server.openapi_model import Operation as Operation
+from gateway._server.openapi_model import Param as Param
+from gateway._server.openapi_model import Schema as Schema
+from gateway._server.openapi_model import _err as _err
+from gateway._server.openapi_model import _int as _int
+from gateway._server.openapi_model import _list as _list
+from gateway._server.openapi_model import _obj as _obj
+from gateway._server.openapi_model import _ok as _ok
 from gateway._server.packline_api import WATCH_KINDS
-from gateway._server.tokens import ROLES, Role
-from gateway._settings import TENANT_NAME
+from gateway._server.tokens import ROLES
 
 #: Where the document is served.
 OPENAPI_PATH = "/api/v1/openapi.json"
-#: The ``{tenant}`` path parameter's pattern (``gateway._settings.TENANT_NAME``).
-TENANT_PATTERN = TENANT_NAME.pattern
-Schema = dict[str, Any]
-
-_ANY: Schema = {}
-_OBJECT: Schema = {"type": "object"}
-_STRING: Schema = {"type": "string"}
-_CURSOR: Schema = {"type": ["string", "null"], "description": "pass back as ``cursor``; null: last page"}
 _ERROR_REF: Schema = {"$ref": "#/components/schemas/Error"}
 _OCI_PARTS = ("freshness", "consistency", "traceability")
-
-
-def _int(low: int, high: int | None = None, description: str = "") -> Schema:
-    schema: Schema = {"type": "integer", "minimum": low}
-    if high is not None:
-        schema["maximum"] = high
-    return {**schema, **({"description": description} if description else {})}
-
-
-def _obj(*required: str, **properties: Schema) -> Schema:
-    """A loose object schema: these properties (others allowed), ``required`` present."""
-    return {"type": "object", "properties": properties, **({"required": list(required)} if required else {})}
-
-
-def _list(items: Schema = _OBJECT) -> Schema:
-    return {"type": "array", "items": items}
-
-
-@dataclass(frozen=True)
-class Param:
-    """A query or header parameter (``where``: ``query`` or ``header``)."""
-
-    name: str
-    schema: Schema
-    description: str = ""
-    where: str = "query"
-    required: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "in": self.where, "required": self.required, "schema": self.schema,
-                **({"description": self.description} if self.description else {})}
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One documented operation.
-
-    Args:
-        method: upper-case HTTP method.
-        path: the OpenAPI path template (Starlette's ``{x:path}`` written ``{x}``).
-        operation_id: unique, stable name.
-        tag: the route module's audience (``api``, ``catalog``, ``webhooks``...).
-        summary: one line.
-        role: the least token role it needs; ``None``: no token (probes, webhooks, screens).
-        path_params: schemas of the path's parameters other than ``{tenant}`` (a string
-            when not given).
-        params: query and header parameters.
-        body: request body content by media type (``None``: no body).
-        responses: status -> (description, schema of the answer or ``None`` for the error
-            shape, media type).
-    """
-
-    method: str
-    path: str
-    operation_id: str
-    tag: str
-    summary: str
-    role: Role | None = "viewer"
-    path_params: Mapping[str, Schema] = field(default_factory=dict)
-    params: tuple[Param, ...] = ()
-    body: Mapping[str, Schema] | None = None
-    responses: Mapping[int, tuple[str, Schema | None, str]] = field(default_factory=dict)
-
-
-def _ok(schema: Schema, description: str = "done", media: str = "application/json") -> tuple[str, Schema, str]:
-    return (description, schema, media)
-
-
-def _err(description: str) -> tuple[str, None, str]:
-    return (description, None, "application/json")
-
-
-LIMIT = Param("limit", _int(0, description="items per page (a route clamps it to its own bound)"))
-CURSOR = Param("cursor", {"type": "string", "maxLength": 2048}, "the ``next_cursor`` of the previous page")
-AFTER = Param("after", _int(0), "older form: items after this seq (``next_after`` of the previous page)")
-IDS_BODY: Mapping[str, Schema] = {"application/json": {"oneOf": [
-    _obj("ids", ids=_list(_int(1))), _obj("all", all={"const": True})]}}
-LANG = Param("lang", {"type": "string", "enum": ["zh", "en"]}, "language of the rendering (zh-CN by default)")
-_TENANT_API = "/api/v1/tenants/{tenant}"
 
 
 def _webhook_headers() -> tuple[Param, ...]:
@@ -153,8 +89,6 @@ _WEBHOOK_REPLIES: Mapping[int, tuple[str, Schema | None, str]] = {
     422: _ok(_OBJECT, "catalog update refused, with every problem"),
 }
 
-_ORDER_ID = {"order_id": {"type": "string", "minLength": 1}}
-_STATIC_MEDIA = "text/javascript|text/css|application/javascript"
 from gateway._server.openapi_customs import OPERATIONS as _CUSTOMS_OPERATIONS  # noqa: E402 (builds on the above)
 from gateway._server.openapi_sandbox import OPERATIONS as _SANDBOX_OPERATIONS  # noqa: E402 (builds on the above)
 

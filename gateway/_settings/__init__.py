@@ -8,7 +8,9 @@ Parts: ``toml`` (a TOML document that remembers where each key stands, strict ke
 the rule files use it too), ``model`` (the sections as frozen dataclasses, ``Secret``),
 ``fields`` (typed reading of values; secrets from ``*_env`` / ``*_file``), ``stations``
 (``[stations.*]``, ``[nvrs.*]``: pack stations and their devices), ``packline``
-(``[packline]``, ``[alerts]``: the pack line and its alerts), ``loader`` (reading,
+(``[packline]``, ``[alerts]``: the pack line and its alerts), ``tenants``
+(``[tenants.NAME.SOURCE]``: secrets, allow-lists, app keys, the shared Pinduoduo
+WebSocket's shop routing), ``loader`` (reading,
 validating, the key reference in its docstring).
 """
 
