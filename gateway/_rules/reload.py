@@ -28,6 +28,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,19 +118,31 @@ class RuleHolder:
         ``failures``) and returned, and the previous rules stay live.
         """
         with self._lock:
-            self.signature = rules_signature(self.directory)
-            previous = self._current
-            try:
-                fresh = load_rules(self.directory)
-            except ConfigError as exc:
-                self.failures += 1
-                self.last_error = exc
-                return ReloadOutcome(ok=False, rules=previous, error=exc)
-            self._current = fresh
-            self.successes += 1
-            self.last_error = None
-            self.loaded_at = time.time()
-            return ReloadOutcome(ok=True, rules=fresh, changed=fresh.digest != previous.digest)
+            return self._reload_locked()
+
+    @contextmanager
+    def editing(self) -> Iterator[Callable[[], ReloadOutcome]]:
+        """Rewrite several rule files as one set: no other reload (the file poller, SIGHUP,
+        the API) runs until the block ends, so none can make half of the set live. Yields
+        the reload to call once the files are written (and again after putting old ones back).
+        """
+        with self._lock:
+            yield self._reload_locked
+
+    def _reload_locked(self) -> ReloadOutcome:
+        self.signature = rules_signature(self.directory)
+        previous = self._current
+        try:
+            fresh = load_rules(self.directory)
+        except ConfigError as exc:
+            self.failures += 1
+            self.last_error = exc
+            return ReloadOutcome(ok=False, rules=previous, error=exc)
+        self._current = fresh
+        self.successes += 1
+        self.last_error = None
+        self.loaded_at = time.time()
+        return ReloadOutcome(ok=True, rules=fresh, changed=fresh.digest != previous.digest)
 
     def __repr__(self) -> str:
         return (f"RuleHolder({str(self.directory)!r}, digest={self._current.digest!r}, "

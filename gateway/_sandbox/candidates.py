@@ -252,6 +252,12 @@ class CandidateStore:
     def promote(self, candidate: Candidate, holder: RuleHolder, by: str, now_ms: int) -> dict[str, Any]:
         """Write the candidate's files into the live rules directory and reload the live rules.
 
+        The set goes live as one: every other reload (the file poller, SIGHUP, the API) waits
+        while the files are written and loaded (``RuleHolder.editing``), so none makes part of
+        the set live; a refused set is put back the same way. A process that is not this
+        gateway and reads the directory meanwhile (another gateway on the same files) may
+        still see part of it.
+
         Returns:
             ``{"files", "rules_digest", "merge_window_note"}``.
 
@@ -260,20 +266,22 @@ class CandidateStore:
         """
         target = self.live_rules_dir
         previous: dict[str, bytes | None] = {}
-        for name in sorted(candidate.files):
-            path = target / name
-            previous[name] = path.read_bytes() if path.exists() else None
-        for name, text in sorted(candidate.files.items()):
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(target / name, text.encode("utf-8"))
-        outcome = holder.reload()
+        with holder.editing() as reload:  # no other reload sees part of the set
+            for name in sorted(candidate.files):
+                path = target / name
+                previous[name] = path.read_bytes() if path.exists() else None
+            for name, text in sorted(candidate.files.items()):
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(target / name, text.encode("utf-8"))
+            outcome = reload()
+            if not outcome.ok:
+                for name, content in previous.items():
+                    if content is None:
+                        (target / name).unlink(missing_ok=True)
+                    else:
+                        _write_atomically(target / name, content)
+                reload()
         if not outcome.ok:
-            for name, content in previous.items():
-                if content is None:
-                    (target / name).unlink(missing_ok=True)
-                else:
-                    _write_atomically(target / name, content)
-            holder.reload()
             error = outcome.error
             errors = tuple(str(e) for e in error.errors) if isinstance(error, RuleErrors) else (str(error),)
             raise PromoteError("promote_refused", "the live rules refused the candidate; the previous files are back "
