@@ -82,13 +82,16 @@ import orjson
 import core_ext
 from benchmarks._common import emit_json, machine, parser, print_targets, target_entry
 from benchmarks._load import Load, drive
-from gateway._signing import sign
+from benchmarks._requests import FLOW as FLOW
+from benchmarks._requests import RULES as RULES
+from benchmarks._requests import SECRET as SECRET
+from benchmarks._requests import TENANT as TENANT
+from benchmarks._requests import erp_events as erp_events
+from benchmarks._requests import noop_request as noop_request
+from benchmarks._requests import post_request as post_request
+from benchmarks._requests import signed_requests as signed_requests
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "config" / "rules"
-TENANT = "bench"
-SECRET = "bench-erp-secret-0123456789"
-FLOW = ["PAID", "WAIT_AUDIT", "AUDITED", "PICKING"]
 TARGET_WEBHOOKS_PER_S = 2_000
 TARGET_LIVEZ_RATIO = 2.25
 TARGET_BATCHED_EPS = 25_000
@@ -96,52 +99,6 @@ TARGET_BATCHED_EPS = 25_000
 #: so a run with tiny counts, as the tests make, stays quick).
 WARM_UP_NOOP = 2_000
 WARM_UP_WEBHOOKS = 1_000
-
-
-# -- requests -------------------------------------------------------------------------
-
-
-def erp_events(count: int, prefix: str, first_buyer: int, events_per_order: int = 4) -> list[dict[str, Any]]:
-    """``count`` distinct ERP events; consecutive events belong to different orders.
-
-    Order ``k`` belongs to buyer ``first_buyer + k``: one order per buyer, as in the store
-    benchmark (so each new order costs one buyer-index look-up that finds nothing else).
-    """
-    orders = max(1, count // events_per_order)
-    events = []
-    for n in range(count):
-        order = n % orders
-        events.append({
-            "event_id": f"{prefix}-{n:09d}",
-            "platform": "douyin",
-            "order_no": f"{prefix.upper()}{order:010d}",
-            "status": FLOW[(n // orders) % len(FLOW)],
-            "occurred_at": "2026-11-25T10:00:00+08:00",
-            "buyer": {"phone": f"139{(first_buyer + order) % 10**8:08d}"},
-            "amount": 129.0,
-            "lines": [{"sku": "SKU-1", "qty": 1}, {"sku": "TRIAL-KIT", "qty": 1}],
-        })
-    return events
-
-
-def post_request(port: int, body: bytes, timestamp: str) -> bytes:
-    """A complete signed ``POST /webhooks/erp/bench`` request, ready for the socket."""
-    head = (
-        f"POST /webhooks/erp/{TENANT} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/json\r\nX-Gateway-Timestamp: {timestamp}\r\n"
-        f"X-Gateway-Signature: {sign(SECRET.encode(), timestamp, body)}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-def signed_requests(port: int, bodies: list[bytes]) -> list[bytes]:
-    timestamp = str(int(time.time()))
-    return [post_request(port, body, timestamp) for body in bodies]
-
-
-def noop_request(port: int) -> bytes:
-    return f"GET /livez HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
 
 
 # -- the gateway under test -----------------------------------------------------------
