@@ -144,6 +144,22 @@ async def test_the_page_is_served(tmp_path: Path) -> None:
         assert 'href="/sandbox"' in dashboard.text
 
 
+def click_action(action: str) -> Any:
+    """A wait condition that clicks the candidate's ``action`` button, found afresh each try:
+    the candidate list is re-rendered when the replay's state changes (a found button may be
+    gone by the click)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def click(driver: Any) -> bool:
+        try:
+            driver.find_element("css selector", f"button[data-action='{action}']").click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    return click
+
+
 async def test_the_page_in_a_browser(tmp_path: Path) -> None:
     """Headless Chromium: sign in, upload a file, replay, read the report (zh-CN, then English)."""
     from tests.server.test_station_page import ARTIFACTS, Page, browser_or_skip
@@ -164,14 +180,14 @@ async def test_the_page_in_a_browser(tmp_path: Path) -> None:
             await page.click("upload")
             await page.wait(lambda d: "erp.toml" in d.find_element("id", "upload-result").text)
             await page.script("document.getElementById('days').value = '400'")
-            await page.run(lambda: driver.find_element("css selector", "button[data-action='replay']").click())
+            await page.wait(click_action("replay"))
             await page.wait(lambda d: "3" in d.find_element("id", "report-summary").text, timeout_s=20)
             summary_zh = await page.text("report-summary")
             assert "结果会改变的订单：3" in summary_zh
             assert "erp.toml@v2:status.REFUNDING" in await page.script(
                 "return document.getElementById('rule-rows').textContent")
             await page.click("lang")
-            await page.run(lambda: driver.find_element("css selector", "button[data-action='report']").click())
+            await page.wait(click_action("report"))  # the list re-renders as the replay state changes
             await page.wait(lambda d: "orders that would change: 3" in d.find_element("id", "report-summary").text)
             ARTIFACTS.mkdir(exist_ok=True)
             await page.run(driver.save_screenshot, str(ARTIFACTS / "sandbox-report.png"))
