@@ -18,12 +18,7 @@ from devices.zpl import LabelData, ZplError, check_zpl, render_label
 from gateway._errors import DeviceError
 from gateway._model import OrderState, Status
 from gateway._packline import evidence as evidence_mod
-from gateway._packline.alerts import (
-    alert_write,
-    intercept_alert,
-    refund_stop_alert,
-    shortfall_alert,
-)
+from gateway._packline.alerts import alert_write, intercept_alert, refund_stop_alert, shortfall_alert
 from gateway._packline.bill import unit_weights_g, unknown_skus
 from gateway._packline.catalog import packed_stock_write
 from gateway._packline.line_base import StationRunner, _copy, _pickup_state, _result_outcome
@@ -163,9 +158,9 @@ class LineScans(LineDeclarations):
 
     async def _commit_outcome(self, runner: StationRunner, session: PackSession, outcome: Outcome) -> None:
         """Make the session's change durable with its events; only then is it live."""
-        stored = runner.session  # the last committed state of the station's session
-        written = len(stored.timeline) if stored is not None and stored.session_id == session.session_id else 0
-        outcome.extra.records.extend(session_writes(session, written))  # the head and the new timeline entries
+        stored = runner.session  # the last committed state: only the timeline entries added since are written
+        outcome.extra.records.extend(session_writes(session, len(stored.timeline) if stored is not None
+                                                    and stored.session_id == session.session_id else 0))
         station = {"operator": runner.operator, "tenant": session.tenant,
                    "session_id": session.session_id if session.state != "closed" else ""}
         if station != runner.stored:  # an item scan leaves it as it is: not rewritten at every scan
