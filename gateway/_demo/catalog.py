@@ -13,7 +13,9 @@ One table serves three parts of the demo, so they always agree:
 
 Barcodes are EAN-13 under the GS1 China prefix 692 with correct check digits
 (``ean13_check_digit``); the import refuses a wrong one, like a real catalog import would.
-The gift box ``GIFTBOX-1`` and the trial kit ``TRIAL-1`` carry gift stock.
+The gift box ``GIFTBOX-1`` and the trial kit ``TRIAL-1`` carry gift stock. The collagen serum
+``SKU-120`` is also what the demo's cross-border order holds; its customs master data (a
+separate import, ``gateway._demo.customs``) lacks the supplier's animal-extract declaration.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class DemoProduct:
 DEMO_PRODUCTS: tuple[DemoProduct, ...] = (
     DemoProduct("SKU-101", "面霜 50ml Face cream", "item", "6921234001011", 189.0, 120),
     DemoProduct("SKU-115", "精华液 30ml Serum", "item", "6921234001158", 259.0, 90),
+    # Collagen: what the demo's cross-border order holds (its customs declaration waits for the
+    # supplier's animal-extract declaration: gateway._demo.customs).
+    DemoProduct("SKU-120", "胶原蛋白精华 30ml Collagen serum", "item", "6921234001202", 159.0, 60),
     DemoProduct("SKU-230", "保温杯 500ml Vacuum flask", "item", "6921234002308", 89.0, 420),
     DemoProduct("SKU-245", "帆布袋 Tote bag", "item", "6921234002452", 49.0, 80),
     DemoProduct("SKU-360", "蓝牙耳机 Earbuds", "item", "6921234003602", 199.0, 60),

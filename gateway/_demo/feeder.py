@@ -21,6 +21,12 @@ later). The ERP creates new orders only while fewer than ``WAVE`` are waiting, s
 ``make run`` never builds a backlog. In a warehouse the ERP learns "packed" from the
 gateway's ``packed`` event upstream; the demo's packer tells it directly.
 
+**The cross-border order.** The first wave's first pick is a collagen serum for a buyer in
+Hong Kong (``receiver.country``): after the catalog, the feeder imports the demo's customs
+master data, whose supplier has not declared animal extracts yet, so the station holds the
+order (``DECLARATION_INCOMPLETE``) until the demo's customs clerk imports the declaration
+from the pre-declaration board; then it is packed (``gateway._demo.customs``).
+
 It goes through the real HTTP endpoint with the real signature, exactly as an ERP would.
 """
 
@@ -39,8 +45,10 @@ import orjson
 import trio
 
 from gateway._demo.catalog import GIFT_BOX_SKU, ITEM_SKUS, demo_catalog_csv, price_of
+from gateway._demo.customs import CROSS_BORDER_SKU, DESTINATION, CustomsClerk, import_customs_master
 from gateway._demo.devices import demo_floor
-from gateway._demo.packer import DEMO_SEED, Packer, StationScreen
+from gateway._demo.packer import DEMO_SEED, Packer
+from gateway._demo.screen import StationScreen
 from gateway._errors import ConfigError
 from gateway._settings import Settings
 from gateway._signing import sign
@@ -80,6 +88,7 @@ class DemoOrder:
     todo: list[str] = field(default_factory=list)
     group: tuple[str, ...] = ()
     waiting: bool = False
+    country: str = ""  # the receiver's country when abroad (a cross-border order), else ""
 
     @property
     def order_id(self) -> str:
@@ -121,6 +130,8 @@ class DemoErp:
         }
         if order.gift_box:
             event["gift_box"] = order.gift_box
+        if order.country:
+            event["receiver"] = {"country": order.country}
         if status == "SENT":
             event["waybill"] = f"SF{self.random.randrange(10**11, 10**12)}"
         return event
@@ -151,6 +162,14 @@ class DemoErp:
             self.open_orders[order.order_id] = order
         return orders
 
+    def _cross_border_order(self) -> DemoOrder:
+        """The demo's cross-border order: a collagen serum for a buyer abroad (``gateway._demo.customs``)."""
+        order = DemoOrder("tmall", self._order_no("tmall"), f"13{self.random.randrange(10**8, 10**9)}",
+                          [{"sku": CROSS_BORDER_SKU, "qty": 1}], price_of(CROSS_BORDER_SKU), country=DESTINATION)
+        order.group = (order.order_id,)
+        self.open_orders[order.order_id] = order
+        return order
+
     def _released(self, order: DemoOrder) -> None:
         order.waiting = True
         members = [self.open_orders.get(order_id) for order_id in order.group]
@@ -166,8 +185,10 @@ class DemoErp:
         rnd = self.random
         batch: list[dict[str, Any]] = []
         if self.packers and self.counter == 0:
-            for _ in range(FIRST_WAVE):  # released overnight: straight onto the pick list
-                for order in self._new_orders([]):
+            # Released overnight: straight onto the pick list, the cross-border order first.
+            wave = [[self._cross_border_order()], *(self._new_orders([]) for _ in range(FIRST_WAVE - 1))]
+            for orders in wave:
+                for order in orders:
                     batch.append(self._event(order, "AUDITED"))
                     self._released(order)
         new = 2 if not self.packers else min(2, max(0, WAVE - self._waiting_or_coming()))
@@ -300,6 +321,11 @@ async def serve_demo_feeder(settings: Settings, bound: str) -> None:
 
         if stations and floor is not None and await import_demo_catalog(client, settings, tenant):
             log.info("station screens: %s", "  ".join(f"{base}/stations/{name}" for name in stations))
+            token = (await trio.Path(settings.token_path).read_text(encoding="utf-8")).strip()
+            if await import_customs_master(client, token, tenant):
+                log.info("pre-declaration board: %s/customs", base)
+                clerk = CustomsClerk(client, [StationScreen(client, name) for name in stations], tenant, token)
+                nursery.start_soon(clerk.serve)
             for name in stations:
                 packer = Packer(name, floor.scanners[name], StationScreen(client, name), erp, refund, DEMO_SEED)
                 nursery.start_soon(packer.serve)

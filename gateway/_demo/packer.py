@@ -21,6 +21,11 @@ then the right ones), scans one unit too many (``EXTRA``), or the buyer refunds 
 (``STOP_REFUND`` at once; it scans ``#CANCEL`` and moves on). ``script_parcel`` turns the bill
 and the mishap into the scans and the verdict expected for each, also pure.
 
+A parcel held for its customs declaration (``DECLARATION_INCOMPLETE`` at the pick slip: a
+cross-border order whose declaration misses a value) is set aside: the packer scans its slip
+again every ``RESCAN_S`` until an import completes the declaration and the slip opens it, then
+packs it without a mishap. The station's screen is read through ``gateway._demo.screen``.
+
 A verdict other than the expected one is logged (WARNING) and the packer falls back to what a
 person would do: scan what the screen still lists, else ``#CANCEL``.
 """
@@ -36,11 +41,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-import httpx
 import trio
 
 from devices.simulators.scanner import frame
 from gateway._demo.catalog import ITEM_SKUS, barcode_of, product_of_barcode
+from gateway._demo.screen import VERDICT_WAIT_S, StationScreen, verdict_of
 
 log = logging.getLogger("gateway.demo")
 
@@ -48,10 +53,11 @@ log = logging.getLogger("gateway.demo")
 DEMO_SEED = 7
 #: A person's pause before each scan, seconds (uniform in this range).
 PAUSE_S = (0.5, 1.1)
-#: How often the packer looks at the screen while waiting for a verdict.
-LOOK_EVERY_S = 0.1
-#: A verdict not on the screen by then is taken as lost (the packer carries on).
-VERDICT_WAIT_S = 10.0
+#: A parcel held for its customs declaration: its pick slip is scanned again this often ...
+RESCAN_S = 3.0
+#: ... this many times at most (then the packer cancels it and moves on).
+HOLD_RESCANS = 20
+HELD = "DECLARATION_INCOMPLETE"
 #: Control cards on the bench (``[packline]`` defaults).
 CLOSE_CODE, CANCEL_CODE = "#CLOSE", "#CANCEL"
 GIFT_KINDS = frozenset({"gift", "gift_box", "trial"})
@@ -227,35 +233,6 @@ class Scanner(Protocol):
     async def send(self, data: bytes) -> None: ...
 
 
-class StationScreen:
-    """The station's screen as the packer sees it: ``GET /stations/<name>/view``."""
-
-    def __init__(self, client: httpx.AsyncClient, station: str) -> None:
-        self.client = client
-        self.station = station
-
-    async def view(self) -> dict[str, Any]:
-        try:
-            reply = await self.client.get(f"/stations/{self.station}/view")
-            if reply.status_code == 200:
-                view: dict[str, Any] = reply.json()
-                return view
-        except httpx.HTTPError as exc:
-            log.debug("station screen %s not readable: %s", self.station, exc)
-        return {}
-
-    async def wait_for(self, done: Callable[[dict[str, Any]], bool], limit_s: float = VERDICT_WAIT_S
-                       ) -> dict[str, Any] | None:
-        """The first view for which ``done`` holds, or ``None`` after ``limit_s``."""
-        with trio.move_on_after(limit_s):
-            while True:
-                view = await self.view()
-                if view and done(view):
-                    return view
-                await trio.sleep(LOOK_EVERY_S)
-        return None
-
-
 class Packer:
     """One simulated person at one station (see the module docstring).
 
@@ -313,15 +290,19 @@ class Packer:
     async def pack(self, orders: tuple[str, ...], slip: str) -> None:
         """Pack one pick task (module docstring); tell the ERP how it ended."""
         parcel_no, self.parcels = self.parcels, self.parcels + 1
-        view = await self.scan(slip, "OPENED")
+        view = await self.scan(slip)
+        held = verdict_of(view) == HELD
+        if held:
+            view = await self._until_declared(orders, slip)
         last = (view or {}).get("last") or {}
         session = (view or {}).get("session") or {}
         if last.get("verdict") != "OPENED":
+            log.warning("demo packer %s: expected OPENED, the station answered %s", self.station, verdict_of(view))
             if session.get("state") not in (None, "closed"):
                 await self.scan(CANCEL_CODE)
             self.bench.abandoned(orders)
             return
-        planned = choose_mishap(self.seed, self.station, parcel_no)
+        planned = Mishap.NONE if held else choose_mishap(self.seed, self.station, parcel_no)
         mishap, steps = script_parcel(session.get("components", ()), len(session.get("orders", ())), planned,
                                       parcel_rng(self.seed, self.station, parcel_no))
         scanned, expected = progress(view or {})
@@ -334,6 +315,21 @@ class Packer:
             self.bench.packed(orders)
         elif outcome == "abandoned":
             self.bench.abandoned(orders)
+
+    async def _until_declared(self, orders: Sequence[str], slip: str) -> dict[str, Any] | None:
+        """A parcel held for its customs declaration: set aside, its slip scanned again every
+        ``RESCAN_S`` until an import completes the declaration (``OPENED``; packed with care,
+        no mishap) or ``HOLD_RESCANS`` scans have all answered ``DECLARATION_INCOMPLETE``."""
+        log.info("demo packer %s: parcel %s is held for its customs declaration: set aside, slip %s scanned again "
+                 "every %.0f s until the pre-declaration board (/customs) is filled", self.station,
+                 " + ".join(orders), slip, RESCAN_S)
+        view: dict[str, Any] | None = None
+        for _ in range(HOLD_RESCANS):
+            await trio.sleep(RESCAN_S)
+            view = await self.scan(slip)
+            if verdict_of(view) != HELD:
+                break
+        return view
 
     async def _run(self, steps: Sequence[Step], orders: Sequence[str]) -> str:
         """The scripted steps: ``packed``, ``refunded``, or ``""`` when the screen disagreed."""
