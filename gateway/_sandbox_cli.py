@@ -11,6 +11,11 @@
 WHEN is a date (``2026-11-01``) or a date and time (``2026-11-01T08:00``), China time
 unless it names its offset. Progress (with ETA) goes to stderr, the report to stdout.
 
+CANDIDATE_DIR holds the changed files (``erp.toml``, ``gifts/demo.toml``) and, for a live
+file the candidate deletes, an empty marker named after it: ``youzan.toml.delete``,
+``gifts/demo.toml.delete`` (a marker for a file that is not live is refused, exit 2). The
+export and ``--from-store`` carry quarantine releases (``release_of``), replayed on each side.
+
 Exit status of ``replay``: 0 no difference, 1 differences, 2 error (a broken candidate
 rule file is named by file:line:key, as the live loader names it). ``export``: 0 done, 2 error.
 Neither command writes to the live store, calls the upstream or drives a device.
@@ -101,7 +106,8 @@ def add_sandbox_commands(subparsers: Any, config_options: Callable[[argparse.Arg
     export = subparsers.add_parser(
         "export", help="write a tenant's recorded raw inputs (event log) as JSON lines",
         description="Stream the tenant's recorded raw inputs from the event log (source, tenant, received "
-        "time, the decoded input) as JSON lines, for `gateway replay`. The store is opened read-only.")
+        "time, the decoded input) as JSON lines, for `gateway replay`, with a release line (release_of: the "
+        "quarantined line's seq) where a quarantined event was released. The store is opened read-only.")
     config_options(export)
     _window_options(export)
     export.add_argument("--tenant", required=True)
@@ -117,7 +123,8 @@ def add_sandbox_commands(subparsers: Any, config_options: Callable[[argparse.Arg
     _window_options(replay)
     replay.add_argument("events", nargs="?", metavar="EVENTS.jsonl", help="recorded inputs (`gateway export`)")
     replay.add_argument("--rules", required=True, metavar="CANDIDATE_DIR",
-                        help="the changed rule files (*.toml, gifts/*.toml); the others come from the live rules")
+                        help="the changed rule files (*.toml, gifts/*.toml); the others come from the live rules; "
+                        "an empty NAME.toml.delete (or gifts/NAME.toml.delete) deletes the live file NAME.toml")
     replay.add_argument("--from-store", action="store_true",
                         help="read the live event log directly (read-only) instead of EVENTS.jsonl")
     replay.add_argument("--tenant", default="", help="only this tenant (required with --from-store)")

@@ -1,9 +1,11 @@
 """Candidates uploaded through the API: kept on disk, replayed in a worker thread, promoted.
 
-A candidate is a set of changed rule files (``erp.toml``, ``gifts/demo.toml``) and, optionally,
-another pack-group window, kept under ``<data_dir>/sandbox/<id>/`` (``files/`` and
-``candidate.json``). It is checked when uploaded with the live loader laid over the live rules
-(``gateway._sandbox.configs``): a broken file is refused then, with file, line and key.
+A candidate is a set of changed rule files (``erp.toml``, ``gifts/demo.toml``), live files it
+deletes (``deleted``), and, optionally, another pack-group window, kept under
+``<data_dir>/sandbox/<id>/`` (``files/``, a deletion as the marker ``files/<name>.delete`` that
+``gateway._sandbox.configs`` reads, and ``candidate.json``). It is checked when uploaded with the
+live loader laid over the live rules: a broken file is refused then, with file, line and key,
+and so is deleting a file the live rules directory does not hold.
 
 ``CandidateStore.start_replay`` replays the live event log of the last N days (every tenant, or
 one) through the live and the candidate configuration in a ``threading.Thread``: the store is
@@ -12,10 +14,12 @@ is touched. The job's progress and, once done, its report are kept in memory and
 also in ``report.json``.
 
 ``promote`` is the one step that changes the live system: each file is written into the live
-rules directory atomically (a temporary file in the same directory, fsynced, then renamed) and
-the live ``RuleHolder`` reloads. If the reload refuses the set (the live directory changed since
-the upload), the previous files are put back and reloaded, and ``PromoteError`` names the
-errors. The pack-group window is a setting of ``gateway.toml``, not a rule file: it is not
+rules directory atomically (a temporary file in the same directory, fsynced, then renamed), each
+deleted file is removed, and the live ``RuleHolder`` reloads, all while no other reload can run.
+If the reload refuses the set (the live directory changed since the upload, or nothing would be
+left), the previous files are put back (deleted ones too) and reloaded, and ``PromoteError``
+names the errors; a deleted file gone from the live directory since the upload is refused
+before anything is written. The pack-group window is a setting of ``gateway.toml``, not a rule file: it is not
 promoted (the answer says so).
 """
 
@@ -38,7 +42,7 @@ from gateway._errors import ConfigError, GatewayError
 from gateway._packline.catalog_store import load_catalog
 from gateway._packline.values import Catalog
 from gateway._rules import RuleErrors, RuleHolder
-from gateway._sandbox.configs import load_candidate, load_live
+from gateway._sandbox.configs import DELETE_SUFFIX, load_candidate, load_live
 from gateway._sandbox.recorded import ExportFilter, iter_replay
 from gateway._sandbox.report import run_replay
 from gateway._store import Store
@@ -106,10 +110,13 @@ class Candidate:
     changed: tuple[str, ...] = ()
     promoted: dict[str, Any] | None = None
     job: ReplayJob | None = field(default=None, repr=False)
+    #: Live files the candidate deletes.
+    deleted: tuple[str, ...] = ()
 
     def to_dict(self, with_texts: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.candidate_id, "files": sorted(self.files), "changed": list(self.changed),
+            "deleted": list(self.deleted),
             "merge_window_s": None if self.merge_window_ms is None else self.merge_window_ms / 1000,
             "note": self.note, "uploaded_by": self.uploaded_by, "uploaded_at_ms": self.uploaded_at_ms,
             "promoted": self.promoted, "replay": self.job.to_dict() if self.job else None}
@@ -147,23 +154,32 @@ class CandidateStore:
                 continue  # a half-written upload: ignored, never half-used
             self._candidates[raw["id"]] = Candidate(raw["id"], files, raw.get("merge_window_ms"), raw.get("note", ""),
                                                     raw.get("uploaded_by", ""), raw.get("uploaded_at_ms", 0),
-                                                    tuple(raw.get("changed", ())), raw.get("promoted"))
+                                                    tuple(raw.get("changed", ())), raw.get("promoted"),
+                                                    deleted=tuple(raw.get("deleted", ())))
 
     # -- upload ------------------------------------------------------------------------------
 
-    def create(self, files: dict[str, str], merge_window_s: float | None, note: str, by: str, now_ms: int) -> Candidate:
+    def create(self, files: dict[str, str], merge_window_s: float | None, note: str, by: str, now_ms: int,
+               deleted: tuple[str, ...] = ()) -> Candidate:
         """Check and keep a candidate.
 
+        Args:
+            deleted: live files (``youzan.toml``, ``gifts/demo.toml``) the candidate deletes.
+
         Raises:
-            CandidateError: bad file names or sizes (``bad_files``), or invalid rules
-                (``invalid_rules``, every error named by file, line and key).
+            CandidateError: bad file names or sizes (``bad_files``), a deleted file that is not
+                live (``no_such_live_file``), or invalid rules (``invalid_rules``, every error
+                named by file, line and key).
         """
-        _check_names(files)
+        _check_names(files, deleted)
+        self._check_live(deleted)
         candidate_id = "c" + secrets.token_hex(5)
         directory = self.root / candidate_id
         (directory / "files" / "gifts").mkdir(parents=True)
         for name, text in files.items():
             (directory / "files" / name).write_text(text, encoding="utf-8")
+        for name in deleted:
+            (directory / "files" / (name + DELETE_SUFFIX)).write_bytes(b"")
         window = None if merge_window_s is None else round(merge_window_s * 1000)
         try:
             config = load_candidate(self.live_rules_dir, directory / "files",
@@ -174,7 +190,8 @@ class CandidateStore:
             _remove(directory)
             raise CandidateError("invalid_rules", "the candidate's rule files are invalid: fix each line named",
                                  "候选规则文件有错误：请按所列文件、行号和键逐一修正", shown) from None
-        candidate = Candidate(candidate_id, dict(files), window, note, by, now_ms, config.changed)
+        candidate = Candidate(candidate_id, dict(files), window, note, by, now_ms, config.changed,
+                              deleted=config.deleted)
         self._save(candidate)
         with self._lock:
             self._candidates[candidate_id] = candidate
@@ -184,8 +201,16 @@ class CandidateStore:
         meta = {"id": candidate.candidate_id, "files": sorted(candidate.files), "merge_window_ms": candidate.merge_window_ms,
                 "note": candidate.note, "uploaded_by": candidate.uploaded_by,
                 "uploaded_at_ms": candidate.uploaded_at_ms, "changed": list(candidate.changed),
-                "promoted": candidate.promoted}
+                "deleted": list(candidate.deleted), "promoted": candidate.promoted}
         _write_atomically(self.root / candidate.candidate_id / "candidate.json", orjson.dumps(meta))
+
+    def _check_live(self, deleted: tuple[str, ...]) -> None:
+        """Refuse deleting a file the live rules directory does not hold (``no_such_live_file``)."""
+        missing = [name for name in deleted if not (self.live_rules_dir / name).is_file()]
+        if missing:
+            raise CandidateError("no_such_live_file", f"{', '.join(missing)}: not in the live rules directory, so "
+                                 "it cannot be deleted: check the name (GET /api/v1/rules lists the live files)",
+                                 f"{'、'.join(missing)}：现行规则目录中没有这个文件，无法删除；请核对文件名")
 
     def get(self, candidate_id: str) -> Candidate | None:
         """The candidate, or ``None``."""
@@ -259,20 +284,25 @@ class CandidateStore:
         still see part of it.
 
         Returns:
-            ``{"files", "rules_digest", "merge_window_note"}``.
+            ``{"files", "deleted", "rules_digest", "merge_window_note"}``.
 
         Raises:
+            CandidateError: a file the candidate deletes is not live any more (``no_such_live_file``);
+                nothing was written.
             PromoteError: the live rules refused the set; the previous files are back and live.
         """
         target = self.live_rules_dir
         previous: dict[str, bytes | None] = {}
         with holder.editing() as reload:  # no other reload sees part of the set
-            for name in sorted(candidate.files):
+            self._check_live(candidate.deleted)
+            for name in sorted([*candidate.files, *candidate.deleted]):
                 path = target / name
                 previous[name] = path.read_bytes() if path.exists() else None
             for name, text in sorted(candidate.files.items()):
                 (target / name).parent.mkdir(parents=True, exist_ok=True)
                 _write_atomically(target / name, text.encode("utf-8"))
+            for name in candidate.deleted:
+                _remove_file(target / name)
             outcome = reload()
             if not outcome.ok:
                 for name, content in previous.items():
@@ -292,16 +322,23 @@ class CandidateStore:
             f"{candidate.merge_window_ms / 1000:g} in gateway.toml and restart to apply it")
         candidate.promoted = {"by": by, "at_ms": now_ms, "rules_digest": outcome.rules.digest}
         self._save(candidate)
-        return {"files": sorted(candidate.files), "rules_digest": outcome.rules.digest, "merge_window_note": note}
+        return {"files": sorted(candidate.files), "deleted": list(candidate.deleted),
+                "rules_digest": outcome.rules.digest, "merge_window_note": note}
 
 
-def _check_names(files: dict[str, str]) -> None:
-    if not files or len(files) > MAX_FILES:
-        raise CandidateError("bad_files", f"give 1 to {MAX_FILES} files", f"请上传 1 到 {MAX_FILES} 个规则文件")
-    for name, text in files.items():
+def _check_names(files: dict[str, str], deleted: tuple[str, ...] = ()) -> None:
+    if not (files or deleted) or len(files) + len(deleted) > MAX_FILES:
+        raise CandidateError("bad_files", f"give 1 to {MAX_FILES} files (changed or deleted)",
+                             f"请上传或删除 1 到 {MAX_FILES} 个规则文件")
+    for name in [*files, *deleted]:
         if not isinstance(name, str) or not (_MAPPING_NAME.match(name) or _GIFT_NAME.match(name)):
             raise CandidateError("bad_files", f"{name!r}: a file is <source>.toml or gifts/<name>.toml",
                                  f"{name!r}：文件名须为 <来源>.toml 或 gifts/<名称>.toml")
+    both = sorted(set(files) & set(deleted))
+    if both or len(set(deleted)) != len(deleted):
+        raise CandidateError("bad_files", f"{', '.join(both) or 'a name'}: given twice (changed and deleted, or "
+                             "deleted twice): keep one", f"{'、'.join(both) or '文件'}：同一文件不能既修改又删除")
+    for name, text in files.items():
         if not isinstance(text, str) or len(text.encode("utf-8")) > MAX_FILE_BYTES:
             raise CandidateError("bad_files", f"{name}: the text must be a string of at most {MAX_FILE_BYTES} bytes",
                                  f"{name}：内容须为不超过 {MAX_FILE_BYTES} 字节的文本")
@@ -315,6 +352,16 @@ def _write_atomically(path: Path, content: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def _remove_file(path: Path) -> None:
+    """Delete ``path`` and make the removal durable (the directory fsynced)."""
+    path.unlink()
+    handle = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _remove(directory: Path) -> None:

@@ -13,7 +13,15 @@ live one when the candidate refused it), which is how the report names "the rule
 caused it". The final states are compared by ``gateway._sandbox.diff`` once the input ends.
 
 Events whose source has no mapping rules on a side (a pack station's scans) are rebuilt
-exactly as recorded, so both sides see them alike (``gateway._sandbox.runs``).
+exactly as recorded, so both sides see them alike (``gateway._sandbox.runs``); but when the
+live side has rules for the source and the candidate deletes its file, the candidate refuses
+them, as the live gateway refuses a source it has no rules for, and the difference is charged
+to ``<file>:deleted``.
+
+A release line (a quarantined event released, ``gateway._sandbox.recorded``) is a run of its
+own, always planned on each side: each side re-reads the event it holds, under its own rules,
+and steps it with release semantics (``gateway._sandbox.released``); compared and charged as
+any event.
 
 Speed, none of it changing a result: a run alike on both sides is planned once (``Replay``);
 the step skips the audit and event-log records nobody reads here (``plan_step(records=False)``);
@@ -26,23 +34,22 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway._model import Event
 from gateway._pipeline import EventResult
+from gateway._rules import SourceRules
 from gateway._rules.privacy import redacted_paths
 from gateway._sandbox.configs import Configuration
+from gateway._sandbox.released import release_views
 from gateway._sandbox.runs import alike, normalise_run, remapped, status_only
-from gateway._sandbox.side import NOTHING_SENT, Side
+from gateway._sandbox.side import NOTHING_SENT, Side, View
 
 #: Event-level differences kept as examples (all are counted).
 EVENT_EXAMPLES = 50
-
-#: What one side made of one event: (order id, outcome, status, reason).
-View = tuple[str, str, str, str]
 
 #: The phases of ``Replay.seconds``: reading the lines (whatever iterator feeds them),
 #: both sides' mapping rules, the check whether a run can be planned once, runs planned
@@ -75,6 +82,8 @@ class EventTally:
 
     events: int = 0
     changed: int = 0
+    #: Release lines replayed (among ``events``).
+    releases: int = 0
     examples: list[EventChange] = field(default_factory=list)
     #: (tenant, order id) -> the first rule charged with changing it.
     causes: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -121,9 +130,9 @@ class Replay:
 
     def _feed(self, lines: Iterable[dict[str, Any]]) -> None:
         run: list[dict[str, Any]] = []
-        key: tuple[str, str, int] | None = None
+        key: tuple[str, str, int, bool] | None = None
         for line in lines:
-            this = (line["tenant"], line["source"], line["received_at_ms"])
+            this = (line["tenant"], line["source"], line["received_at_ms"], "release_of" in line)
             if this != key and run:
                 self._run(run)
                 run = []
@@ -140,6 +149,12 @@ class Replay:
         tenant, source, now_ms = first["tenant"], first["source"], first["received_at_ms"]
         live_rules = self.live.configuration.rules.get(source)
         candidate_rules = self.candidate.configuration.rules.get(source)
+        if "release_of" in first:
+            self._release_run(lines, live_rules, candidate_rules)
+            return
+        if candidate_rules is None and live_rules is not None:  # the candidate deletes (or renames) the source
+            self._deleted_run(lines, live_rules)
+            return
         same_rules = (live_rules is not None and candidate_rules is not None
                       and live_rules.path.name not in self.candidate.configuration.changed)
         copy = (live_rules is not None and candidate_rules is not None and not same_rules
@@ -170,6 +185,46 @@ class Replay:
         seconds["check"] += checked - normalised
         seconds[phase] += clock() - checked
         self._after_run()
+
+    def _release_run(self, lines: list[dict[str, Any]], live_rules: SourceRules | None,
+                     candidate_rules: SourceRules | None) -> None:
+        """Release lines: planned on each side (a side that holds nothing makes a no-op of them)."""
+        first = lines[0]
+        tenant, now_ms = first["tenant"], first["received_at_ms"]
+        started = time.perf_counter()
+        refused = ("" if candidate_rules is not None or live_rules is None
+                   else self._refusal(first["source"], live_rules)[0])
+        before, live_events = release_views(self.live, live_rules, "", lines, now_ms)
+        after, candidate_events = release_views(self.candidate, candidate_rules, refused, lines, now_ms)
+        self.tally.events += len(lines)
+        self.tally.releases += len(lines)
+        self.candidate.planned += len(lines)
+        for line, old, new in zip(lines, before, after, strict=True):
+            if old[0] != new[0] or old[2] != new[2]:
+                self._charge(line, old, new)
+        self._note_diverged(tenant, live_events, candidate_events)
+        self.seconds["apart"] += time.perf_counter() - started
+        self._after_run()
+
+    def _deleted_run(self, lines: list[dict[str, Any]], live_rules: SourceRules) -> None:
+        """A run of a source whose file the candidate deletes: refused on the candidate side."""
+        first = lines[0]
+        tenant, now_ms = first["tenant"], first["received_at_ms"]
+        started = time.perf_counter()
+        made_live = normalise_run(live_rules, tenant, lines, now_ms, False)
+        reason, rule = self._refusal(first["source"], live_rules)
+        made_candidate: list[Event | str] = [reason] * len(lines)
+        self.tally.events += len(lines)
+        self._apart(lines, tenant, made_live, made_candidate, now_ms, rule)
+        self.seconds["apart"] += time.perf_counter() - started
+        self._after_run()
+
+    def _refusal(self, source: str, live_rules: SourceRules) -> tuple[str, str]:
+        """Why the candidate refuses a source the live rules map, and the rule charged with it."""
+        name = live_rules.path.name
+        if name in self.candidate.configuration.deleted:
+            return f"no rules for source {source!r}: the candidate deletes {name}", f"{name}:deleted"
+        return f"no rules for source {source!r} in the candidate (its {name} names another source)", f"{name}:source"
 
     def _after_run(self) -> None:
         if self._progress is not None:
@@ -207,17 +262,19 @@ class Replay:
         return True
 
     def _apart(self, lines: list[dict[str, Any]], tenant: str, made_live: list[Event | str],
-               made_candidate: list[Event | str], now_ms: int) -> None:
-        """Plan the run on each side, compare per event, note what now differs."""
-        before = _views(self.live, made_live, now_ms)
-        after = _views(self.candidate, made_candidate, now_ms)
+               made_candidate: list[Event | str], now_ms: int, refused_rule: str = "") -> None:
+        """Plan the run on each side, compare per event, note what now differs (``refused_rule``:
+        the rule charged with a line the candidate refuses, when the live one names none)."""
+        before = _views(self.live, lines, made_live, now_ms)
+        after = _views(self.candidate, lines, made_candidate, now_ms, refused_rule)
         self.candidate.planned += len(lines)
         for index, (old, new) in enumerate(zip(before, after, strict=True)):
             if old[0] != new[0] or old[2] != new[2]:
                 self._charge(lines[index], old, new)
         self._note_diverged(tenant, made_live, made_candidate)
 
-    def _note_diverged(self, tenant: str, made_live: list[Event | str], made_candidate: list[Event | str]) -> None:
+    def _note_diverged(self, tenant: str, made_live: Sequence[Event | str],
+                       made_candidate: Sequence[Event | str]) -> None:
         """Every order the run touched whose state now differs, with its buyer and waybill."""
         live, candidate = self.live, self.candidate
         keys = live.touched | candidate.touched
@@ -278,18 +335,23 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _views(side: Side, made: list[Event | str], now_ms: int) -> list[tuple[View, str, Any]]:
-    """``(view, rule, data)`` per line, after planning the run on ``side``."""
+def _views(side: Side, lines: list[dict[str, Any]], made: list[Event | str], now_ms: int,
+           refused_rule: str = "") -> list[tuple[View, str, Any]]:
+    """``(view, rule, data)`` per line, after planning the run on ``side``; the lines whose
+    event the side quarantined are noted on it (``Side.note_held``), for a later release."""
     events = [item for item in made if isinstance(item, Event)]
     results = iter(side.step(events, now_ms) if events else [])
     views: list[tuple[View, str, Any]] = []
-    for item in made:
+    quarantined = "quarantined"
+    for line, item in zip(lines, made, strict=True):
         if isinstance(item, str):
-            views.append((("", "refused", "", item), "", None))
+            views.append((("", "refused", "", item), refused_rule, None))
             continue
         result: EventResult = next(results)
+        if result.outcome == quarantined:
+            side.note_held(item.tenant, int(line.get("seq") or 0), item)
         views.append(((result.order_id, result.outcome, result.status or "", result.reason), item.rule, item.data))
     return views
 
 
-__all__ = ["EVENT_EXAMPLES", "PHASES", "EventChange", "EventTally", "Replay", "collector_paused"]
+__all__ = ["EVENT_EXAMPLES", "PHASES", "EventChange", "EventTally", "Replay", "View", "collector_paused"]

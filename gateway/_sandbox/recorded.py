@@ -1,7 +1,6 @@
 """Recorded inputs: the event log's raw inputs as JSON lines, written and read back.
 
-One line per event-log record that came from outside (a released quarantine record is a
-re-read of a line already there and is skipped)::
+One line per event-log record that came from outside::
 
     {"seq": 17, "tenant": "acme", "source": "erp", "received_at_ms": 1764900000000,
      "raw": {...decoded input, phone numbers and addresses as key tokens...},
@@ -13,9 +12,26 @@ normalised fields as the gateway saw them; replay uses them only for an event wh
 has no mapping rules (a pack station's scans: ``station@builtin``), which are then rebuilt
 exactly as recorded on both sides.
 
+A record written when a quarantined event was released (``released_from_quarantine``: by
+operations staff after a rule fix, ``gateway quarantine release`` or the API, or by the
+pipeline once a waited-for waybill came) becomes a *release line*: the same fields (its
+``raw`` is the quarantined input, ``recorded`` what the release made of it) and::
+
+    "release_of": 12, "quarantine_seq": 3
+
+``release_of`` is the event-log seq of the record that was quarantined: the one line a
+replay must find held in quarantine on a side to release it there
+(``gateway._sandbox.released``). The record only names its *quarantine* seq, a counter of
+its own (per tenant, one more per quarantined event, in commit order, never reused):
+``ReleaseTracker`` ties the two while the log streams by, first by the event id (a fix of the
+status table keeps the fingerprint), else by counting the quarantined records (what the
+quarantine seq is, as long as retention has not pruned any of them). A release whose
+quarantined record is in neither (pruned long ago) is left out: no replay could find it held.
+Files written before release lines existed read as before (they have none).
+
 ``export_events`` streams (the store is read in chunks, a line is written per record: memory
-stays constant); ``read_recorded`` reads a file back line by line, naming the line of a
-broken one.
+stays constant but for the quarantined records not released yet); ``read_recorded`` reads a
+file back line by line, naming the line of a broken one.
 """
 
 from __future__ import annotations
@@ -55,7 +71,8 @@ class ExportFilter:
     source: str = ""
 
     def admits(self, record: dict[str, Any]) -> bool:
-        """True when ``record`` (an event-log record) belongs in the export."""
+        """True when ``record`` (an event-log record or a line) belongs in the export; a release
+        record does not as such (its release line does: ``iter_export``)."""
         if record.get("released_from_quarantine"):
             return False
         received = int(record.get("received_at_ms") or 0)
@@ -74,11 +91,73 @@ def recorded_line(record: dict[str, Any]) -> dict[str, Any]:
             "recorded": recorded}
 
 
-def iter_export(store: Store, wanted: ExportFilter) -> Iterator[dict[str, Any]]:
-    """The export lines of ``wanted.tenant``'s event log, in seq order (streamed)."""
+def release_line(record: dict[str, Any], original_seq: int) -> dict[str, Any]:
+    """The release line of a release record whose quarantined record is ``original_seq``."""
+    line = recorded_line(record)
+    line["release_of"] = original_seq
+    line["quarantine_seq"] = int(record["released_from_quarantine"])
+    return line
+
+
+class ReleaseTracker:
+    """Ties each release record of one tenant's log to the quarantined record it released.
+
+    Feed it every quarantined record (``quarantined``) and every release record
+    (``released``) in seq order, whatever the export's window: a release inside the window
+    may release an event quarantined before it.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        #: quarantine seq as counted -> (event-log seq, event id), and event id -> (event-log seq, count).
+        self._by_count: dict[int, tuple[int, str]] = {}
+        self._by_event: dict[str, tuple[int, int]] = {}
+
+    def __repr__(self) -> str:
+        return f"<ReleaseTracker: {self._count} quarantined seen, {len(self._by_count)} not released>"
+
+    def quarantined(self, record: dict[str, Any]) -> None:
+        """Note a record the step quarantined (``outcome == "quarantined"``)."""
+        self._count += 1
+        seq, event_id = int(record.get("seq") or 0), str(record.get("event_id") or "")
+        self._by_count[self._count] = (seq, event_id)
+        if event_id:
+            self._by_event[event_id] = (seq, self._count)
+
+    def released(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The release line of a release record, or ``None`` when its quarantined record is unknown."""
+        exact = self._by_event.pop(str(record.get("event_id") or ""), None)
+        if exact is not None:
+            self._by_count.pop(exact[1], None)
+            return release_line(record, exact[0])
+        counted = self._by_count.pop(int(record["released_from_quarantine"]), None)
+        if counted is None:
+            return None
+        self._by_event.pop(counted[1], None)
+        return release_line(record, counted[0])
+
+
+def _with_releases(store: Store, wanted: ExportFilter, export: bool) -> Iterator[dict[str, Any]]:
+    """The admitted records of the log (export lines when ``export``, else the records where
+    they can stand for a line) and the release lines, in seq order."""
+    tracker = ReleaseTracker()
+    admits = wanted.admits
     for record in store.iter_events(wanted.tenant):
-        if wanted.admits(record):
-            yield recorded_line(record)
+        if record.get("released_from_quarantine"):
+            line = tracker.released(record)
+            if line is not None and admits(line):
+                yield line
+            continue
+        if record.get("outcome") == "quarantined":
+            tracker.quarantined(record)
+        if admits(record):
+            yield (recorded_line(record) if export or type(record.get("received_at_ms")) is not int
+                   or "source" not in record else record)
+
+
+def iter_export(store: Store, wanted: ExportFilter) -> Iterator[dict[str, Any]]:
+    """The export lines of ``wanted.tenant``'s event log, release lines included, in seq order (streamed)."""
+    return _with_releases(store, wanted, True)
 
 
 def iter_replay(store: Store, wanted: ExportFilter) -> Iterator[dict[str, Any]]:
@@ -88,11 +167,9 @@ def iter_replay(store: Store, wanted: ExportFilter) -> Iterator[dict[str, Any]]:
     ``received_at_ms``, ``raw``) and the recorded fields at its top level, where
     ``recorded_fields`` finds them; building the export line cost a third of reading the log.
     A record whose ``received_at_ms`` is not an int (none is, as the pipeline writes them)
-    gets its export line.
+    gets its export line; a release record, its release line.
     """
-    for record in store.iter_events(wanted.tenant):
-        if wanted.admits(record):
-            yield record if type(record.get("received_at_ms")) is int and "source" in record else recorded_line(record)
+    return _with_releases(store, wanted, False)
 
 
 def recorded_fields(line: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +224,8 @@ def parse_line(text: bytes, where: str) -> dict[str, Any]:
     """One recorded-input line, checked; ``where`` names it in the error.
 
     Raises:
-        RecordedInputError: not JSON, or lacks ``tenant`` / ``source`` / ``received_at_ms``.
+        RecordedInputError: not JSON, or lacks ``tenant`` / ``source`` / ``received_at_ms``, or
+            a release line's ``release_of`` is not a positive int.
     """
     try:
         line = orjson.loads(text)
@@ -158,8 +236,10 @@ def parse_line(text: bytes, where: str) -> dict[str, Any]:
     for name, kind in (("tenant", str), ("source", str), ("received_at_ms", int)):
         if not isinstance(line.get(name), kind):
             raise RecordedInputError(f"{where}: {name}: missing or not a {kind.__name__}")
+    if "release_of" in line and (type(line["release_of"]) is not int or line["release_of"] < 1):
+        raise RecordedInputError(f"{where}: release_of: not the positive event-log seq of a quarantined record")
     return line
 
 
-__all__ = ["ExportFilter", "RecordedInputError", "export_events", "iter_export", "iter_replay", "parse_line",
-           "read_recorded", "recorded_fields", "recorded_line"]
+__all__ = ["ExportFilter", "RecordedInputError", "ReleaseTracker", "export_events", "iter_export", "iter_replay",
+           "parse_line", "read_recorded", "recorded_fields", "recorded_line", "release_line"]

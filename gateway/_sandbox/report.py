@@ -3,13 +3,18 @@
 The report holds nothing of the wall clock, the machine or a temporary path, so the same
 input and rules give the same bytes (``report_bytes``: sorted keys). Shape::
 
-    {"events": N, "events_changed": n, "orders": N, "orders_changed": n,
+    {"events": N, "events_changed": n, "releases": n, "orders": N, "orders_changed": n,
      "changes": {"status": n, "pack_group": n, "bill": n, "quarantine": n, "forwarded": n},
      "by_rule": [{"rule", "orders", "changes": {...}}],          # most orders first
      "orders_changed_list": [{"tenant", "order_id", "changes", "rule", "before", "after"}],  # up to limit
      "examples": [...],  "event_examples": [...],  "quarantine_without_order": [...],
-     "live": {"rules": digest, "merge_window_s"}, "candidate": {"rules", "merge_window_s", "changed_files"},
+     "live": {"rules": digest, "merge_window_s"},
+     "candidate": {"rules", "merge_window_s", "changed_files", "deleted_files"},
      "truncated": bool}
+
+``releases`` counts the release lines replayed (quarantined events released,
+``gateway._sandbox.released``; they are among ``events``); ``deleted_files`` names the live
+files the candidate deletes (the events it then refuses are charged to ``<file>:deleted``).
 
 ``run_replay`` ties the engine and the comparison together for the CLI, the API and the
 benchmark.
@@ -70,6 +75,7 @@ def build_report(replay: Replay, comparison: Comparison, limit: int = 1000) -> d
     return {
         "events": replay.tally.events,
         "events_changed": replay.tally.changed,
+        "releases": replay.tally.releases,
         "orders": comparison.orders,
         "orders_changed": len(comparison.changed),
         "changes": {kind: changes[kind] for kind in KINDS},
@@ -81,7 +87,7 @@ def build_report(replay: Replay, comparison: Comparison, limit: int = 1000) -> d
         "quarantine_without_order": comparison.loose_quarantine,
         "live": {"rules": live.rules.digest, "merge_window_s": live.merge_window_ms / 1000},
         "candidate": {"rules": candidate.rules.digest, "merge_window_s": candidate.merge_window_ms / 1000,
-                      "changed_files": list(candidate.changed)},
+                      "changed_files": list(candidate.changed), "deleted_files": list(candidate.deleted)},
     }
 
 
@@ -98,7 +104,8 @@ def report_bytes(report: dict[str, Any]) -> bytes:
 _TEXT = {
     "zh": {"title": "规则沙盒回放", "events": "事件", "changed_events": "处理结果不同的事件",
            "orders": "订单", "changed_orders": "结果会改变的订单", "none": "候选规则与现行规则结果完全相同：没有任何订单会改变。",
-           "by_rule": "按规则统计", "examples": "示例（现行 → 候选）", "files": "改动的文件",
+           "by_rule": "按规则统计", "examples": "示例（现行 → 候选）", "files": "改动的文件", "deleted": "删除的文件",
+           "releases": "其中解除隔离",
            "status": "最终状态", "pack_group": "合包组", "bill": "应发清单(赠品)", "quarantine": "隔离",
            "forwarded": "上传事件", "before": "现行", "after": "候选", "loose": "无订单号的隔离事件变化",
            "next": "确认无误后由管理员发布（POST /api/v1/sandbox/candidates/{id}/promote 或复制文件到规则目录）。"},
@@ -106,6 +113,7 @@ _TEXT = {
            "orders": "orders", "changed_orders": "orders that would change",
            "none": "The candidate gives exactly the live result: no order would change.",
            "by_rule": "by rule", "examples": "examples (live -> candidate)", "files": "changed files",
+           "deleted": "deleted files", "releases": "of which quarantine releases",
            "status": "final status", "pack_group": "pack group", "bill": "expected bill (gifts)",
            "quarantine": "quarantine", "forwarded": "forwarded events", "before": "live", "after": "candidate",
            "loose": "quarantined events without an order that change",
@@ -118,9 +126,13 @@ def render_text(report: dict[str, Any], lang: str = "zh") -> str:
     """The report for a terminal, in zh-CN (``lang="zh"``, default) or English (``"en"``)."""
     t = _TEXT["en" if lang.startswith("en") else "zh"]
     out = [f"{t['title']}: {report['events']:,} {t['events']}, {report['orders']:,} {t['orders']}",
-           f"  {t['files']}: {', '.join(report['candidate']['changed_files']) or '-'}",
-           f"  {t['changed_events']}: {report['events_changed']:,}",
-           f"  {t['changed_orders']}: {report['orders_changed']:,}"]
+           f"  {t['files']}: {', '.join(report['candidate']['changed_files']) or '-'}"]
+    if report["candidate"].get("deleted_files"):
+        out.append(f"  {t['deleted']}: {', '.join(report['candidate']['deleted_files'])}")
+    if report.get("releases"):
+        out.append(f"  {t['releases']}: {report['releases']:,} {t['events']}")
+    out += [f"  {t['changed_events']}: {report['events_changed']:,}",
+            f"  {t['changed_orders']}: {report['orders_changed']:,}"]
     if not has_differences(report):
         out.append(t["none"])
         return "\n".join(out) + "\n"

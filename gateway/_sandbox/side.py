@@ -8,7 +8,11 @@ quarantine. Nothing here touches the store, the upstream or a device: the state 
 memory and dies with the replay.
 
 As in the live committer, a logistics event quarantined because its waybill was unknown is
-released as soon as a later step indexes that waybill.
+released as soon as a later step indexes that waybill. Every event a side holds gets a
+quarantine seq of the side's own (as the store numbers its quarantine records); ``note_held``
+ties it to the recorded line that brought it, so a release line (``release_of``: that line's
+seq) finds it on this side (``holding``), whatever the side's numbering, and a step of the
+re-read event with ``release_of`` set to the side's seq releases it (``apply``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ Sent = tuple[Any, ...]
 Forwarded = tuple[int, int, tuple[Sent, ...]]
 NOTHING_SENT: Forwarded = (0, 0, ())
 
+#: What one side made of one recorded line: (order id, outcome, status, reason).
+View = tuple[str, str, str, str]
+
 
 class Side:
     """The in-memory state of one configuration during a replay."""
@@ -57,7 +64,14 @@ class Side:
         self.quarantined: dict[str, tuple[str, str, str]] = {}
         self._waiting: dict[tuple[str, str], list[tuple[int, Event]]] = {}
         self._release_seq = 0
+        #: (tenant, the side's quarantine seq) -> event id, of the events held now.
         self._held: dict[tuple[str, int], str] = {}
+        #: event id -> the side's quarantine seq; (tenant, seq) -> the waybill it waits for.
+        self._seq_of: dict[str, int] = {}
+        self._waits_on: dict[tuple[str, int], tuple[str, str]] = {}
+        #: (tenant, recorded line seq) -> event id, of the lines whose event this side holds, and back.
+        self._held_lines: dict[tuple[str, int], str] = {}
+        self._line_of: dict[str, tuple[str, int]] = {}
 
     def __repr__(self) -> str:
         return f"<Side {self.configuration.label}: {len(self.orders)} orders, {len(self.quarantined)} quarantined>"
@@ -90,6 +104,22 @@ class Side:
         return plan_step(events, self.get_order, self.seen_fingerprint, self.order_for_waybill,
                          self.orders_for_buyer, now_ms, merge_window_ms=self.configuration.merge_window_ms,
                          records=False)
+
+    def note_held(self, tenant: str, line_seq: int, event: Event) -> None:
+        """The event of recorded line ``line_seq`` was quarantined on this side just now."""
+        event_id = f"{event.fingerprint:016x}"
+        if line_seq and event_id in self._seq_of:
+            self._held_lines[(tenant, line_seq)] = event_id
+            self._line_of[event_id] = (tenant, line_seq)
+
+    def holding(self, tenant: str, line_seq: int) -> tuple[int, str]:
+        """``(the side's quarantine seq, order id)`` of the event of recorded line ``line_seq``
+        if this side holds it in quarantine now, else ``(0, "")``."""
+        event_id = self._held_lines.get((tenant, line_seq))
+        seq = self._seq_of.get(event_id, 0) if event_id is not None else 0
+        if not seq or event_id is None:
+            return 0, ""
+        return seq, self.quarantined[event_id][1]
 
     def waiting_for(self, tenant: str, waybill: str) -> bool:
         """True when quarantined events wait for this waybill."""
@@ -124,6 +154,17 @@ class Side:
             event_id = self._held.pop((tenant, seq), None)
             if event_id is not None:
                 self.quarantined.pop(event_id, None)
+                self._seq_of.pop(event_id, None)
+                line = self._line_of.pop(event_id, None)
+                if line is not None:
+                    del self._held_lines[line]
+            waits_on = self._waits_on.pop((tenant, seq), None)
+            if waits_on is not None and waits_on in self._waiting:  # released by a release line, not its waybill
+                left = [entry for entry in self._waiting[waits_on] if entry[0] != seq]
+                if left:
+                    self._waiting[waits_on] = left
+                else:
+                    del self._waiting[waits_on]
         if write.quarantine:
             by_id = {f"{e.fingerprint:016x}": e for e in events}
             for record in write.quarantine:
@@ -168,12 +209,16 @@ class Side:
 
     def _hold(self, record: dict[str, Any], event: Event | None) -> None:
         event_id = record["event_id"]
-        self.quarantined[event_id] = (record["tenant"], record.get("order_id") or "", record.get("reason", ""))
+        tenant = record["tenant"]
+        self.quarantined[event_id] = (tenant, record.get("order_id") or "", record.get("reason", ""))
+        self._release_seq += 1
+        seq = self._release_seq
+        self._held[(tenant, seq)] = event_id
+        self._seq_of[event_id] = seq
         if record.get("reason") == "unknown_waybill" and record.get("waybill") and event is not None:
-            self._release_seq += 1
-            tenant = record["tenant"]
-            self._held[(tenant, self._release_seq)] = event_id
-            self._waiting.setdefault((tenant, record["waybill"]), []).append((self._release_seq, event))
+            waybill = (tenant, record["waybill"])
+            self._waiting.setdefault(waybill, []).append((seq, event))
+            self._waits_on[(tenant, seq)] = waybill
 
     def _pop_waiting(self, waybill: tuple[str, str]) -> list[Event]:
         waiting = self._waiting.pop(waybill, [])
@@ -207,4 +252,4 @@ def _stored(events: list[Event], plan: StepPlan) -> Iterator[tuple[str, int]]:
             if result.outcome != duplicate)
 
 
-__all__ = ["NOTHING_SENT", "SUMMARY_ENTRIES", "Forwarded", "Sent", "Side", "summary_text"]
+__all__ = ["NOTHING_SENT", "SUMMARY_ENTRIES", "Forwarded", "Sent", "Side", "View", "summary_text"]

@@ -19,9 +19,11 @@ from gateway._server.openapi import (
 
 _PATH = "/api/v1/sandbox/candidates"
 _ID = {"candidate_id": {"type": "string", "pattern": "^c[0-9a-f]{10}$"}}
-_CANDIDATE = _obj("id", "files", "changed", "replay", files=_list(_STRING), changed=_list(_STRING))
-_UPLOAD = {"application/json": _obj("files", files={"type": "object", "additionalProperties": _STRING},
-                                    merge_window_s={"type": "number", "minimum": 0}, note=_STRING)}
+_CANDIDATE = _obj("id", "files", "changed", "deleted", "replay", files=_list(_STRING), changed=_list(_STRING),
+                  deleted=_list(_STRING))
+_UPLOAD = {"application/json": _obj(files={"type": "object", "additionalProperties": _STRING},
+                                    delete=_list(_STRING), merge_window_s={"type": "number", "minimum": 0},
+                                    note=_STRING)}
 _REPLAY = {"application/json": _obj(days={"type": "number", "exclusiveMinimum": 0, "maximum": 400},
                                     tenant=_STRING)}
 
@@ -34,10 +36,11 @@ OPERATIONS: tuple[Operation, ...] = (
               responses={200: _ok(_obj("candidates", candidates=_list(_CANDIDATE))),
                          403: _err("a token of one tenant")}),
     Operation("POST", _PATH, "sandbox_upload", "sandbox",
-              "upload candidate rule files, checked like the live loader checks them", "operator",
-              body=_UPLOAD,
+              "upload candidate rule files (and live files it deletes), checked like the live loader checks them",
+              "operator", body=_UPLOAD,
               responses={201: _ok(_CANDIDATE, "kept (not live)"),
-                         400: _err("bad body, bad file name, or invalid rules (errors: file:line: key: ...)"),
+                         400: _err("bad body, bad file name, invalid rules (errors: file:line: key: ...), or a "
+                                   "deleted file that is not live (no_such_live_file)"),
                          403: _err("role or tenant too narrow"), 413: _err("body too large")}),
     Operation("GET", _PATH + "/{candidate_id}", "sandbox_candidate", "sandbox",
               "a candidate with its texts and replay state", path_params=_ID,
@@ -53,11 +56,13 @@ OPERATIONS: tuple[Operation, ...] = (
               responses={200: _ok(_obj("id", "replay", "report", report={"type": ["object", "null"]})),
                          404: _err("no such candidate, or not replayed yet")}),
     Operation("POST", _PATH + "/{candidate_id}/promote", "sandbox_promote", "sandbox",
-              "write the candidate's files into the live rules directory and reload the live rules (audited)",
+              "write the candidate's files into the live rules directory, delete the ones it deletes, and "
+              "reload the live rules, as one set (audited)",
               "admin", path_params=_ID,
-              responses={200: _ok(_obj("id", "files", "rules_digest", "merge_window_note")),
+              responses={200: _ok(_obj("id", "files", "deleted", "rules_digest", "merge_window_note")),
                          403: _err("role or tenant too narrow"), 404: _err("no such candidate"),
-                         409: _err("the live rules refused it; the previous files are back")}),
+                         409: _err("the live rules refused it (the previous files are back), or a file it "
+                                   "deletes is not live any more (nothing written)")}),
 )
 
 __all__ = ["OPERATIONS"]

@@ -4,9 +4,11 @@ Routes (tokens of tenant ``*``: rules are the whole gateway's)::
 
     GET  /api/v1/sandbox/candidates                    viewer    the candidates, newest first
     POST /api/v1/sandbox/candidates                    operator  {"files": {"erp.toml": "<text>",
-                                                       "gifts/demo.toml": "..."}, "merge_window_s"?, "note"?}
+                                                       "gifts/demo.toml": "..."}, "delete"?: ["youzan.toml"],
+                                                       "merge_window_s"?, "note"?}
                                                        checked like the live loader checks rule files:
-                                                       201, or 400 invalid_rules with every file:line: key
+                                                       201, or 400 invalid_rules with every file:line: key,
+                                                       400 no_such_live_file for a deleted file not live
     GET  /api/v1/sandbox/candidates/{id}               viewer    the candidate, its texts, its replay state
     POST /api/v1/sandbox/candidates/{id}/replay        operator  {"days"?: 30, "tenant"?: "acme"}: replay the last
                                                        N days of the live event log in a worker thread; 202
@@ -14,8 +16,10 @@ Routes (tokens of tenant ``*``: rules are the whole gateway's)::
     GET  /api/v1/sandbox/candidates/{id}/report        viewer    progress (done, total, events/s, ETA) and,
                                                        once done, the report (``gateway._sandbox.report``)
     POST /api/v1/sandbox/candidates/{id}/promote       admin     write the files into the live rules directory
-                                                       (atomically) and reload the live rules; 409 when the
-                                                       live rules refuse them (the previous files are back)
+                                                       (atomically), delete the deleted ones, and reload the
+                                                       live rules, as one set; 409 when the live rules refuse
+                                                       them (the previous files are back) or a deleted file
+                                                       is not live any more (nothing written)
 
 The page: ``GET /sandbox`` (no token: it holds no data; its calls carry one, kept in the tab's
 ``sessionStorage`` like the dashboard's) and ``GET /sandbox/_static/sandbox.js``, zh-CN by default
@@ -23,7 +27,8 @@ with an English switch, under the dashboard's Content-Security-Policy.
 
 Nothing goes live before ``promote``; a replay never writes to the store, never calls the
 upstream, never drives a device. Every POST is recorded in the audit trail (``_gateway`` chain,
-actor ``token:<name>``) by the guard, with the candidate and its files in the record's detail.
+actor ``token:<name>``) by the guard, with the candidate, its files and the files it deletes in the
+record's detail.
 """
 
 from __future__ import annotations
@@ -90,20 +95,23 @@ def sandbox_routes(services: Services, protected: Protect) -> list[Route]:
         body = await body_of(request)
         if isinstance(body, Response):
             return body
-        files, window, note = body.get("files"), body.get("merge_window_s"), body.get("note", "")
+        files, window, note = body.get("files", {}), body.get("merge_window_s"), body.get("note", "")
+        deleted = body.get("delete", [])
         if not isinstance(files, dict) or (window is not None and (
                 isinstance(window, bool) or not isinstance(window, (int, float)) or window < 0)) or not isinstance(
-                note, str):
-            return error_response(400, "bad_body", 'give {"files": {"<name>.toml": "<text>"}, "merge_window_s"?: '
-                                  'seconds >= 0, "note"?: "..."}', "请求体须含 files（文件名 → 文本）")
+                note, str) or not isinstance(deleted, list) or not all(isinstance(name, str) for name in deleted):
+            return error_response(400, "bad_body", 'give {"files": {"<name>.toml": "<text>"}, "delete"?: '
+                                  '["<live name>.toml"], "merge_window_s"?: seconds >= 0, "note"?: "..."}',
+                                  "请求体须含 files（文件名 → 文本）和/或 delete（要删除的现行文件名列表）")
         token = request.state.token
         try:
             candidate = await trio.to_thread.run_sync(
                 candidates.create, files, None if window is None else float(window), note[:500], f"token:{token.name}",
-                _now_ms())
+                _now_ms(), tuple(deleted))
         except CandidateError as exc:
             return _refused(exc)
-        request.state.audit = {"candidate": candidate.candidate_id, "files": sorted(candidate.files)}
+        request.state.audit = {"candidate": candidate.candidate_id, "files": sorted(candidate.files),
+                               "deleted": list(candidate.deleted)}
         return json_response(candidate.to_dict(), 201)
 
     async def show(request: Request) -> Response:
@@ -153,7 +161,7 @@ def sandbox_routes(services: Services, protected: Protect) -> list[Route]:
         except CandidateError as exc:
             return _refused(exc, 409)
         request.state.audit = {"candidate": candidate.candidate_id, "files": done["files"],
-                               "rules_digest": done["rules_digest"]}
+                               "deleted": done["deleted"], "rules_digest": done["rules_digest"]}
         return json_response({"id": candidate.candidate_id, **done})
 
     page_body = (STATIC_DIR / "sandbox.html").read_bytes()

@@ -7,8 +7,8 @@
     "zh-CN": {
       title: "规则沙盒", dashboard: "运营看板", tokenLabel: "API 令牌", tokenHelp: "令牌须属于全部租户（*）：上传需操作员，发布需管理员。",
       signIn: "登录", uploadTitle: "上传候选规则", uploadHelp: "选择修改过的规则文件（如 erp.toml）。未上传的文件沿用现行规则。发布前不会影响任何订单。",
-      filesLabel: "规则文件", giftFiles: "这些是赠品规则（gifts/）", windowLabel: "合包时间窗（秒，可选）", noteLabel: "备注",
-      upload: "上传并检查", uploaded: "已上传候选 {id}，改动文件：{files}", candidatesTitle: "候选规则", daysLabel: "回放最近天数",
+      filesLabel: "规则文件", giftFiles: "这些是赠品规则（gifts/）", deleteLabel: "删除现行文件（可选，逗号分隔）", windowLabel: "合包时间窗（秒，可选）", noteLabel: "备注",
+      upload: "上传并检查", uploaded: "已上传候选 {id}，改动文件：{files}，删除文件：{deleted}", candidatesTitle: "候选规则", daysLabel: "回放最近天数",
       colId: "编号", colFiles: "文件", colUploaded: "上传", colState: "回放", colActions: "操作",
       replay: "回放", report: "查看结果", promote: "发布（管理员）", confirmPromote: "确认将候选 {id} 发布为现行规则？",
       promoted: "已发布 {id}，现行规则摘要 {digest}", reportTitle: "回放结果（现行 → 候选）",
@@ -22,8 +22,8 @@
     en: {
       title: "Rule sandbox", dashboard: "Dashboard", tokenLabel: "API token", tokenHelp: "A token of every tenant (*): operator to upload, admin to promote.",
       signIn: "Sign in", uploadTitle: "Upload candidate rules", uploadHelp: "Pick the rule files you changed (e.g. erp.toml); the others stay as live. Nothing changes an order before promotion.",
-      filesLabel: "Rule files", giftFiles: "these are gift rules (gifts/)", windowLabel: "Pack-group window (s, optional)", noteLabel: "Note",
-      upload: "Upload and check", uploaded: "Uploaded candidate {id}, changed files: {files}", candidatesTitle: "Candidates", daysLabel: "Replay the last days",
+      filesLabel: "Rule files", giftFiles: "these are gift rules (gifts/)", deleteLabel: "Delete live files (optional, comma-separated)", windowLabel: "Pack-group window (s, optional)", noteLabel: "Note",
+      upload: "Upload and check", uploaded: "Uploaded candidate {id}, changed files: {files}, deleted files: {deleted}", candidatesTitle: "Candidates", daysLabel: "Replay the last days",
       colId: "Id", colFiles: "Files", colUploaded: "Uploaded", colState: "Replay", colActions: "Actions",
       replay: "Replay", report: "Report", promote: "Promote (admin)", confirmPromote: "Promote candidate {id} to the live rules?",
       promoted: "Promoted {id}; live rules digest {digest}", reportTitle: "Replay report (live → candidate)",
@@ -77,7 +77,7 @@
     const labels = {
       title: "title", "nav-dashboard": "dashboard", "token-label": "tokenLabel", "token-help": "tokenHelp",
       "sign-in-button": "signIn", "upload-title": "uploadTitle", "upload-help": "uploadHelp", "files-label": "filesLabel",
-      "gift-files-label": "giftFiles", "window-label": "windowLabel", "note-label": "noteLabel", upload: "upload",
+      "gift-files-label": "giftFiles", "delete-label": "deleteLabel", "window-label": "windowLabel", "note-label": "noteLabel", upload: "upload",
       "candidates-title": "candidatesTitle", "days-label": "daysLabel", "col-id": "colId", "col-files": "colFiles",
       "col-uploaded": "colUploaded", "col-state": "colState", "col-actions": "colActions", "report-title": "reportTitle",
       "by-rule-title": "byRule", "col-rule": "colRule", "col-orders": "colOrders", "col-changes": "colChanges",
@@ -104,7 +104,8 @@
     rows.replaceChildren();
     for (const c of body.candidates) {
       const row = element("tr");
-      row.append(element("td", c.id), element("td", c.files.join(", ")), element("td", new Date(c.uploaded_at_ms).toLocaleString()),
+      const deleted = (c.deleted || []).map((name) => "−" + name);
+      row.append(element("td", c.id), element("td", c.files.concat(deleted).join(", ")), element("td", new Date(c.uploaded_at_ms).toLocaleString()),
                  element("td", stateText(c.replay) + (c.promoted ? " · " + t("promotedMark") : "")));
       const actions = element("td");
       for (const [key, run] of [["replay", replay], ["report", () => watch(c.id)], ["promote", promote]]) {
@@ -194,11 +195,13 @@
     const prefix = $("gift-files").checked ? "gifts/" : "";
     for (const file of $("files").files) files[prefix + file.name] = await file.text();
     const body = { files };
+    const deleted = $("delete").value.split(/[,，\s]+/).filter(Boolean);
+    if (deleted.length) body.delete = deleted;
     if ($("window").value !== "") body.merge_window_s = Number($("window").value);
     if ($("note").value) body.note = $("note").value;
     try {
       const made = await call(API, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-      uploaded = { id: made.id, files: made.changed.join(", ") || "—" };
+      uploaded = { id: made.id, files: made.changed.join(", ") || "—", deleted: (made.deleted || []).join(", ") || "—" };
       $("upload-result").textContent = tf("uploaded", uploaded);
       await refresh();
     } catch (error) {
