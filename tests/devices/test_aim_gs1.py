@@ -6,11 +6,12 @@ import datetime as dt
 
 import pytest
 from biip import ParseConfig, ParseError
+from biip.gs1_element_strings import GS1ElementString
 from biip.gs1_messages import GS1Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.aim_gs1 import decode_scan, interpret, parse_gs1_message
+from devices.aim_gs1 import _PLAIN_AIS, _extract, decode_scan, interpret, parse_gs1_message
 from devices.framing import Frame, FrameEnd, FramingConfig
 
 CONFIG = FramingConfig()
@@ -187,3 +188,35 @@ def test_the_segment_cached_gs1_parse_is_exactly_biips(body, padding):
     got = parse_gs1_message(text)
     assert got.value == expected.value
     assert list(got.element_strings) == list(expected.element_strings)
+
+
+#: AIs of every kind biip reads: plain text (lot, serial, 240, 400, 7240), GTIN, SSCC, dates,
+#: GLN (41x), decimals (310x, 392x), money with a currency (391x, 393x), percentage (394x).
+EVERY_KIND_OF_AI = ["10", "21", "22", "240", "400", "7240", "01", "02", "00", "11", "17", "7003", "8008",
+                    "410", "414", "3103", "3922", "3913", "3932", "3940", "90", "99", "8200", "235"]
+
+
+@settings(max_examples=1500)
+@given(ai=st.sampled_from(EVERY_KIND_OF_AI),
+       value=st.text(alphabet="0123456789ABCXYZ-/.é ", max_size=32),
+       repeat=st.integers(1, 3))
+def test_the_plain_ai_shortcut_gives_exactly_biips_element(ai, value, repeat):
+    # the first sight of an AI learns whether it is plain; later ones take the shortcut
+    rest = ai + value
+    for _ in range(repeat):
+        try:
+            expected = GS1ElementString.extract(rest, config=ParseConfig(separator_chars=("\x1d",)))
+        except (ParseError, ValueError, IndexError) as exc:
+            with pytest.raises(type(exc)) as raised:
+                _extract(rest)
+            assert str(raised.value) == str(exc)  # the Scan's error names what biip names
+            continue
+        assert _extract(rest) == expected
+
+
+def test_only_ais_biip_reads_nothing_from_take_the_shortcut():
+    for ai, value in [("21", "S123"), ("10", "LOT-1"), ("01", "09506000134352"), ("17", "261231"),
+                      ("00", "106141412345678908"), ("3103", "000750"), ("414", "0614141000012")]:
+        assert _extract(ai + value) == GS1ElementString.extract(ai + value, config=ParseConfig(separator_chars=("\x1d",)))
+    assert {"21", "10"} <= set(_PLAIN_AIS)
+    assert not {"01", "17", "00", "3103", "414"} & set(_PLAIN_AIS)
