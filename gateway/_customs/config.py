@@ -14,6 +14,10 @@ fields the mapping rules put on the order: ``[data]`` of ``config/rules/*.toml``
     flag_fields = ["cross_border"]      order data paths of a platform's cross-border flag
                                         (true, 1, "yes"...); a flag makes the order
                                         cross-border whatever its destination
+    codes = { biz = ["21", "22"] }      order data path = the values (strings; whole numbers
+                                        are read as their digits) that mean cross-border, for
+                                        platforms that say it with a code (Douyin's business
+                                        source biz); a dotted key (a.b = [...]) is the path a.b
     shops = []                          shop_id values of cross-border shops
     warehouses = []                     warehouse values (globs) of bonded warehouses
 
@@ -59,19 +63,25 @@ _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _ATTRIBUTE_KEYS = ("label", "label_en", "type", "values", "pattern", "min", "max", "max_length", "hint", "hint_en",
                    "applies_to")
 _APPLIES_KEYS = ("skus", "categories", "names", "destinations")
-_BORDER_KEYS = ("home_country", "country_fields", "flag_fields", "shops", "warehouses")
+_BORDER_KEYS = ("home_country", "country_fields", "flag_fields", "codes", "shops", "warehouses")
+_BORDER_LISTS = ("country_fields", "flag_fields", "shops", "warehouses")
 _RULE_KEYS = ("name", "attribute", "from", "field", "name_matches", "categories", "skus", "overrides")
 
 
 @dataclass(frozen=True)
 class CrossBorder:
-    """``[cross_border]``: which orders need a declaration (see the module docstring)."""
+    """``[cross_border]``: which orders need a declaration (see the module docstring).
+
+    ``codes`` keeps the file's order: ``(("biz", ("21", "22", "23", "102")),)`` for
+    ``codes = { biz = ["21", "22", "23", "102"] }``; the values are compared as text.
+    """
 
     home_country: str = "CN"
     country_fields: tuple[str, ...] = ("destination_country", "receiver_country")
     flag_fields: tuple[str, ...] = ("cross_border",)
     shops: tuple[str, ...] = ()
     warehouses: tuple[str, ...] = ()
+    codes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,8 +229,32 @@ def _cross_border(doc: TomlDocument, raw: Any) -> CrossBorder:
     if home not in COUNTRIES:
         raise doc.error((*at, "home_country"), f"{home!r} is not an ISO 3166-1 alpha-2 country code (e.g. CN)")
     defaults = CrossBorder()
-    return CrossBorder(home, *(_strings(doc, raw.get(key, list(getattr(defaults, key))), (*at, key))
-                               for key in _BORDER_KEYS[1:]))
+    lists = {key: _strings(doc, raw.get(key, list(getattr(defaults, key))), (*at, key)) for key in _BORDER_LISTS}
+    return CrossBorder(home, **lists, codes=_codes(doc, raw.get("codes", {}), (*at, "codes")))
+
+
+def _codes(doc: TomlDocument, raw: Any, at: KeyPath, prefix: str = "") -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``codes``: order data path -> the values meaning cross-border. A nested table is what a
+    dotted key (``receiver.kind = [...]``) parses to: its keys continue the path."""
+    if not isinstance(raw, dict):
+        raise doc.error(at, 'must be a table of order data path = [values], e.g. codes = { biz = ["21", "22"] }')
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for key, value in raw.items():
+        path, here = f"{prefix}{key.strip()}", (*at, key)
+        if not key.strip():
+            raise doc.error(here, "an order data path must not be empty")
+        if isinstance(value, dict) and value:
+            out.extend(_codes(doc, value, here, f"{path}."))
+            continue
+        if not isinstance(value, list) or not value:
+            raise doc.error(here, 'must be a non-empty list of the values (strings or whole numbers), e.g. ["21", "22"]')
+        codes: list[str] = []
+        for index, code in enumerate(value):
+            if isinstance(code, bool) or not isinstance(code, str | int) or not str(code).strip():
+                raise doc.error((*here, index), f"must be a non-empty string or a whole number, not {code!r}")
+            codes.append(str(code).strip())
+        out.append((path, tuple(codes)))
+    return tuple(out)
 
 
 def parse_attributes(doc: TomlDocument) -> tuple[dict[str, Attribute], CrossBorder]:

@@ -2,11 +2,15 @@
 
 **Cross-border** is decided from the order's own data (what the mapping rules put on it;
 ``[cross_border]`` of ``attributes.toml``), first match wins: a platform flag
-(``flag_fields``, true / 1 / yes / 是), a destination country (``country_fields``, the first
+(``flag_fields``, true / 1 / yes / 是), a platform code (``codes``: the value at a path,
+as text, is one of the listed values), a destination country (``country_fields``, the first
 present) other than ``home_country``, a cross-border shop (``shop_id`` in ``shops``), a
 bonded warehouse (``warehouse`` matching ``warehouses``). None of them: a domestic order, no
-declaration. The platforms' own pushes carry none of these today; the ERP (or a rule's
-``[data]`` line such as ``destination_country = "receiver.country"``) says it.
+declaration. The shipped rules map Tmall's and Youzan's flags, Xiaohongshu's customs-clearance
+flag (``xhs_cross_border``: the adapter marks an ``orderStatus`` 3 push) and Douyin's
+business source ``biz`` (a code); the ERP (or a rule's ``[data]`` line such as
+``destination_country = "receiver.country"``) says the rest. The order's data is merged
+event by event, so a flag or code once seen stays when later pushes lack it.
 
 **The declaration** covers the order's ``lines`` (each with its ``sku``); gifts and gift
 boxes are not declared here. For each line and each attribute that applies to it
@@ -101,7 +105,7 @@ class Declaration:
     tenant: str
     order_id: str
     destination: str
-    because: str  # why it is cross-border: flag:<path>, destination:<CC>, shop:<id>, warehouse:<name>
+    because: str  # why: flag:<path>, code:<path>=<value>, destination:<CC>, shop:<id>, warehouse:<name>
     lines: tuple[dict[str, Any], ...]  # {"sku", "quantity", "values": {id: value}, "sources": {id: where}}
     missing: tuple[Need, ...]
 
@@ -145,6 +149,10 @@ def cross_border(data: Mapping[str, Any], policy: CrossBorder) -> tuple[str, str
         if flag is True or (isinstance(flag, str | int) and not isinstance(flag, bool)
                             and str(flag).strip().lower() in _YES):
             return destination, f"flag:{path}"
+    for path, codes in policy.codes:
+        code = _walk(data, path)
+        if isinstance(code, str | int) and not isinstance(code, bool) and str(code).strip() in codes:
+            return destination, f"code:{path}={str(code).strip()}"
     if destination and destination != policy.home_country:
         return destination, f"destination:{destination}"
     shop = data.get("shop_id")

@@ -7,10 +7,15 @@ customs code (``declare`` with the shipped ``config/customs``) whether it needs 
 
 * Tmall: TOP's ``cross_bonded_declare`` / ``post_gate_declare`` (flag_fields);
 * Youzan: ``order_tags.is_cross_border`` (flag_fields; a documented guess);
-* Douyin, Xiaohongshu, Pinduoduo: no flag in the push; their shop id (mapped by every platform
-  file) is what ``[cross_border] shops`` lists for a cross-border shop.
+* Douyin: the business source ``biz`` of tags 100/101 (``codes``: 21, 22, 23, 102);
+* Xiaohongshu: ``orderStatus`` 3 (customs clearance), which the adapter turns into a lasting
+  ``data.crossBorder`` (``xhs_cross_border``, flag_fields);
+* Douyin, Xiaohongshu, Pinduoduo: their shop id (mapped by every platform file) is what
+  ``[cross_border] shops`` lists for a cross-border shop.
 
-The same push without those fields (or with the flag false, or another shop) stays domestic.
+The same push without those fields (or with the flag false, another code, another shop) stays
+domestic. A flag or code stays on the order when later pushes of the same order lack it: the
+processing step merges the fields an event carries into the order's data.
 """
 
 from __future__ import annotations
@@ -45,13 +50,15 @@ SHIPPED = load_customs(SEED)
 LINES = [{"sku": "A1", "qty": 1}]
 
 
-def _order(source: str, adapter: Any, body: bytes, headers: dict[str, str], now_s: float) -> Any:
-    """The order a signed push leaves: verified, decoded, normalised, planned (as the pipeline does)."""
+def _order(source: str, adapter: Any, body: bytes, headers: dict[str, str], now_s: float,
+           world: World | None = None) -> Any:
+    """The order a signed push leaves: verified, decoded, normalised, planned (as the pipeline does);
+    pass the ``world`` of earlier pushes to see what a later one leaves."""
     request = adapter_request(body, headers)
     adapter.verify(request, credentials_for("t1", source), now_s)
     events = normalised(source, adapter.decode(request))
     assert events and all(e.order_id for e in events)
-    world = World()
+    world = World() if world is None else world
     world.plan(events)
     [order] = world.orders.values()
     order.data.setdefault("lines", LINES)  # the full order (its lines) comes from the ERP feed
@@ -125,20 +132,24 @@ def test_a_youzan_order_without_the_tag_or_with_it_false_stays_domestic():
 
 # -- Douyin, Xiaohongshu, Pinduoduo: the cross-border shop ---------------------------------------
 
-def _douyin(shop_id: int, biz: int) -> Any:
-    paid = {"tag": "101", "msg_id": "7000000000000000001",
-            "data": {"p_id": 6919000000000000001, "s_ids": [6919000000000000002], "shop_id": shop_id,
-                     "order_status": 2, "order_type": 0, "biz": biz, "pay_amount": 12900, "pay_time": 1764036000,
-                     "pay_type": 1}}
-    body, headers = douyin_request([paid])
-    return _order("douyin", DouyinAdapter(), body, headers, 1_764_036_000.0)
+def _douyin(shop_id: int, biz: int | None, tag: str = "101", world: World | None = None) -> Any:
+    """A Douyin push of ``tag`` (100 created, 101 paid, 105 address changed); ``biz=None``: without biz."""
+    data: dict[str, Any] = {"p_id": 6919000000000000001, "s_ids": [6919000000000000002], "shop_id": shop_id,
+                            "order_status": 2, "order_type": 0, "pay_amount": 12900, "pay_time": 1764036000,
+                            "pay_type": 1}
+    if biz is not None:
+        data["biz"] = biz
+    push = {"tag": tag, "msg_id": f"70000000000000{tag}01", "data": data}
+    body, headers = douyin_request([push])
+    return _order("douyin", DouyinAdapter(), body, headers, 1_764_036_000.0, world)
 
 
-def _xiaohongshu(seller: str) -> Any:
-    clearing = {"msgTag": "msg_fulfillment_status_change", "sellerId": seller,
-                "data": {"orderId": "P771234", "orderStatus": 3, "updateTime": 1764036000000}}
-    body, headers = xiaohongshu_request([clearing])
-    return _order("xiaohongshu", XiaohongshuAdapter(), body, headers, 1_764_036_000.0)
+def _xiaohongshu(seller: str, status: Any = 3, world: World | None = None, at_ms: int = 1764036000000) -> Any:
+    """A Xiaohongshu status push (3: customs clearance, 4: awaiting shipment, 6: shipped)."""
+    push = {"msgTag": "msg_fulfillment_status_change", "sellerId": seller,
+            "data": {"orderId": "P771234", "orderStatus": status, "updateTime": at_ms}}
+    body, headers = xiaohongshu_request([push])
+    return _order("xiaohongshu", XiaohongshuAdapter(), body, headers, 1_764_036_000.0, world)
 
 
 def _pinduoduo(mall: int) -> Any:
@@ -151,11 +162,11 @@ def _pinduoduo(mall: int) -> Any:
 
 def test_douyin_xiaohongshu_and_pinduoduo_cross_border_shops_need_a_declaration(tmp_path):
     config = _with_shops(tmp_path, "77", "s-hk-1", "9")
-    douyin = _douyin(77, biz=21)
-    assert douyin.data["biz"] == 21  # 跨境BBC: kept on the order (the check reads the shop)
+    douyin = _douyin(77, biz=2)  # a listed shop's order whose biz names no cross-border business
+    assert douyin.data["biz"] == 2
     assert _because(douyin, config) == "shop:77"
-    xiaohongshu = _xiaohongshu("s-hk-1")
-    assert xiaohongshu.data["platform_status"] == 3  # customs clearance
+    xiaohongshu = _xiaohongshu("s-hk-1", status=4)  # first seen after its clearance: no flag
+    assert xiaohongshu.data["platform_status"] == 4 and "xhs_cross_border" not in xiaohongshu.data
     assert _because(xiaohongshu, config) == "shop:s-hk-1"
     assert _because(_pinduoduo(9), config) == "shop:9"
 
@@ -163,20 +174,78 @@ def test_douyin_xiaohongshu_and_pinduoduo_cross_border_shops_need_a_declaration(
 def test_other_shops_of_those_platforms_stay_domestic(tmp_path):
     config = _with_shops(tmp_path, "77", "s-hk-1", "9")
     assert _because(_douyin(78, biz=2), config) is None
-    assert _because(_xiaohongshu("s-cn-2"), config) is None
+    assert _because(_xiaohongshu("s-cn-2", status=4), config) is None
     assert _because(_pinduoduo(10), config) is None
-    # The shipped configuration lists no shop: every platform push is domestic until one is listed.
-    assert _because(_douyin(77, biz=21)) is None and _because(_pinduoduo(9)) is None
+    # The shipped configuration lists no shop: a push without a flag or code is domestic until one is listed.
+    assert _because(_douyin(77, biz=2)) is None and _because(_pinduoduo(9)) is None
+    assert _because(_xiaohongshu("s-hk-1", status=4)) is None
 
 
 def test_every_flag_a_platform_file_maps_is_a_flag_field_of_the_shipped_configuration():
     from gateway._rules import load_rules
 
     rules = load_rules(SEED.parent / "rules")
-    flags = {"tmall": {"cross_bonded_declare", "post_gate_declare"}, "youzan": {"is_cross_border"}}
+    flags = {"tmall": {"cross_bonded_declare", "post_gate_declare"}, "youzan": {"is_cross_border"},
+             "xiaohongshu": {"xhs_cross_border"}}
     for source, names in flags.items():
         mapped = rules.get(source)
         assert mapped is not None and names <= set(mapped.data), source
         assert names <= set(SHIPPED.cross_border.flag_fields), source
     for source in ("douyin", "xiaohongshu", "youzan", "pinduoduo"):
         assert "shop_id" in rules.get(source).data, source
+    codes = dict(SHIPPED.cross_border.codes)
+    assert "biz" in rules.get("douyin").data and codes["biz"] == ("21", "22", "23", "102")
+
+
+# -- Douyin: the business source biz (codes) ------------------------------------------------------
+
+@pytest.mark.parametrize("biz", [21, 22, 23, 102, "21"])
+def test_a_douyin_cross_border_business_source_needs_a_declaration(biz):
+    order = _douyin(78, biz=biz, tag="100")  # created; no shop listed
+    assert order.status is Status.CREATED and order.data["biz"] == biz
+    assert _because(order) == f"code:biz={biz}"
+
+
+def test_a_douyin_order_stays_cross_border_when_later_pushes_lack_biz():
+    world = World()
+    assert _because(_douyin(78, biz=21, tag="100", world=world)) == "code:biz=21"
+    paid = _douyin(78, biz=None, tag="101", world=world)  # paid, no biz in this push
+    assert paid.status is Status.PENDING_REVIEW and paid.data["biz"] == 21
+    assert _because(paid) == "code:biz=21"
+    moved = _douyin(78, biz=None, tag="105", world=world)  # receiver changed
+    assert moved.data["biz"] == 21 and _because(moved) == "code:biz=21"
+
+
+@pytest.mark.parametrize("biz", [0, 2, 1021, None])
+def test_other_douyin_business_sources_stay_domestic(biz):
+    world = World()
+    _douyin(78, biz=biz, tag="100", world=world)
+    assert _because(_douyin(78, biz=None, tag="101", world=world)) is None
+
+
+# -- Xiaohongshu: orderStatus 3 (customs clearance) as a lasting flag --------------------------------
+
+def test_a_xiaohongshu_order_in_customs_clearance_needs_a_declaration():
+    order = _xiaohongshu("s-cn-2", status=3)
+    assert order.data["xhs_cross_border"] is True and order.data["platform_status"] == 3
+    assert _because(order) == "flag:xhs_cross_border"
+    assert _because(_xiaohongshu("s-cn-2", status="3")) == "flag:xhs_cross_border"
+
+
+def test_a_xiaohongshu_order_stays_cross_border_after_later_status_pushes():
+    world = World()
+    _xiaohongshu("s-cn-2", status=3, world=world)
+    awaiting = _xiaohongshu("s-cn-2", status=4, world=world, at_ms=1764036060000)
+    assert awaiting.status is Status.PENDING_REVIEW
+    assert awaiting.data["platform_status"] == 4  # overwritten, while the flag stays
+    assert awaiting.data["xhs_cross_border"] is True
+    assert _because(awaiting) == "flag:xhs_cross_border"
+
+
+@pytest.mark.parametrize("statuses", [(2, 4), (1, 2, 4, 6), (4,)])
+def test_a_plain_xiaohongshu_order_stays_domestic(statuses):
+    world = World()
+    for index, status in enumerate(statuses):
+        order = _xiaohongshu("s-cn-2", status=status, world=world, at_ms=1764036000000 + index * 60_000)
+    assert "xhs_cross_border" not in order.data
+    assert _because(order) is None

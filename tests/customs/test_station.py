@@ -51,6 +51,7 @@ async def test_an_incomplete_cross_border_order_is_held_and_released_by_a_csv_im
             assert (await line.client.get("/customs/_static/other.js")).status_code == 404
             reply = await line.client.get("/api/v1/tenants/t1/customs/attributes", headers=line.auth)
             assert len(reply.json()["attributes"]) == 12
+            assert reply.json()["cross_border"]["codes"] == {"biz": ["21", "22", "23", "102"]}
             reply = await line.client.get(f"/api/v1/tenants/t1/customs/orders/{ORDER}", headers=line.auth)
             assert reply.json()["cross_border"] is True and reply.json()["complete"] is False
             reply = await line.client.get("/api/v1/tenants/t1/customs/orders/douyin|DY00000002", headers=line.auth)

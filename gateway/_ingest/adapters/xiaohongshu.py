@@ -22,6 +22,12 @@ The envelope (a JSON array of ``{msgTag, sellerId, data}`` with ``data`` a JSON 
 PROTOCOLS states; ``data`` is decoded in place for ``config/rules/xiaohongshu.toml``.
 ``msg_item_create`` (product created) names no order and is skipped (answered, not stored).
 
+Cross-border: ``orderStatus`` 3 ("customs clearance") is only ever reached by a cross-border
+order, but the next push (4, awaiting shipment) overwrites the order's ``platform_status``.
+So the adapter adds ``"crossBorder": true`` to a decoded ``data`` whose ``orderStatus`` is 3
+(the number or its digits); the gateway adds it, the platform does not send it. The rules map
+it to the order's ``xhs_cross_border``, which later pushes (that lack it) leave as it is.
+
 Replies: ``{"success": true, "error_code": 0, "error_msg": ""}``; a refusal
 ``{"success": false, "error_code": <HTTP status>, "error_msg": "<reason>"}`` with that status.
 """
@@ -40,11 +46,23 @@ from gateway._settings import SourceCredentials
 
 SUCCESS = orjson.dumps({"success": True, "error_code": 0, "error_msg": ""})
 SKIPPED_TAGS = frozenset({"msg_item_create"})
+#: ``data.orderStatus`` of an order in customs clearance: a cross-border order.
+CUSTOMS_CLEARANCE = 3
+#: What the adapter adds to ``data`` of such a push (``[data] xhs_cross_border`` reads it).
+CROSS_BORDER_KEY = "crossBorder"
 
 
 def sign(secret: bytes, body: bytes) -> str:
     """Hex HMAC-SHA256 of ``body`` keyed by the tenant secret (the header value)."""
     return hmac_hex(secret, "sha256", body)
+
+
+def _in_customs_clearance(status: Any) -> bool:
+    if isinstance(status, bool):
+        return False
+    if isinstance(status, int):
+        return status == CUSTOMS_CLEARANCE
+    return isinstance(status, str) and status.strip() == str(CUSTOMS_CLEARANCE)
 
 
 class XiaohongshuAdapter:
@@ -71,6 +89,8 @@ class XiaohongshuAdapter:
             item["data"] = embedded_object(item.get("data"), f"[{index}].data")
             if item["msgTag"] in SKIPPED_TAGS:
                 continue
+            if _in_customs_clearance(item["data"].get("orderStatus")):
+                item["data"][CROSS_BORDER_KEY] = True
             events.append(item)
         return events
 
