@@ -11,7 +11,8 @@
 5. an AIM symbology identifier (``]`` + symbology letter + modifier, ISO/IEC 15424) is
    split off; a malformed one is an error and the text is kept whole;
 6. GS1 data (``]C1``, ``]e0``, ``]d2``, ``]Q3``, ``]J1``; or a leading GS; or every code
-   when ``gs1_without_aim``) is read into element strings by biip, which checks
+   when ``gs1_without_aim``; or a GS1 Digital Link URL, ``interpret_link``) is read into
+   element strings by biip, which checks
    check digits, fixed and variable lengths and dates; EAN/UPC/ITF-14 data is checked
    as a GTIN. biip's verdicts are cached per distinct code (a pack line scans the same
    GTINs all day; biip costs ~30 us per GTIN and ~150 us per GS1 message) and, for GS1
@@ -28,6 +29,7 @@ from typing import NamedTuple
 
 from biip import ParseConfig, ParseError
 from biip.gs1_application_identifiers import GS1ApplicationIdentifier
+from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.gs1_element_strings import GS1ElementString, GS1ElementStrings
 from biip.gs1_messages import GS1Message
 from biip.gtin import Gtin
@@ -104,8 +106,10 @@ def decode_scan(frame: Frame | bytes, config: FramingConfig, *, station: str, de
             symbology is None and (config.gs1_without_aim or text.startswith(GS)))
         if as_gs1 or symbology in GTIN_SYMBOLOGIES:
             meaning = interpret(symbology, text, as_gs1)
-            if meaning.error is not None:
-                errors.append(meaning.error)
+        elif text[:8].lower().startswith(("https://", "http://")):
+            meaning = interpret_link(text)
+        if meaning.error is not None:
+            errors.append(meaning.error)
     return Scan(
         station=station, device_id=device_id, raw=frame.data, text=text, symbology=symbology,
         gs1=meaning.gs1, gtin=meaning.gtin, sscc=meaning.sscc, expiry=meaning.expiry,
@@ -140,6 +144,35 @@ def interpret(symbology: str | None, text: str, as_gs1: bool) -> _Meaning:
         return _Meaning(error=f"not valid GS1 element strings: {exc}")
     if not message.element_strings:
         return _Meaning(error="GS1 code without element strings")
+    return _meaning_of(message)
+
+
+#: A GS1 Digital Link path names a product (01, GTIN), a unit (00, SSCC) or another primary key.
+_DIGITAL_LINK_KEY = re.compile(r"/(?:01|00|253|255|401|402|414|417|8003|8004|8006|8010|8013|8017|8018)/")
+
+
+@functools.lru_cache(maxsize=1024)
+def interpret_link(text: str) -> _Meaning:
+    """A URL read from a code (a QR Code, usually ``]Q1`` or no AIM identifier): a GS1 Digital
+    Link URI (``https://id.gs1.org/01/09506000134352/10/LOT42?17=261231``, the form GS1 moves
+    product QR codes to) is read by biip into the same element strings as a GS1 message; any
+    other URL is just text (no error: a shop or a tracking page link is a code too). A URL
+    whose path names a GS1 primary key (``/01/``...) but that biip cannot read is an error.
+    """
+    try:
+        link = GS1DigitalLinkURI.parse(text, config=_BIIP_CONFIG)
+    except _BIIP_FAILURES as exc:
+        if _DIGITAL_LINK_KEY.search(text):
+            return _Meaning(error=f"not a valid GS1 Digital Link: {exc}")
+        return _NOTHING
+    if not link.element_strings:
+        return _NOTHING
+    return _meaning_of(link.as_gs1_message())
+
+
+def _meaning_of(message: GS1Message) -> _Meaning:
+    """What the pack line reads from a GS1 message: its element strings, GTIN, SSCC, expiry
+    and the check-digit problems biip found."""
     problems: list[str] = []
     gtin: str | None = None
     sscc: str | None = None
@@ -261,4 +294,4 @@ def _to_text(body: bytes, encoding: str, errors: list[str]) -> str:
     return text
 
 
-__all__ = ["AIM_IDENTIFIER", "GS", "decode_scan", "interpret", "parse_gs1_message"]
+__all__ = ["AIM_IDENTIFIER", "GS", "decode_scan", "interpret", "interpret_link", "parse_gs1_message"]

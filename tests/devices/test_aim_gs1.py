@@ -220,3 +220,32 @@ def test_only_ais_biip_reads_nothing_from_take_the_shortcut():
         assert _extract(ai + value) == GS1ElementString.extract(ai + value, config=ParseConfig(separator_chars=("\x1d",)))
     assert {"21", "10"} <= set(_PLAIN_AIS)
     assert not {"01", "17", "00", "3103", "414"} & set(_PLAIN_AIS)
+
+
+def test_a_gs1_digital_link_qr_code_reads_like_a_gs1_message():
+    scan = decode(b"]Q1https://id.gs1.org/01/09506000134352/10/LOT42/21/S123?17=261231")
+    assert scan.ok and scan.symbology == "]Q1"
+    assert scan.gtin == "09506000134352" and scan.expiry == dt.date(2026, 12, 31)
+    assert scan.element("10") == "LOT42" and scan.element("21") == "S123"
+    # the same link with no AIM identifier, upper-case scheme and host (QR codes often are)
+    assert decode(b"HTTPS://ID.GS1.ORG/01/09506000134352/21/S9").element("21") == "S9"
+
+
+def test_a_digital_link_with_a_bad_check_digit_is_an_error_and_other_urls_are_just_text():
+    bad = decode(b"]Q1https://id.gs1.org/01/09506000134353")
+    assert not bad.ok and "check digit" in (bad.error or "") and bad.gtin is None
+    shop = decode(b"]Q1https://shop.example.com/item?id=42")
+    assert shop.ok and shop.gs1 == () and shop.gtin is None and shop.text == "https://shop.example.com/item?id=42"
+    broken = decode(b"https://id.gs1.org/01/ABC")
+    assert not broken.ok and "GS1 Digital Link" in (broken.error or "")
+
+
+@settings(max_examples=300)
+@given(path=st.lists(st.sampled_from(["01", "09506000134352", "10", "21", "17", "261231", "x", "%20", "?", "=",
+                                      "&", "é", "", "00", "106141412345678908"]), max_size=8).map("/".join),
+       host=st.sampled_from(["https://id.gs1.org/", "http://example.com/", "HTTPS://A.B/"]))
+def test_any_url_read_from_a_code_gives_a_scan_never_an_exception(path, host):
+    scan = decode((host + path).encode())
+    assert scan.ok or scan.error
+    if scan.gtin is not None:
+        assert int(scan.gtin[-1]) == gs1_check_digit(scan.gtin[:-1])
