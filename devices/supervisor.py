@@ -99,13 +99,20 @@ class DeviceRegistry:
 
     def __init__(self) -> None:
         self._states: dict[tuple[str, str], DeviceState] = {}
+        self._by_station: dict[str, list[DeviceState]] = {}
 
     def add(self, station: str, device: str, kind: DeviceKind) -> DeviceState:
         """Register a device (once) and return its state."""
         key = (station, device)
         if key not in self._states:
-            self._states[key] = DeviceState(station, device, kind)
+            state = self._states[key] = DeviceState(station, device, kind)
+            self._by_station.setdefault(station, []).append(state)
         return self._states[key]
+
+    def of_station(self, station: str) -> list[DeviceState]:
+        """The devices of one station, in configuration order (a station screen shows them at
+        every scan: no walk over the whole line's devices)."""
+        return self._by_station.get(station, [])
 
     def get(self, station: str, device: str) -> DeviceState | None:
         return self._states.get((station, device))
@@ -118,7 +125,7 @@ class DeviceRegistry:
 
     def report(self, station: str | None = None) -> list[dict[str, Any]]:
         """Each device's report, optionally of one station."""
-        return [s.report() for s in self if station is None or s.station == station]
+        return [s.report() for s in (self if station is None else self.of_station(station))]
 
     def summary(self) -> dict[str, int]:
         """Devices per state, for ``/healthz``."""

@@ -78,6 +78,7 @@ class StationRunner:
     reprints: int = 0
     seq: int = 0
     stored: dict[str, Any] | None = None  # the station record as last made durable (not rewritten unchanged)
+    tracked: frozenset[tuple[str, str]] = frozenset()  # (tenant, order id) this station holds in _open_orders
     inbox_send: trio.MemorySendChannel[Scan | _Interrupt] = field(init=False)
     inbox: trio.MemoryReceiveChannel[Scan | _Interrupt] = field(init=False)
 
@@ -189,12 +190,17 @@ class LineBase:
         return members, catalog, build_bill(order.pack_group or order.order_id, members, catalog, grants, stock)
 
     def _track(self, runner: StationRunner) -> None:
-        for key in [k for k, v in self._open_orders.items() if v == runner.name]:
-            del self._open_orders[key]
+        """Note which orders are open at ``runner``'s station (``_open_orders``), after each change
+        of its session; only that station's entries are touched (this runs at every scan)."""
         session = runner.session
-        if session is not None and session.state != "closed":
-            for order_id in session.bill.orders:
-                self._open_orders[(session.tenant, order_id)] = runner.name
+        keys = (frozenset((session.tenant, order_id) for order_id in session.bill.orders)
+                if session is not None and session.state != "closed" else frozenset())
+        for key in runner.tracked - keys:
+            if self._open_orders.get(key) == runner.name:
+                del self._open_orders[key]
+        for key in keys:
+            self._open_orders[key] = runner.name
+        runner.tracked = keys
 
 
     # -- the display -----------------------------------------------------------------
@@ -203,8 +209,8 @@ class LineBase:
         runner.seq += 1
         return {"station": runner.name, "operator": runner.operator, "seq": runner.seq,
                 "session": _session_view(runner.session), "last": runner.last, "label": runner.label,
-                "devices": [{"device": d["device"], "kind": d["kind"], "state": d["state"],
-                             "detail": d.get("detail", "")} for d in self.registry.report(runner.name)]}
+                "devices": [{"device": d.device, "kind": d.kind, "state": d.state, "detail": d.detail}
+                            for d in self.registry.of_station(runner.name)]}
 
     def _publish(self, runner: StationRunner) -> None:
         self.display.publish(runner.name, self.view(runner))
