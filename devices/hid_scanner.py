@@ -121,7 +121,8 @@ async def serve_hid_scanner(
             cannot type GS: set ``fnc1_substitute`` to what the scanner types instead,
             or configure it to send Ctrl+] / Alt+0029, which decode to GS. Typed
             characters are framed as UTF-8, whatever ``encoding`` says.
-        layout: the key table (default US); replace keys with ``KeyLayout.with_keys``.
+        layout: the key table (default US; ``hid_layouts.LAYOUTS`` has ``de`` and ``fr``, with
+            AltGr); change keys with ``KeyLayout.with_keys``.
         grab: take the exclusive grab (leave on in production).
         task_status: ``started()`` once the device is open (and grabbed).
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import trio
 
 from devices.hid import (
+    ALTGR,
     EV_KEY,
     EV_MSC,
     EV_SYN,
@@ -41,6 +42,8 @@ from devices.hid import (
     KEY_CODES,
     KEY_PRESS,
     KEY_RELEASE,
+    PLAIN,
+    SHIFTED,
     US_LAYOUT,
     KeyLayout,
 )
@@ -231,13 +234,23 @@ async def abort(stream: trio.SocketStream) -> None:
     await stream.aclose()
 
 
-def _typing_table(layout: KeyLayout) -> dict[str, tuple[int, bool]]:
-    """character -> (key code, needs Shift), preferring the main block over the keypad."""
-    table: dict[str, tuple[int, bool]] = {}
+def _typing_table(layout: KeyLayout) -> dict[str, tuple[int, int]]:
+    """character -> (key code, level: ``PLAIN``, ``SHIFTED`` or ``ALTGR``), preferring the main
+    block over the keypad and an undead key over a dead one."""
+    table: dict[str, tuple[int, int]] = {}
     for code in sorted(layout.keys):
         plain, shifted = layout.keys[code]
-        table.setdefault(plain, (code, False))
-        table.setdefault(shifted, (code, True))
+        for char, level in ((plain, PLAIN), (shifted, SHIFTED)):
+            if (code, level) not in layout.dead:
+                table.setdefault(char, (code, level))
+    for code in sorted(layout.altgr):
+        if (code, ALTGR) not in layout.dead:
+            table.setdefault(layout.altgr[code], (code, ALTGR))
+    for code in sorted(layout.keys):  # a dead key last: typed as dead key + Space (Windows)
+        for level, char in ((PLAIN, layout.keys[code][0]), (SHIFTED, layout.keys[code][1]),
+                            (ALTGR, layout.altgr.get(code, ""))):
+            if char and (code, level) in layout.dead:
+                table.setdefault(char, (code, level))
     return table
 
 
@@ -245,9 +258,10 @@ def key_records(text: str, layout: KeyLayout = US_LAYOUT, *, time_s: float = 0.0
     """The ``input_event`` records of a keyboard wedge typing ``text``.
 
     Each key: EV_MSC scan code, EV_KEY press, EV_SYN, EV_KEY release, EV_SYN -- as a USB
-    keyboard reports it; Shift pressed around shifted characters; GS (0x1D) as Ctrl+].
-    ``"\\r"`` is Enter and ``"\\t"`` Tab. A character the layout cannot type raises
-    ``ValueError`` (a real scanner would need a different setup).
+    keyboard reports it; Shift pressed around shifted characters, right Alt (AltGr) around a
+    layout's AltGr characters; a dead key's own character as the dead key then Space; GS
+    (0x1D) as Ctrl+]. ``"\\r"`` is Enter and ``"\\t"`` Tab. A character the layout cannot
+    type raises ``ValueError`` (a real scanner would need a different setup).
     """
     table = _typing_table(layout)
     sec, usec = int(time_s), int(time_s % 1 * 1_000_000)
@@ -260,11 +274,12 @@ def key_records(text: str, layout: KeyLayout = US_LAYOUT, *, time_s: float = 0.0
         out.append(pack(sec, usec, EV_SYN, 0, 0))
 
     for char in text:
+        level = PLAIN
         if char == "\x1d":
-            modifier, (code, shift) = KEY_CODES["KEY_LEFTCTRL"], (KEY_CODES["KEY_RIGHTBRACE"], False)
+            modifier, code = KEY_CODES["KEY_LEFTCTRL"], KEY_CODES["KEY_RIGHTBRACE"]
         elif char in table:
-            code, shift = table[char]
-            modifier = KEY_CODES["KEY_LEFTSHIFT"] if shift else 0
+            code, level = table[char]
+            modifier = {PLAIN: 0, SHIFTED: KEY_CODES["KEY_LEFTSHIFT"], ALTGR: KEY_CODES["KEY_RIGHTALT"]}[level]
         else:
             raise ValueError(f"layout {layout.name!r} cannot type {char!r}")
         if modifier:
@@ -273,6 +288,9 @@ def key_records(text: str, layout: KeyLayout = US_LAYOUT, *, time_s: float = 0.0
         key(code, KEY_RELEASE)
         if modifier:
             key(modifier, KEY_RELEASE)
+        if (code, level) in layout.dead:
+            key(KEY_CODES["KEY_SPACE"], KEY_PRESS)
+            key(KEY_CODES["KEY_SPACE"], KEY_RELEASE)
     return b"".join(out)
 
 

@@ -25,6 +25,7 @@ from typing import NoReturn
 import trio
 
 from devices.framing import FramingConfig
+from devices.hid_layouts import layout_named
 from devices.hid_scanner import serve_hid_scanner
 from devices.nvr import NvrClient
 from devices.printer import ZplPrinter
@@ -63,7 +64,7 @@ def scanner_driver(station: str, scanner: ScannerSection, send: trio.MemorySendC
                                  baudrate=scanner.baudrate)
     if scanner.kind == "hid":
         return functools.partial(serve_hid_scanner, scanner.path, send, station=station, framing=framing,
-                                 grab=scanner.grab)
+                                 layout=layout_named(scanner.layout, dict(scanner.keys)), grab=scanner.grab)
     if scanner.kind == "tcp_client":
         return functools.partial(serve_tcp_scanner_client, scanner.host, scanner.port, send, station=station,
                                  framing=framing, device_id=scanner.device_id)

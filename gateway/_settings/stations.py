@@ -21,6 +21,10 @@ Reference (defaults in brackets)::
     host = "127.0.0.1"                 # tcp_client: the scanner; tcp_server: where to listen
     port = 0                           # tcp_client / tcp_server
     grab = true                        # hid: exclusive grab, scans never type into a console [true]
+    layout = "us"                      # hid: the keyboard layout the scanner types for: us | de | fr
+                                       # (German QWERTZ, French AZERTY, with AltGr) ["us"]
+    keys = { KEY_Z = ["y", "Y"] }      # hid: keys changed on top of layout: KEY_* name ->
+                                       # [character, shifted (, AltGr character)] [{}]
     terminator = "cr"                  # cr | lf | crlf | tab | none (a read ends after idle_gap_s)
     idle_gap_s = 0.05                  # with terminator = "none" [0.05]
     prefix = ""                        # text the scanner adds before / after each read, removed
@@ -46,7 +50,8 @@ Reference (defaults in brackets)::
 
 Every mistake is refused at load with file, line and key, like the rest of the file: an
 unknown key or kind, a path missing for a serial scanner, a station naming an NVR that is not
-configured, the same device path in two places, an NVR URL carrying a password.
+configured, the same device path in two places, an NVR URL carrying a password, a layout
+or keys on a scanner that is not a keyboard wedge, an unknown layout or key name.
 """
 
 from __future__ import annotations
@@ -54,10 +59,11 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from devices.hid_layouts import LAYOUTS
 from gateway._settings.fields import coerce, secret_of, section_of
 from gateway._settings.model import Secret
 from gateway._settings.toml import KeyPath, TomlDocument, check_keys, dotted
@@ -84,6 +90,9 @@ class ScannerSection:
     fnc1_substitute: str = ""
     gs1_without_aim: bool = False
     encoding: str = "utf-8"
+    layout: str = "us"
+    #: (key name, its 2 or 3 characters) pairs changed on top of ``layout``, in file order.
+    keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def device_id(self) -> str:
@@ -155,8 +164,41 @@ def _nvr(doc: TomlDocument, table: Any, at: KeyPath) -> NvrSection:
                       timeout_s=section.timeout_s)
 
 
+def _layout_keys(doc: TomlDocument, scanner: ScannerSection, raw: Any, at: KeyPath) -> ScannerSection:
+    """``layout`` and ``keys`` of a keyboard wedge checked: a built-in layout, known keys,
+    two or three single characters each; the driver builds it (``devices.hid_layouts.layout_named``)."""
+    if scanner.layout not in LAYOUTS:
+        raise doc.error((*at, "layout"), f"unknown layout {scanner.layout!r}: give one of "
+                        f"{', '.join(sorted(LAYOUTS))} (the keyboard layout set up in the scanner), and "
+                        "change single keys with keys = { KEY_Z = [\"y\", \"Y\"] }")
+    if raw is None:
+        return scanner
+    if not isinstance(raw, dict):
+        raise doc.error((*at, "keys"), 'must be a table of KEY_* names, e.g. keys = { KEY_Q = ["q", "Q", "@"] }')
+    base = LAYOUTS[scanner.layout]
+    changed: list[tuple[str, tuple[str, ...]]] = []
+    for key, chars in raw.items():
+        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+            raise doc.error((*at, "keys", key), 'must be a list of strings: [character, shifted character] or '
+                            '[character, shifted character, AltGr character], e.g. ["q", "Q", "@"]')
+        try:
+            base.with_keys(scanner.layout, {key: chars})
+        except ValueError as exc:
+            raise doc.error((*at, "keys", key), str(exc).removeprefix(f"{key}: ")) from None
+        changed.append((key, tuple(chars)))
+    return replace(scanner, keys=tuple(changed))
+
+
 def _scanner(doc: TomlDocument, table: Any, at: KeyPath) -> ScannerSection:
-    scanner = section_of(doc, table, at, ScannerSection)
+    if not isinstance(table, dict):
+        raise doc.error(at, "must be a table")
+    scanner = section_of(doc, {k: v for k, v in table.items() if k != "keys"}, at, ScannerSection)
+    if scanner.kind != "hid":
+        for key in ("layout", "keys"):
+            if key in table:
+                raise doc.error((*at, key), f"only a keyboard-wedge scanner (kind = \"hid\") has a {key}: "
+                                f"a {scanner.kind} scanner sends characters, not keys; remove it")
+    scanner = _layout_keys(doc, scanner, table.get("keys"), at)
     if scanner.kind in ("serial", "hid") and not scanner.path:
         raise doc.error(at, f"a {scanner.kind} scanner needs path (its /dev/serial/by-id/... or "
                             "/dev/input/by-id/... link, so it keeps its identity when re-plugged)")
