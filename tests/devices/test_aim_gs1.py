@@ -249,3 +249,37 @@ def test_any_url_read_from_a_code_gives_a_scan_never_an_exception(path, host):
     assert scan.ok or scan.error
     if scan.gtin is not None:
         assert int(scan.gtin[-1]) == gs1_check_digit(scan.gtin[:-1])
+
+
+def _reference_meaning(text):
+    """What ``interpret`` must give for GS1 data, computed from biip's whole-message parse."""
+    message = GS1Message.parse(text, config=ParseConfig(separator_chars=("\x1d",)))
+    problems, gtin, sscc, expiry = [], None, None, None
+    for element in message.element_strings:
+        problems += [p for p in (element.gtin_error, element.sscc_error, element.gln_error) if p]
+        if element.ai.ai == "01" and element.gtin is not None and gtin is None:
+            gtin = element.gtin.as_gtin_14()
+        elif element.ai.ai == "00" and element.sscc is not None and sscc is None:
+            sscc = element.sscc.value
+        elif element.ai.ai == "17" and expiry is None:
+            expiry = element.date
+    return (tuple((e.ai.ai, e.value) for e in message.element_strings), gtin, sscc, expiry,
+            "; ".join(problems) or None)
+
+
+@settings(max_examples=1000)
+@given(body=GS1ISH)
+def test_the_segment_cached_meaning_equals_biips_whole_message(body):
+    text = body.replace("|", "\x1d")
+    try:
+        expected = _reference_meaning(text)
+    except (ParseError, ValueError, IndexError):
+        assert interpret.__wrapped__("]C1", text, True).error is not None
+        return
+    got = interpret.__wrapped__("]C1", text, True)
+    if not expected[0]:
+        assert got.error == "GS1 code without element strings"
+        return
+    assert (got.gs1, got.gtin, got.sscc, got.expiry, got.error) == expected
+    assert list(got.message.element_strings) == list(
+        GS1Message.parse(text, config=ParseConfig(separator_chars=("\x1d",))).element_strings)
