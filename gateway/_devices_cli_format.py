@@ -104,7 +104,9 @@ def configured_devices(settings: Settings) -> list[dict[str, Any]]:
     for name, station in settings.stations.items():
         for scanner in station.scanners:
             path = scanner.path if scanner.kind in ("serial", "hid") else ""
-            add(name, "scanner", scanner.kind, scanner.device_id, path)
+            # a keyboard wedge decodes only with the layout it is set up for: show which one
+            kind = f"hid/{scanner.layout}{'+keys' if scanner.keys else ''}" if scanner.kind == "hid" else scanner.kind
+            add(name, "scanner", kind, scanner.device_id, path)
         if station.printer is not None:
             add(name, "printer", station.printer.kind, station.printer.device_id,
                 station.printer.path if station.printer.kind == "serial" else "")

@@ -345,3 +345,17 @@ def test_a_scan_line_shows_control_characters_and_every_element():
     assert visible("a\tb\r\x07") == "a<TAB>b<CR><x07>"
     broken = decode_scan(b"]E09501101020918", FramingConfig(), station="A1", device_id="s1", received_at_ms=0)
     assert "EAN-13/UPC-A/UPC-E ]E0  9501101020918  ERROR: " in format_scan(broken)
+
+
+def test_list_names_each_keyboard_wedges_layout(tmp_path, capsys):
+    wedge = tmp_path / "usb-Zebra_DS2208-event-kbd"
+    stations = station_toml(name="A1") + (
+        f'[[stations.A1.scanners]]\nkind = "hid"\npath = "{wedge}"\nlayout = "de"\n'
+        'keys = { KEY_Q = ["q", "Q", "@"] }\n'
+        f'[[stations.A1.scanners]]\nkind = "hid"\npath = "{wedge}-2"\n')
+    config = write_config(tmp_path, stations, port=free_port())
+    nowhere = ["--serial-dir", str(tmp_path / "no-serial"), "--input-dir", str(tmp_path / "no-input")]
+    assert main(["devices", "list", "--config", str(config), *nowhere]) == 0
+    out = capsys.readouterr().out
+    assert f"A1       scanner  hid/de+keys {wedge}" in out
+    assert f"A1       scanner  hid/us      {wedge}-2" in out
